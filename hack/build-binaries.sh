@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver, kubectl, etcd and helm from the Go module proxy
+# (no GitHub downloads here) into a cache outside the repo, keyed by version.
+# Prints the bin directory on stdout; build logs go to stderr.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+CACHE_ROOT="${DECNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/decnet-operator}"
+BIN="$CACHE_ROOT/bin"
+mkdir -p "$BIN"
+log() { echo "[build-binaries] $*" >&2; }
+
+k8s_bin_dir="$BIN/kubernetes-$KUBERNETES_VERSION"
+etcd_bin_dir="$BIN/etcd-$ETCD_VERSION"
+helm_bin_dir="$BIN/helm-$HELM_VERSION"
+
+build_kubernetes() {
+  if [[ -x "$k8s_bin_dir/kube-apiserver" && -x "$k8s_bin_dir/kubectl" ]]; then return; fi
+  local start=$SECONDS work="$CACHE_ROOT/src/kubernetes-$KUBERNETES_VERSION"
+  mkdir -p "$work" "$k8s_bin_dir"
+  log "building kube-apiserver and kubectl $KUBERNETES_VERSION (cold: many minutes)"
+  local gomod
+  gomod="$(cd "$work" && GOFLAGS=-mod=mod go list -m -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  local staging_version="v0.${KUBERNETES_VERSION#v1.}"
+  {
+    echo "module decnet.io/testbed/kubernetes"
+    echo
+    echo "go 1.25"
+    echo
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo
+    # Every staging module is required at v0.0.0 and replaced by a local
+    # path upstream; point each at its published release instead.
+    grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
+  } > "$work/go.mod"
+  cat > "$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  (cd "$work" && GOFLAGS=-mod=mod go mod tidy >&2)
+  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  local ld=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ld" -o "$k8s_bin_dir/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl >&2)
+  log "kubernetes built in $((SECONDS - start)) s"
+  echo "$((SECONDS - start))" > "$k8s_bin_dir/.build-seconds"
+}
+
+build_etcd() {
+  if [[ -x "$etcd_bin_dir/etcd" ]]; then return; fi
+  local start=$SECONDS work="$CACHE_ROOT/src/etcd-$ETCD_VERSION"
+  mkdir -p "$work" "$etcd_bin_dir"
+  log "building etcd $ETCD_VERSION"
+  cat > "$work/go.mod" <<MOD
+module decnet.io/testbed/etcd
+
+go 1.25
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+MOD
+  cat > "$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+  (cd "$work" && GOFLAGS=-mod=mod go mod tidy >&2)
+  (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$etcd_bin_dir/etcd" go.etcd.io/etcd/server/v3 >&2)
+  log "etcd built in $((SECONDS - start)) s"
+  echo "$((SECONDS - start))" > "$etcd_bin_dir/.build-seconds"
+}
+
+build_helm() {
+  if [[ -x "$helm_bin_dir/helm" ]]; then return; fi
+  local start=$SECONDS
+  mkdir -p "$helm_bin_dir"
+  log "building helm $HELM_VERSION"
+  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  GOBIN="$helm_bin_dir" GOFLAGS=-mod=mod go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  log "helm built in $((SECONDS - start)) s"
+  echo "$((SECONDS - start))" > "$helm_bin_dir/.build-seconds"
+}
+
+case "${1:-all}" in
+  kubernetes) build_kubernetes ;;
+  etcd) build_etcd ;;
+  helm) build_helm ;;
+  all) build_etcd; build_kubernetes; build_helm ;;
+esac
+mkdir -p "$BIN/current"
+for f in "$k8s_bin_dir/kube-apiserver" "$k8s_bin_dir/kubectl" "$etcd_bin_dir/etcd" "$helm_bin_dir/helm"; do
+  [[ -x "$f" ]] && ln -sf "$f" "$BIN/current/$(basename "$f")"
+done
+echo "$BIN/current"

@@ -1,0 +1,1 @@
+"""decnet.api.v1alpha1."""
