@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command behind `make test` and `.ci/run`: makes sure every
+# prerequisite exists (binaries built from the Go module proxy and cached,
+# a Docker engine, the local test images, the Python package), then runs
+# the requested tiers with pytest. In CI (CI=true) a missing prerequisite
+# fails the tests instead of skipping them, and "no tests ran" is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tiers=("$@")
+[[ ${#tiers[@]} -gt 0 ]] || tiers=(unit integration e2e)
+log() { echo "[test] $*" >&2; }
+
+needs_bed=false
+for t in "${tiers[@]}"; do [[ "$t" != unit ]] && needs_bed=true; done
+
+start=$SECONDS
+python3 -c "import decnet, kopf, lightkube, docker" 2>/dev/null || \
+  { log "installing the Python package"; python3 -m pip install -q -e '.[dev]' >&2; }
+if $needs_bed; then
+  bash hack/build-binaries.sh all >/dev/null
+  bash hack/docker-up.sh
+  bash hack/images.sh
+fi
+log "set-up took $((SECONDS - start)) s"
+
+paths=()
+for t in "${tiers[@]}"; do paths+=("tests/$t"); done
+set +e
+python3 -m pytest "${paths[@]}" ${PYTEST_ARGS:--q -ra}
+rc=$?
+set -e
+if [[ $rc -eq 5 ]]; then log "no tests were collected: that is a failure"; exit 1; fi
+exit $rc
