@@ -1,0 +1,61 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "decnet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "decnet.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "decnet.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "decnet.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: decnet-operator
+{{- end -}}
+
+{{- define "decnet.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "decnet.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "decnet.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "decnet.baseImage" -}}
+{{- default (printf "decnet/base:%s" .Chart.AppVersion) .Values.operator.baseImage -}}
+{{- end -}}
+
+{{- define "decnet.operator.fullname" -}}
+{{- printf "%s-operator" (include "decnet.fullname" .) -}}
+{{- end -}}
+
+{{- define "decnet.agent.fullname" -}}
+{{- printf "%s-agent" (include "decnet.fullname" .) -}}
+{{- end -}}
+
+{{- define "decnet.webhook.fullname" -}}
+{{- printf "%s-webhook" (include "decnet.fullname" .) -}}
+{{- end -}}
+
+{{- define "decnet.metrics.fullname" -}}
+{{- printf "%s-metrics" (include "decnet.fullname" .) -}}
+{{- end -}}
+
+{{/* Where the agents keep their Leases: fixed by decnet.kube.names.SYSTEM_NAMESPACE. */}}
+{{- define "decnet.systemNamespace" -}}
+decnet-system
+{{- end -}}
