@@ -1,0 +1,165 @@
+"""Shared building blocks of the v1alpha1 types.
+
+The pydantic models are the single source of truth for the CRDs: `decnet.api.crdgen`
+turns them into OpenAPI schemas, so every `Field(description=...)` is `kubectl explain`
+text and every `json_schema_extra` carries Kubernetes-only keywords (CEL rules, list
+types) into the generated schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+GROUP = "decnet.io"
+VERSION = "v1alpha1"
+API_VERSION: Final = "decnet.io/v1alpha1"
+
+# Condition types (kstatus convention: `kubectl wait` and Argo CD understand them).
+CONDITION_READY = "Ready"
+CONDITION_SCHEDULED = "Scheduled"
+CONDITION_RECONCILING = "Reconciling"
+CONDITION_STALLED = "Stalled"
+CONDITION_TYPES = (CONDITION_READY, CONDITION_SCHEDULED, CONDITION_RECONCILING, CONDITION_STALLED)
+
+# Lifecycle operations and phases (one record per operation, terminal records never edited).
+OP_DEPLOY = "deploy"
+OP_UPDATE = "update"
+OP_MUTATE = "mutate"
+OP_TEARDOWN = "teardown"
+OPERATIONS = (OP_DEPLOY, OP_UPDATE, OP_MUTATE, OP_TEARDOWN)
+PHASE_PENDING = "pending"
+PHASE_RUNNING = "running"
+PHASE_SUCCEEDED = "succeeded"
+PHASE_FAILED = "failed"
+PHASES = (PHASE_PENDING, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED)
+TERMINAL_PHASES = (PHASE_SUCCEEDED, PHASE_FAILED)
+
+# Lifecycle and agent messages carry Docker's error text; DECNET caps it at 2,000 chars.
+MESSAGE_MAX = 2000
+
+Operation = Literal["deploy", "update", "mutate", "teardown"]
+Phase = Literal["pending", "running", "succeeded", "failed"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+# Patterns shared by several kinds. The API server uses Go's RE2: no look-arounds.
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL_MAX = 63
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_SUBDOMAIN_MAX = 253
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_PATTERN = rf"^({_OCTET}\.){{3}}{_OCTET}$"
+CIDR_PATTERN = rf"^({_OCTET}\.){{3}}{_OCTET}/(3[0-2]|[12]?[0-9])$"
+IP_OR_CIDR_PATTERN = rf"^({_OCTET}\.){{3}}{_OCTET}(/(3[0-2]|[12]?[0-9]))?$"
+DATE_TIME = "date-time"
+
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=DNS_LABEL_MAX)]
+DnsSubdomain = Annotated[
+    str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, max_length=DNS_SUBDOMAIN_MAX)
+]
+IPv4 = Annotated[str, StringConstraints(pattern=IPV4_PATTERN, max_length=15)]
+CIDR = Annotated[str, StringConstraints(pattern=CIDR_PATTERN, max_length=18)]
+IpOrCidr = Annotated[str, StringConstraints(pattern=IP_OR_CIDR_PATTERN, max_length=18)]
+
+
+def cel(rule: str, message: str, **extra: Any) -> dict[str, Any]:
+    """One `x-kubernetes-validations` entry; every rule names its field in its message."""
+    return {"rule": rule, "message": message, **extra}
+
+
+def validations(*rules: dict[str, Any]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class Model(BaseModel):
+    """Base of every wire type: camelCase on the wire, snake_case in Python.
+
+    Unknown keys are ignored so that an object read back from the API server (which
+    prunes unknown fields anyway) never fails to parse in the operator or the agent.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        use_enum_values=True,
+    )
+
+
+class Condition(Model):
+    """A metav1.Condition: the kstatus summary of one aspect of the object."""
+
+    type: str = Field(
+        description="Condition type: Ready, Scheduled, Reconciling or Stalled.",
+        max_length=316,
+    )
+    status: ConditionStatus = Field(description='"True", "False" or "Unknown".')
+    reason: str | None = Field(
+        default=None,
+        description="One-word CamelCase reason for the condition's last transition.",
+        max_length=1024,
+    )
+    message: str | None = Field(
+        default=None,
+        description="Human-readable details of the last transition (never secret).",
+        max_length=32768,
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        description="metadata.generation the condition was computed from.",
+        ge=0,
+    )
+    last_transition_time: str | None = Field(
+        default=None,
+        description="When the condition last changed status (RFC 3339).",
+        json_schema_extra={"format": DATE_TIME},
+    )
+
+
+def conditions_field() -> Any:
+    """`conditions` as a map list keyed by type, so two SSA field managers can share it."""
+    return Field(
+        default_factory=list,
+        description="Current state: Ready, Scheduled, Reconciling and Stalled (kstatus).",
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """One `additionalPrinterColumns` entry of `kubectl get`."""
+
+    name: str
+    json_path: str
+    type: str = "string"
+    description: str = ""
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class CrdInfo:
+    """How a top-level model becomes a CustomResourceDefinition."""
+
+    kind: str
+    plural: str
+    singular: str
+    scope: Literal["Namespaced", "Cluster"] = "Namespaced"
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    printer_columns: tuple[PrinterColumn, ...] = ()
+    status_subresource: bool = True
+    # CEL rules on the whole object (only metadata.name/generateName are visible in metadata).
+    root_validations: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+
+AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
+USER_CATEGORIES = ("decnet",)
+
+NAME_IS_DNS_LABEL = cel(
+    f"self.metadata.name.matches('{DNS_LABEL_PATTERN}') && size(self.metadata.name) <= 63",
+    "metadata.name must be a DNS label: lowercase letters, digits and '-', at most 63 characters",
+)

@@ -1,0 +1,119 @@
+"""LAN: one Docker network per (namespace, LAN) on the node its deckies run on.
+
+`subnet` and `dmz` are immutable once set: deckies' addresses and the DMZ's egress were
+planned against them. CEL transition rules enforce that in the API server itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from decnet.api.v1alpha1 import common
+from decnet.api.v1alpha1.common import CIDR, Condition, DnsLabel, Model
+
+IFACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
+
+
+class LANSpec(Model):
+    """The network the user wants."""
+
+    model_config = ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "self.driver != 'macvlan' || has(self.parent)",
+                "spec.parent is required when spec.driver is macvlan",
+            ),
+            common.cel(
+                "self.driver == 'macvlan' || !has(self.parent)",
+                "spec.parent is only allowed when spec.driver is macvlan",
+            ),
+            common.cel(
+                "!has(oldSelf.subnet) || (has(self.subnet) && self.subnet == oldSelf.subnet)",
+                "spec.subnet is immutable once set",
+                fieldPath=".subnet",
+                reason="FieldValueForbidden",
+            ),
+            common.cel(
+                "!has(oldSelf.dmz) || (has(self.dmz) && self.dmz == oldSelf.dmz)",
+                "spec.dmz is immutable once set",
+                fieldPath=".dmz",
+                reason="FieldValueForbidden",
+            ),
+        )
+    )
+
+    subnet: CIDR | None = Field(
+        default=None,
+        description=(
+            "IPv4 subnet (CIDR) of the LAN; a free /24 from the pool when absent."
+            " Immutable once set."
+        ),
+        json_schema_extra=common.validations(
+            common.cel(
+                "isCIDR(self) && cidr(self) == cidr(self).masked()",
+                "spec.subnet must be a network address (no host bits set), e.g. 10.20.0.0/24",
+            ),
+        ),
+    )
+    dmz: bool = Field(
+        default=False,
+        description=(
+            "The DMZ LAN has egress and hosts gateway deckies; other LANs are internal."
+            " Immutable once set."
+        ),
+    )
+    driver: Literal["bridge", "macvlan"] = Field(
+        default="bridge", description="Docker network driver: bridge, or macvlan with a parent."
+    )
+    parent: str | None = Field(
+        default=None,
+        description="Parent interface of a macvlan LAN (required for macvlan only).",
+        max_length=15,
+        pattern=IFACE_PATTERN,
+    )
+    topology: DnsLabel | None = Field(
+        default=None, description="Topology (in the same namespace) this LAN belongs to."
+    )
+
+
+class LANStatus(Model):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation last processed by the operator.", ge=0
+    )
+    conditions: list[Condition] = common.conditions_field()
+    subnet: str | None = Field(default=None, description="Allocated subnet (CIDR).")
+    gateway: str | None = Field(default=None, description="Gateway address of the subnet.")
+    deckies: int | None = Field(default=None, description="Deckies attached to this LAN.", ge=0)
+    topology: str | None = Field(default=None, description="Topology the LAN belongs to.")
+
+
+class LAN(Model):
+    """A network deckies attach to."""
+
+    crd: ClassVar[common.CrdInfo] = common.CrdInfo(
+        kind="LAN",
+        plural="lans",
+        singular="lan",
+        categories=common.USER_CATEGORIES,
+        printer_columns=(
+            common.PrinterColumn("Subnet", ".status.subnet", description="Allocated subnet."),
+            common.PrinterColumn("DMZ", ".spec.dmz", "boolean", description="DMZ LAN."),
+            common.PrinterColumn(
+                "Deckies", ".status.deckies", "integer", description="Attached deckies."
+            ),
+            common.AGE_COLUMN,
+        ),
+        root_validations=(common.NAME_IS_DNS_LABEL,),
+    )
+
+    api_version: Literal["decnet.io/v1alpha1"] = Field(default=common.API_VERSION)
+    kind: Literal["LAN"] = Field(default="LAN")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: LANSpec = Field(default_factory=LANSpec, description="The network the user wants.")
+    status: LANStatus | None = Field(
+        default=None, description="Observed state, written by the operator."
+    )

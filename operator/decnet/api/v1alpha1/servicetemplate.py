@@ -1,0 +1,130 @@
+"""ServiceTemplate: the cluster-wide service registry.
+
+A decky names services; the operator looks each name up here to learn the image,
+ports and config schema. The chart installs the built-in templates; users add theirs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from decnet.api.v1alpha1 import common
+from decnet.api.v1alpha1.common import Condition, Model
+
+
+class PortSpec(Model):
+    """A port a service listens on inside the decky."""
+
+    port: int = Field(description="Port number, 1..65535.", ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp or udp.")
+
+
+class BuildSpec(Model):
+    """Where to build the service image from when it is not present on the node."""
+
+    context: str = Field(
+        description="Build context: a directory on the operator's image or a URL.",
+        min_length=1,
+        max_length=1024,
+    )
+    dockerfile: str = Field(
+        default="Dockerfile",
+        description="Dockerfile path relative to the context.",
+        min_length=1,
+        max_length=1024,
+    )
+
+
+class ServiceTemplateSpec(Model):
+    """What a service is: image, ports, command, environment and config schema."""
+
+    model_config = ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "!has(self.ports) || self.ports.all(p, self.ports.exists_one(q,"
+                " q.port == p.port && q.protocol == p.protocol))",
+                "spec.ports must not list the same port and protocol twice",
+            )
+        )
+    )
+
+    image: str = Field(
+        description="Container image of the service, e.g. decnet/ssh:0.1.0.",
+        min_length=1,
+        max_length=512,
+    )
+    ports: list[PortSpec] = Field(
+        default_factory=list,
+        description="Ports the service listens on (published only by gateway deckies).",
+        max_length=64,
+    )
+    command: list[str] = Field(
+        default_factory=list,
+        description="Command overriding the image's default; empty keeps the default.",
+        max_length=64,
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables of the service container (not secret).",
+        json_schema_extra={"maxProperties": 64},
+    )
+    config_schema: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "OpenAPI v3 object schema of the per-decky config (spec.serviceConfig.<name>)."
+            " The operator validates each decky's config against it."
+        ),
+    )
+    fleet_singleton: bool = Field(
+        default=False,
+        description="Runs once per node for the whole fleet, never per decky (the sniffer).",
+    )
+    build: BuildSpec | None = Field(
+        default=None, description="Build the image from this context when it is missing."
+    )
+    description: str | None = Field(
+        default=None, description="What the service emulates.", max_length=1024
+    )
+
+
+class ServiceTemplateStatus(Model):
+    """What the operator observed about the template."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation last processed by the operator.", ge=0
+    )
+    conditions: list[Condition] = common.conditions_field()
+
+
+class ServiceTemplate(Model):
+    """A service decoy deckies can run (cluster-scoped)."""
+
+    crd: ClassVar[common.CrdInfo] = common.CrdInfo(
+        kind="ServiceTemplate",
+        plural="servicetemplates",
+        singular="servicetemplate",
+        scope="Cluster",
+        short_names=("st",),
+        categories=common.USER_CATEGORIES,
+        printer_columns=(
+            common.PrinterColumn("Image", ".spec.image", description="Container image."),
+            common.PrinterColumn(
+                "Singleton",
+                ".spec.fleetSingleton",
+                "boolean",
+                description="Runs once per node rather than per decky.",
+            ),
+            common.AGE_COLUMN,
+        ),
+        root_validations=(common.NAME_IS_DNS_LABEL,),
+    )
+
+    api_version: Literal["decnet.io/v1alpha1"] = Field(default=common.API_VERSION)
+    kind: Literal["ServiceTemplate"] = Field(default="ServiceTemplate")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ServiceTemplateSpec = Field(description="The service definition.")
+    status: ServiceTemplateStatus | None = Field(
+        default=None, description="Observed state, written by the operator."
+    )
