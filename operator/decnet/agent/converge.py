@@ -1,0 +1,70 @@
+"""One decky's convergence round: observe, plan, act, until the planner is satisfied.
+
+Level-based: every round starts from a fresh observation, so a half-finished
+earlier attempt (an agent killed mid-deploy, a container removed by hand) is
+just another starting point. Creating a base takes a second round because its
+services' hashes include the base id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from decnet.agent import planner
+from decnet.agent.runtime import engine as runtime
+
+log = structlog.get_logger("decnet.agent")
+
+MAX_ROUNDS = 6
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # converged | failed | refused | removed
+    message: str
+    observed: planner.Observed
+
+
+def converge(eng: runtime.Engine, want: planner.DeckyWant) -> Outcome:
+    """Drive Docker to `want`; DockerError is turned into a failed outcome by the caller."""
+    observed = planner.Observed()
+    for _ in range(MAX_ROUNDS):
+        observed = eng.observe_decky(want.namespace, want.name, with_files=want.files is not None)
+        actions = planner.plan_decky(want, observed)
+        for action in actions:
+            if isinstance(action, planner.Refuse):
+                return Outcome("refused", action.message, observed)
+            if isinstance(action, planner.Fail):
+                return Outcome("failed", action.message, observed)
+        if not actions:
+            return Outcome("converged", "", observed)
+        for action in actions:
+            log.info("docker_action", decky=want.key, action=describe(action))
+            eng.execute(action)
+    return Outcome("failed", f"not converged after {MAX_ROUNDS} rounds", observed)
+
+
+def remove(eng: runtime.Engine, namespace: str, name: str, uid: str) -> Outcome:
+    """A deleted decky: remove its containers, then networks nobody uses or plans."""
+    observed = eng.observe_decky(namespace, name, with_files=False)
+    for action in planner.plan_removal(namespace, name, uid, observed):
+        log.info("docker_action", decky=f"{namespace}/{name}", action=describe(action))
+        eng.execute(action)
+    return Outcome("removed", "", eng.observe_decky(namespace, name, with_files=False))
+
+
+def describe(action: planner.Action) -> str:
+    """A log line for an action, without file contents or service config."""
+    if isinstance(action, planner.CreateBase):
+        return f"create base {action.want.base_name}"
+    if isinstance(action, planner.CreateService):
+        return f"create service {action.want.service_name(action.service.name)}"
+    if isinstance(action, planner.RemoveContainer):
+        return f"remove {action.name} ({action.reason})"
+    if isinstance(action, planner.SyncFiles):
+        return f"files: place {[f.path for f in action.place]} remove {list(action.remove)}"
+    if isinstance(action, planner.EnsureNetwork):
+        return f"ensure network {action.net.network}"
+    return repr(action)

@@ -1,0 +1,489 @@
+"""The heart of the agent: what must Docker do so that it matches the plan?
+
+Everything here is pure. The caller observes Docker (containers, networks,
+the base's file manifest) into plain dataclasses, asks for the actions, runs
+them, and observes again; the loop ends when the planner has nothing left to
+do. Keeping the decisions out of the I/O code means every rule below is a
+unit test, not an integration test:
+
+- a service container's hash is *that service's* part of the plan plus the
+  base id, so adding or removing a service never touches its siblings;
+- a LAN attach/detach is a live connect/disconnect on the base;
+- a change that needs the base recreated is refused unless the decky opts in;
+- a stopped base is started and its services restarted (they must rejoin the
+  base's new network namespace);
+- networks are shared per (namespace, LAN) and only garbage-collected when no
+  container uses them and no decky plans them;
+- orphans (ours, but no decky behind them) are reaped only by the caller's
+  decision, after a fresh list from the API server and a grace period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from decnet.kube import names
+
+# --------------------------------------------------------------------------- desired state
+
+
+@dataclass(frozen=True)
+class NetworkWant:
+    lan: str
+    network: str
+    ip: str
+    subnet: str
+    gateway: str
+    dmz: bool = False
+    driver: str = "bridge"
+    parent: str = ""
+
+    @property
+    def internal(self) -> bool:
+        return self.driver == "bridge" and not self.dmz
+
+
+@dataclass(frozen=True)
+class ServiceWant:
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    config_hash: str = ""
+
+
+@dataclass(frozen=True)
+class FileWant:
+    path: str
+    mode: int
+    mtime_offset_seconds: int
+    content_sha256: str
+    content: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def digest(self) -> str:
+        """What the manifest remembers: content, mode and age together."""
+        raw = f"{self.content_sha256}:{self.mode}:{self.mtime_offset_seconds}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DeckyWant:
+    """One decky as the agent needs it: its plan plus what only the spec knows."""
+
+    namespace: str
+    name: str
+    uid: str
+    plan_hash: str
+    hostname: str
+    base_image: str
+    networks: tuple[NetworkWant, ...]
+    services: tuple[ServiceWant, ...] = ()
+    forwards_l3: bool = False
+    # None: the file contents could not be resolved now, leave files alone.
+    files: tuple[FileWant, ...] | None = ()
+    allow_recreate: bool = False
+    # service name -> JSON text of spec.serviceConfig[name]; never logged.
+    config: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def base_name(self) -> str:
+        return names.base_container_name(self.namespace, self.name)
+
+    def service_name(self, service: str) -> str:
+        return names.service_container_name(self.namespace, self.name, service)
+
+    @property
+    def home(self) -> NetworkWant | None:
+        return self.networks[0] if self.networks else None
+
+
+def _short_hash(obj: object) -> str:
+    raw = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def base_hash(want: DeckyWant) -> str:
+    """The part of the plan that cannot change without recreating the base."""
+    home = want.home
+    return _short_hash(
+        {
+            "image": want.base_image,
+            "hostname": want.hostname,
+            "forwardsL3": want.forwards_l3,
+            "home": home.network if home else "",
+            "ip": home.ip if home else "",
+        }
+    )
+
+
+def service_hash(svc: ServiceWant, base_id: str) -> str:
+    return _short_hash(
+        {
+            "name": svc.name,
+            "image": svc.image,
+            "command": list(svc.command),
+            "env": [list(kv) for kv in svc.env],
+            "configHash": svc.config_hash,
+            "base": base_id,
+        }
+    )
+
+
+# --------------------------------------------------------------------------- observed state
+
+
+@dataclass(frozen=True)
+class ContainerSeen:
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    state: str  # Docker's: created, running, exited, paused, restarting, dead
+    networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IP
+
+    @property
+    def role(self) -> str:
+        return self.labels.get(names.LABEL_ROLE, "")
+
+    @property
+    def service(self) -> str:
+        return self.labels.get(names.LABEL_SERVICE, "")
+
+    @property
+    def uid(self) -> str:
+        return self.labels.get(names.LABEL_UID, "")
+
+    @property
+    def plan_hash(self) -> str:
+        return self.labels.get(names.LABEL_PLAN_HASH, "")
+
+
+@dataclass(frozen=True)
+class NetworkSeen:
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    driver: str
+    subnet: str
+    gateway: str
+    internal: bool = False
+    parent: str = ""
+
+
+@dataclass(frozen=True)
+class Observed:
+    containers: tuple[ContainerSeen, ...] = ()
+    networks: tuple[NetworkSeen, ...] = ()
+    # base container id -> {path: digest} from the base's file manifest;
+    # a base missing here means "manifest unknown", so files are left alone.
+    files: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class EnsureNetwork:
+    namespace: str
+    net: NetworkWant
+
+
+@dataclass(frozen=True)
+class RemoveNetwork:
+    name: str
+    id: str
+
+
+@dataclass(frozen=True)
+class CreateBase:
+    want: DeckyWant
+    hash: str
+
+
+@dataclass(frozen=True)
+class CreateService:
+    want: DeckyWant
+    service: ServiceWant
+    base_id: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class RemoveContainer:
+    name: str
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StartContainer:
+    name: str
+    id: str
+
+
+@dataclass(frozen=True)
+class RestartContainer:
+    name: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Connect:
+    container_id: str
+    network: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    container_id: str
+    network: str
+
+
+@dataclass(frozen=True)
+class SyncFiles:
+    base_id: str
+    place: tuple[FileWant, ...]
+    remove: tuple[str, ...]
+    manifest: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Refuse:
+    message: str
+
+
+@dataclass(frozen=True)
+class Fail:
+    message: str
+
+
+Action = (
+    EnsureNetwork
+    | RemoveNetwork
+    | CreateBase
+    | CreateService
+    | RemoveContainer
+    | StartContainer
+    | RestartContainer
+    | Connect
+    | Disconnect
+    | SyncFiles
+    | Refuse
+    | Fail
+)
+
+# Containers "up" from the planner's point of view; anything else is started.
+_UP = frozenset({"running", "restarting"})
+
+
+def recreate_message(reasons: Sequence[str]) -> str:
+    return (
+        f"the base container must be recreated ({', '.join(reasons)}); "
+        f'set annotation {names.ANNOTATION_ALLOW_RECREATE}: "true" to allow it'
+    )
+
+
+def _recreate_reasons(want: DeckyWant, base: ContainerSeen) -> list[str]:
+    """Best-effort explanation of a base hash mismatch, for the Stalled message."""
+    home = want.home
+    reasons: list[str] = []
+    if home is not None:
+        if home.network not in base.networks:
+            reasons.append("home LAN changed")
+        elif base.networks.get(home.network) not in ("", home.ip):
+            reasons.append("home IP changed")
+    return reasons or ["hostname, forwardsL3, home LAN or base image changed"]
+
+
+def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
+    """Actions that move this decky's containers toward its plan.
+
+    `observed.containers` should hold this decky's containers (by namespace
+    and decky name, whatever their uid) and `observed.networks` every
+    managed network; anything else is ignored.
+    """
+    home = want.home
+    if home is None:
+        return [Fail("the plan has no network")]
+    mine = [c for c in observed.containers if _belongs(c, want)]
+    nets = {n.name: n for n in observed.networks}
+    actions: list[Action] = []
+
+    # Networks first: a clash with an existing network is a failure, not a fix.
+    for net in want.networks:
+        existing = nets.get(net.network)
+        if existing is None:
+            actions.append(EnsureNetwork(want.namespace, net))
+        elif existing.subnet != net.subnet or existing.driver != net.driver:
+            return [
+                Fail(
+                    f"Docker network {net.network} exists with driver {existing.driver} "
+                    f"subnet {existing.subnet}, the plan wants {net.driver} {net.subnet}"
+                )
+            ]
+
+    # Anything with our name but another uid (a deleted and re-created decky)
+    # or an unknown role is in the way.
+    stale = [
+        c for c in mine if c.uid != want.uid or c.role not in (names.ROLE_BASE, names.ROLE_SERVICE)
+    ]
+    for c in stale:
+        actions.append(RemoveContainer(c.name, c.id, "not of this decky"))
+    mine = [c for c in mine if c not in stale]
+
+    bases = [c for c in mine if c.role == names.ROLE_BASE]
+    services = [c for c in mine if c.role == names.ROLE_SERVICE]
+    want_base_hash = base_hash(want)
+    base = next((b for b in bases if b.name == want.base_name), None)
+    for extra in bases:
+        if extra is not base:
+            actions.append(RemoveContainer(extra.name, extra.id, "duplicate base"))
+
+    if base is not None and base.plan_hash != want_base_hash:
+        if not want.allow_recreate:
+            return [Refuse(recreate_message(_recreate_reasons(want, base)))]
+        actions.append(RemoveContainer(base.name, base.id, "base recreate allowed"))
+        base = None
+
+    if base is None:
+        # Services joined to a dead namespace cannot be repaired; they are
+        # recreated once the new base exists (next planning round).
+        for joined in services:
+            actions.append(RemoveContainer(joined.name, joined.id, "base is being recreated"))
+        actions.append(CreateBase(want, want_base_hash))
+        return actions
+
+    base_restarted = base.state not in _UP
+    if base_restarted:
+        actions.append(StartContainer(base.name, base.id))
+
+    # Live LAN attach/detach on the base.
+    wanted_nets = {n.network: n for n in want.networks}
+    for net_name, ip in sorted(base.networks.items()):
+        wanted = wanted_nets.get(net_name)
+        if wanted is None:
+            actions.append(Disconnect(base.id, net_name))
+        elif ip and ip != wanted.ip:
+            actions.append(Disconnect(base.id, net_name))
+            actions.append(Connect(base.id, net_name, wanted.ip))
+    for net in want.networks:
+        if net.network not in base.networks:
+            actions.append(Connect(base.id, net.network, net.ip))
+
+    # Services: each judged alone, against its own hash.
+    wanted_svcs = {s.name: s for s in want.services}
+    by_service: dict[str, list[ContainerSeen]] = {}
+    for c in services:
+        by_service.setdefault(c.service, []).append(c)
+    for svc_name, group in sorted(by_service.items()):
+        for c in group:
+            if svc_name not in wanted_svcs:
+                actions.append(RemoveContainer(c.name, c.id, "service removed"))
+            elif c.name != want.service_name(svc_name):
+                actions.append(RemoveContainer(c.name, c.id, "duplicate service"))
+    for svc in want.services:
+        expected = want.service_name(svc.name)
+        current = next((c for c in by_service.get(svc.name, []) if c.name == expected), None)
+        h = service_hash(svc, base.id)
+        if current is None:
+            actions.append(CreateService(want, svc, base.id, h))
+        elif current.plan_hash != h:
+            actions.append(RemoveContainer(current.name, current.id, "service changed"))
+            actions.append(CreateService(want, svc, base.id, h))
+        elif current.state not in _UP:
+            actions.append(StartContainer(current.name, current.id))
+        elif base_restarted:
+            actions.append(RestartContainer(current.name, current.id))
+
+    # Files: only when both sides are known.
+    manifest = observed.files.get(base.id)
+    if want.files is not None and manifest is not None:
+        place = tuple(f for f in want.files if manifest.get(f.path) != f.digest)
+        wanted_paths = {f.path for f in want.files}
+        remove = tuple(sorted(p for p in manifest if p not in wanted_paths))
+        if place or remove:
+            new_manifest = {f.path: f.digest for f in want.files}
+            actions.append(SyncFiles(base.id, place, remove, new_manifest))
+    return actions
+
+
+def _belongs(c: ContainerSeen, want: DeckyWant) -> bool:
+    if c.uid == want.uid:
+        return True
+    return (
+        c.labels.get(names.LABEL_NAMESPACE) == want.namespace
+        and c.labels.get(names.LABEL_DECKY) == want.name
+    )
+
+
+def plan_removal(namespace: str, name: str, uid: str, observed: Observed) -> list[Action]:
+    """A deleted decky: its services, then its base. Networks go in `plan_gc`."""
+    del namespace, name  # by uid only: a re-created decky of that name is another one
+    mine = [c for c in observed.containers if c.uid == uid]
+    services = [c for c in mine if c.role != names.ROLE_BASE]
+    bases = [c for c in mine if c.role == names.ROLE_BASE]
+    return [RemoveContainer(c.name, c.id, "decky deleted") for c in services + bases]
+
+
+def find_orphans(observed: Observed, live_uids: Iterable[str]) -> list[ContainerSeen]:
+    """Our containers whose decky (by uid) is not in the API server's fresh list."""
+    live = set(live_uids)
+    return [c for c in observed.containers if c.uid not in live]
+
+
+def plan_gc(
+    desired: Sequence[DeckyWant],
+    observed: Observed,
+    live_uids: Iterable[str] | None,
+    orphan_first_seen: Mapping[str, float],
+    now: float,
+    grace_seconds: float,
+) -> list[Action]:
+    """Reap orphans past their grace period, then networks nobody uses or plans.
+
+    `live_uids` is None when the API server could not be listed just now:
+    nothing is deleted on uncertainty.
+    """
+    if live_uids is None:
+        return []
+    actions: list[Action] = []
+    removed: set[str] = set()
+    orphans = find_orphans(observed, live_uids)
+    # Services before bases, so a base never goes while a sibling holds its namespace.
+    for c in sorted(orphans, key=lambda c: c.role == names.ROLE_BASE):
+        first = orphan_first_seen.get(c.id)
+        if first is not None and now - first >= grace_seconds:
+            actions.append(RemoveContainer(c.name, c.id, "orphan"))
+            removed.add(c.id)
+    used = {net for c in observed.containers if c.id not in removed for net in c.networks}
+    planned = {n.network for d in desired for n in d.networks}
+    for net in observed.networks:
+        if net.name not in used and net.name not in planned:
+            actions.append(RemoveNetwork(net.name, net.id))
+    return actions
+
+
+def plan_actions(
+    desired: Sequence[DeckyWant],
+    observed: Observed,
+    live_uids: Iterable[str] | None = None,
+    orphan_first_seen: Mapping[str, float] | None = None,
+    now: float = 0.0,
+    grace_seconds: float = 60.0,
+) -> list[Action]:
+    """The whole node at once: every decky's actions, then garbage collection."""
+    actions: list[Action] = []
+    for want in desired:
+        actions.extend(plan_decky(want, observed))
+    actions.extend(
+        plan_gc(desired, observed, live_uids, orphan_first_seen or {}, now, grace_seconds)
+    )
+    return actions
