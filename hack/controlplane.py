@@ -38,7 +38,10 @@ from cryptography.x509.oid import NameOID
 HERE = Path(__file__).resolve().parent
 DEFAULT_DIR = Path(os.environ.get("DECNET_TESTBED_DIR", "/tmp/decnet-testbed"))
 CACHE = Path(
-    os.environ.get("DECNET_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "decnet-operator")
+    os.environ.get(
+        "DECNET_CACHE",
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "decnet-operator",
+    )
 )
 
 
@@ -65,7 +68,10 @@ def bin_dir() -> Path:
     needed = ["kube-apiserver", "kubectl"]
     if not all((current / name).exists() for name in needed) or not etcd_binary(current):
         out = subprocess.run(
-            ["bash", str(HERE / "build-binaries.sh"), "all"], check=True, stdout=subprocess.PIPE, text=True
+            ["bash", str(HERE / "build-binaries.sh"), "all"],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         current = Path(out.stdout.strip().splitlines()[-1])
     return current
@@ -95,7 +101,9 @@ def _key() -> ec.EllipticCurvePrivateKey:
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
     path.write_bytes(
         key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
     )
     path.chmod(0o600)
@@ -111,7 +119,7 @@ def _cert(
     sans: list[x509.GeneralName] | None = None,
     usage: list[x509.ObjectIdentifier] | None = None,
 ) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -141,8 +149,12 @@ def make_certs(pki: Path) -> None:
     """Serving CA + serving cert, client CA + admin cert (system:masters), SA key pair."""
     pki.mkdir(parents=True, exist_ok=True)
     serving_ca_key = _key()
-    serving_ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "decnet-testbed-serving-ca")])
-    serving_ca = _cert(serving_ca_name, serving_ca_key.public_key(), serving_ca_name, serving_ca_key, ca=True)
+    serving_ca_name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "decnet-testbed-serving-ca")]
+    )
+    serving_ca = _cert(
+        serving_ca_name, serving_ca_key.public_key(), serving_ca_name, serving_ca_key, ca=True
+    )
     serving_key = _key()
     serving = _cert(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
@@ -159,8 +171,12 @@ def make_certs(pki: Path) -> None:
         usage=[x509.oid.ExtendedKeyUsageOID.SERVER_AUTH],
     )
     client_ca_key = _key()
-    client_ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "decnet-testbed-client-ca")])
-    client_ca = _cert(client_ca_name, client_ca_key.public_key(), client_ca_name, client_ca_key, ca=True)
+    client_ca_name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "decnet-testbed-client-ca")]
+    )
+    client_ca = _cert(
+        client_ca_name, client_ca_key.public_key(), client_ca_name, client_ca_key, ca=True
+    )
     admin_key = _key()
     admin = _cert(
         x509.Name(
@@ -203,16 +219,25 @@ def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": "decnet-testbed", "cluster": {"server": server, "certificate-authority-data": b64("serving-ca.crt")}}
+            {
+                "name": "decnet-testbed",
+                "cluster": {"server": server, "certificate-authority-data": b64("serving-ca.crt")},
+            }
         ],
         "users": [
             {
                 "name": "decnet-admin",
-                "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
+                "user": {
+                    "client-certificate-data": b64("admin.crt"),
+                    "client-key-data": b64("admin.key"),
+                },
             }
         ],
         "contexts": [
-            {"name": "decnet-testbed", "context": {"cluster": "decnet-testbed", "user": "decnet-admin"}}
+            {
+                "name": "decnet-testbed",
+                "context": {"cluster": "decnet-testbed", "user": "decnet-admin"},
+            }
         ],
         "current-context": "decnet-testbed",
     }
@@ -230,7 +255,13 @@ def _start(name: str, argv: list[str], state: Path) -> int:
     return proc.pid
 
 
-def _wait(url: str, deadline: float, what: str, context: ssl.SSLContext | None = None, pid: int | None = None) -> None:
+def _wait(
+    url: str,
+    deadline: float,
+    what: str,
+    context: ssl.SSLContext | None = None,
+    pid: int | None = None,
+) -> None:
     last = ""
     while time.monotonic() < deadline:
         if pid is not None and not _alive(pid):
@@ -259,7 +290,9 @@ def _alive(pid: int) -> bool:
 
 
 def _version(binary: Path) -> str:
-    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, check=False
+    ).stdout
     return out.strip().splitlines()[0] if out.strip() else "unknown"
 
 
@@ -333,7 +366,13 @@ def up(state: Path = DEFAULT_DIR, timeout: float = 90.0) -> ControlPlane:
     server = f"https://127.0.0.1:{secure_port}"
     context = admin_context(pki)
     _wait(f"{server}/readyz", deadline, "kube-apiserver", context=context, pid=api_pid)
-    _wait(f"{server}/api/v1/namespaces/default", deadline, "namespace default", context=context, pid=api_pid)
+    _wait(
+        f"{server}/api/v1/namespaces/default",
+        deadline,
+        "namespace default",
+        context=context,
+        pid=api_pid,
+    )
     kubeconfig = state / "kubeconfig"
     write_kubeconfig(kubeconfig, server, pki)
     plane = ControlPlane(
@@ -388,7 +427,9 @@ def running(state: Path = DEFAULT_DIR) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "env", "status"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args()

@@ -93,7 +93,9 @@ KubectlFn = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: str, kubectl_binary: str) -> KubectlFn:
-    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [kubectl_binary, f"--kubeconfig={kubeconfig}", *args],
             input=input,
@@ -147,13 +149,30 @@ def _delete_decnet_objects(kubectl: KubectlFn, namespace: str) -> None:
     for plural in DECNET_PLURALS:
         if f"{plural}.decnet.io" not in crd_names:
             continue
-        listed = kubectl("get", f"{plural}.decnet.io", "-n", namespace, "-o", "name", check=False).stdout.split()
+        listed = kubectl(
+            "get", f"{plural}.decnet.io", "-n", namespace, "-o", "name", check=False
+        ).stdout.split()
         for obj in listed:
             kubectl(
-                "patch", obj, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
+                "patch",
+                obj,
+                "-n",
+                namespace,
+                "--type=merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+                check=False,
             )
         if listed:
-            kubectl("delete", f"{plural}.decnet.io", "--all", "-n", namespace, "--wait=false", check=False)
+            kubectl(
+                "delete",
+                f"{plural}.decnet.io",
+                "--all",
+                "-n",
+                namespace,
+                "--wait=false",
+                check=False,
+            )
 
 
 # --- Docker -----------------------------------------------------------------------------

@@ -63,7 +63,12 @@ def widget_crd(kubectl: Any) -> None:
 
 def widget(name: str, low: int, high: int) -> str:
     return yaml.safe_dump(
-        {"apiVersion": "smoke.decnet.io/v1", "kind": "Widget", "metadata": {"name": name}, "spec": {"min": low, "max": high}}
+        {
+            "apiVersion": "smoke.decnet.io/v1",
+            "kind": "Widget",
+            "metadata": {"name": name},
+            "spec": {"min": low, "max": high},
+        }
     )
 
 
@@ -73,13 +78,18 @@ def test_api_server_reports_its_real_version(kubectl: Any) -> None:
     assert version["serverVersion"]["major"] == "1"
 
 
-def test_cel_rule_rejects_an_object_with_its_message(kubectl: Any, widget_crd: None, namespace: str) -> None:
+def test_cel_rule_rejects_an_object_with_its_message(
+    kubectl: Any, widget_crd: None, namespace: str
+) -> None:
     rejected = kubectl("apply", "-n", namespace, "-f", "-", input=widget("bad", 5, 1), check=False)
     assert rejected.returncode != 0
     assert "spec.min must not exceed spec.max" in rejected.stderr
     assert kubectl("get", "widgets", "-n", namespace, "-o", "name").stdout.strip() == ""
     kubectl("apply", "-n", namespace, "-f", "-", input=widget("good", 1, 5))
-    assert kubectl("get", "widget", "good", "-n", namespace, "-o", "name").stdout.strip() == "widget.smoke.decnet.io/good"
+    assert (
+        kubectl("get", "widget", "good", "-n", namespace, "-o", "name").stdout.strip()
+        == "widget.smoke.decnet.io/good"
+    )
 
 
 def test_a_watch_sees_an_object_created_after_it_started(
@@ -88,7 +98,17 @@ def test_a_watch_sees_an_object_created_after_it_started(
     import subprocess
 
     watcher = subprocess.Popen(
-        [kubectl_binary, f"--kubeconfig={kubeconfig}", "get", "widgets", "-n", namespace, "-w", "-o", "name"],
+        [
+            kubectl_binary,
+            f"--kubeconfig={kubeconfig}",
+            "get",
+            "widgets",
+            "-n",
+            namespace,
+            "-w",
+            "-o",
+            "name",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -121,18 +141,31 @@ def test_two_field_managers_own_different_entries_of_a_list_map(
             "status": {"conditions": [{"type": condition_type, "status": status}]},
         }
         kubectl(
-            "apply", "--server-side", f"--field-manager={manager}", "--subresource=status",
-            "-n", namespace, "-f", "-", input=yaml.safe_dump(patch),
+            "apply",
+            "--server-side",
+            f"--field-manager={manager}",
+            "--subresource=status",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            input=yaml.safe_dump(patch),
         )
 
     status_apply("operator", "Ready", "False")
     status_apply("agent", "Converged", "True")
     # The operator re-applies only its own entry: the agent's entry must survive.
     status_apply("operator", "Ready", "True")
-    obj = json.loads(kubectl("get", "widget", name, "-n", namespace, "-o", "json", "--show-managed-fields").stdout)
+    obj = json.loads(
+        kubectl(
+            "get", "widget", name, "-n", namespace, "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
     conditions = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
     assert conditions == {"Ready": "True", "Converged": "True"}
-    managers = {m["manager"] for m in obj["metadata"]["managedFields"] if m.get("subresource") == "status"}
+    managers = {
+        m["manager"] for m in obj["metadata"]["managedFields"] if m.get("subresource") == "status"
+    }
     assert {"operator", "agent"} <= managers
 
 
@@ -144,8 +177,12 @@ def test_docker_runs_a_service_in_the_network_namespace_of_a_base(
         test_image, ["sleep", "300"], detach=True, labels=labels, name=f"{namespace}-base"
     )
     service = docker_client.containers.run(
-        test_image, ["httpd", "-f", "-p", "8080", "-h", "/var/www"], detach=True, labels=labels,
-        network_mode=f"container:{base.id}", name=f"{namespace}-http",
+        test_image,
+        ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
+        detach=True,
+        labels=labels,
+        network_mode=f"container:{base.id}",
+        name=f"{namespace}-http",
     )
     deadline = time.monotonic() + 10
     output = b""
