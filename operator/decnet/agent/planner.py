@@ -147,6 +147,7 @@ class ContainerSeen:
     labels: Mapping[str, str]
     state: str  # Docker's: created, running, exited, paused, restarting, dead
     networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IP
+    network_mode: str = ""  # a base's home network, "container:<id>" for a service
 
     @property
     def role(self) -> str:
@@ -296,7 +297,7 @@ def _recreate_reasons(want: DeckyWant, base: ContainerSeen) -> list[str]:
     home = want.home
     reasons: list[str] = []
     if home is not None:
-        if home.network not in base.networks:
+        if home.network not in base.networks or base.network_mode not in ("", home.network):
             reasons.append("home LAN changed")
         elif base.networks.get(home.network) not in ("", home.ip):
             reasons.append("home IP changed")

@@ -371,6 +371,7 @@ def _container_seen(raw: Mapping[str, Any]) -> planner.ContainerSeen:
         labels=dict(raw.get("Labels") or {}),
         state=str(raw.get("State", "")),
         networks=networks,
+        network_mode=str((raw.get("HostConfig") or {}).get("NetworkMode", "")),
     )
 
 
