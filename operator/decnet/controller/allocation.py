@@ -1,0 +1,63 @@
+"""Address and subnet arithmetic for allocation, free of any I/O.
+
+The API server makes allocation atomic (one AddressClaim per held address);
+these functions only propose candidates in a stable order, so two operators
+looking at the same held set propose the same address and exactly one of
+their claims wins. The caller moves on to the next candidate after a 409.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+
+DEFAULT_POOL = "172.16.0.0/12"
+
+
+def gateway(subnet: str) -> str:
+    """The first host address of a subnet is the LAN's gateway (Docker's default too)."""
+    net = ipaddress.ip_network(subnet, strict=False)
+    return str(net.network_address + 1)
+
+
+def overlaps(a: str, b: str) -> bool:
+    return ipaddress.ip_network(a, strict=False).overlaps(ipaddress.ip_network(b, strict=False))
+
+
+def contains(subnet: str, ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        return False
+
+
+def reserved(subnet: str) -> set[str]:
+    """Addresses never handed to a decky: network, broadcast and gateway."""
+    net = ipaddress.ip_network(subnet, strict=False)
+    return {str(net.network_address), str(net.broadcast_address), gateway(subnet)}
+
+
+def candidate_subnets(pool: str, held: Iterable[str], prefix: int = 24) -> Iterator[str]:
+    """Every /prefix in the pool that overlaps no held subnet, lowest first."""
+    held_nets = [ipaddress.ip_network(s, strict=False) for s in held]
+    for net in ipaddress.ip_network(pool, strict=False).subnets(new_prefix=prefix):
+        if not any(net.overlaps(h) for h in held_nets):
+            yield str(net)
+
+
+def free_subnet(pool: str, held: Iterable[str], prefix: int = 24) -> str | None:
+    return next(candidate_subnets(pool, held, prefix), None)
+
+
+def candidate_ips(subnet: str, held: Iterable[str]) -> Iterator[str]:
+    """Host addresses of the subnet, lowest first, minus reserved and held ones."""
+    skip = reserved(subnet) | {str(ipaddress.ip_address(h)) for h in held}
+    net = ipaddress.ip_network(subnet, strict=False)
+    for host in net.hosts():
+        text = str(host)
+        if text not in skip:
+            yield text
+
+
+def free_ip(subnet: str, held: Iterable[str]) -> str | None:
+    return next(candidate_ips(subnet, held), None)

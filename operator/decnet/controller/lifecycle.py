@@ -1,0 +1,342 @@
+"""The lifecycle state machine: current status + what was decided -> next status.
+
+Pure, so every transition is unit-tested without a cluster. The handler
+computes placement, addresses, the plan and any mutation; this module turns
+them plus the agent's report into the operator-owned part of status: the
+lifecycle record (pending -> running -> succeeded | failed; terminal records
+never edited), a short history, and the four kstatus conditions. When the
+result equals what is already in status the handler writes nothing, which
+is what keeps an idle fleet at zero API writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from decnet.controller import scheduling
+from decnet.kube import conditions
+
+DEPLOY = "deploy"
+UPDATE = "update"
+MUTATE = "mutate"
+TEARDOWN = "teardown"
+
+PENDING = "pending"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+OPEN = (PENDING, RUNNING)
+
+HISTORY = 5
+MESSAGE_CAP = 2000
+RESTARTED = "operator restarted during operation"
+
+# The status fields the operator owns (docs/internals.md); it always sends all of them.
+OWNED = (
+    "observedGeneration",
+    "node",
+    "addresses",
+    "services",
+    "lastMutation",
+    "mutationRequest",
+    "planHash",
+    "plan",
+    "lifecycle",
+    "history",
+    "conditions",
+)
+
+Record = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stall:
+    """Why the decky cannot progress without a change (Stalled=True)."""
+
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Desired:
+    """What the handler decided for this round."""
+
+    schedule: scheduling.Decision
+    addresses: tuple[Mapping[str, str], ...] = ()
+    services: tuple[str, ...] = ()
+    plan: Mapping[str, Any] | None = None
+    last_mutation: Mapping[str, Any] | None = None
+    mutation_request: str | None = None
+    mutated: bool = False
+    stall: Stall | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    generation: int
+    status: Mapping[str, Any]
+    deleting: bool = False
+    node_live: bool = True
+    node_gone: bool = False
+    first_visit: bool = False
+
+
+@dataclasses.dataclass
+class Outcome:
+    status: dict[str, Any]
+    events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    release: bool = False
+
+    def changed(self, current: Mapping[str, Any]) -> bool:
+        return owned(current) != self.status
+
+
+def owned(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The operator-owned subset of a status, for comparison and for SSA."""
+    return {k: status[k] for k in OWNED if status.get(k) is not None}
+
+
+def cap(message: str) -> str:
+    return message if len(message) <= MESSAGE_CAP else message[: MESSAGE_CAP - 1] + "…"
+
+
+def _camel(*words: str) -> str:
+    return "".join(w[:1].upper() + w[1:] for w in words)
+
+
+class _Machine:
+    def __init__(self, obs: Observed, want: Desired, now: str, new_id: Callable[[], str]) -> None:
+        self.obs = obs
+        self.want = want
+        self.now = now
+        self.new_id = new_id
+        self.events: list[tuple[str, str, str]] = []
+        status = obs.status
+        self.record: Record | None = dict(status["lifecycle"]) if status.get("lifecycle") else None
+        self.history: list[Record] = [dict(r) for r in status.get("history") or ()]
+        self.old_hash: str | None = status.get("planHash") or None
+        self.plan = want.plan or status.get("plan")
+        self.hash: str | None = (want.plan or {}).get("hash") or self.old_hash
+        self.agent: Mapping[str, Any] = status.get("agent") or {}
+
+    # -- records ---------------------------------------------------------------
+
+    def _emit(self, record: Record) -> None:
+        kind = "Warning" if record["phase"] == FAILED else "Normal"
+        text = f"{record['operation']} {record['id']} {record['phase']}"
+        if record.get("message"):
+            text += f": {record['message']}"
+        self.events.append((kind, _camel(record["operation"], record["phase"]), cap(text)))
+
+    def _finish(self, phase: str, message: str = "") -> None:
+        assert self.record is not None
+        self.record = {
+            **self.record,
+            "phase": phase,
+            "message": cap(message),
+            "completedAt": self.now,
+        }
+        self._emit(self.record)
+
+    def _open(self, operation: str, phase: str) -> None:
+        if self.record is not None:
+            if self.record["phase"] in OPEN:
+                why = RESTARTED if self.obs.first_visit else f"superseded by a new {operation}"
+                self._finish(FAILED, why)
+            self.history = (self.history + [self.record])[-HISTORY:]
+        self.record = {
+            "id": self.new_id(),
+            "operation": operation,
+            "phase": phase,
+            "message": "",
+            "startedAt": self.now,
+        }
+        self._emit(self.record)
+
+    def _start(self) -> None:
+        assert self.record is not None
+        self.record = {**self.record, "phase": RUNNING}
+        self._emit(self.record)
+
+    # -- the step ----------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        release = False
+        if self.obs.deleting:
+            release = self._teardown()
+        else:
+            self._progress()
+        return Outcome(self._status(), self.events, release)
+
+    def _teardown(self) -> bool:
+        node = self.want.schedule.node
+        if self.record is None or self.record["operation"] != TEARDOWN:
+            self._open(TEARDOWN, RUNNING)
+        assert self.record is not None
+        if self.record["phase"] not in OPEN:
+            return True
+        if node is None:
+            self._finish(SUCCEEDED, "never scheduled: nothing to remove")
+            return True
+        if self.agent.get("state") == "removed":
+            self._finish(SUCCEEDED)
+            return True
+        if self.obs.node_gone:
+            self._finish(
+                SUCCEEDED,
+                f"node {node} is gone: released without the agent's "
+                "confirmation; its agent reaps the containers if it returns",
+            )
+            return True
+        return False
+
+    def _progress(self) -> None:
+        want = self.want
+        ready_to_run = want.plan is not None and want.schedule.node is not None
+        rec = self.record
+        new_plan = want.plan is not None and want.plan.get("hash") != self.old_hash
+        if rec is None:
+            self._open(DEPLOY, RUNNING if ready_to_run else PENDING)
+        elif rec["phase"] == PENDING:
+            # Never handed to an agent: a newer plan simply becomes this record's plan.
+            if ready_to_run:
+                self._start()
+        elif new_plan:
+            if want.mutated:
+                op = MUTATE
+            elif self.old_hash is None:
+                op = DEPLOY
+            else:
+                op = UPDATE
+            self._open(op, RUNNING if ready_to_run else PENDING)
+        self._complete()
+
+    def _complete(self) -> None:
+        rec = self.record
+        if rec is None or rec["phase"] != RUNNING or not self.hash:
+            return
+        if self.agent.get("planHash") != self.hash:
+            return
+        state = self.agent.get("state")
+        message = str(self.agent.get("message") or "")
+        if state == "converged":
+            self._finish(SUCCEEDED)
+        elif state == "failed":
+            self._finish(FAILED, message or "the agent failed")
+        elif state == "refused":
+            self._finish(
+                FAILED,
+                message
+                or "the change needs the base container recreated; "
+                "set annotation decnet.io/allow-recreate=true",
+            )
+
+    # -- status ------------------------------------------------------------------
+
+    def _status(self) -> dict[str, Any]:
+        want, obs = self.want, self.obs
+        status: dict[str, Any] = {
+            "observedGeneration": obs.generation,
+            "node": want.schedule.node,
+            "addresses": [dict(a) for a in want.addresses] or None,
+            "services": list(want.services) or None,
+            "lastMutation": dict(want.last_mutation) if want.last_mutation else None,
+            "mutationRequest": want.mutation_request,
+            "planHash": self.hash,
+            "plan": dict(self.plan) if self.plan else None,
+            "lifecycle": self.record,
+            "history": self.history or None,
+            "conditions": conditions.merge(obs.status.get("conditions"), self._conditions()),
+        }
+        return {k: v for k, v in status.items() if v is not None}
+
+    def _conditions(self) -> list[conditions.Condition]:
+        gen, now = self.obs.generation, self.now
+        rec = self.record or {}
+        phase = rec.get("phase", PENDING)
+        op = rec.get("operation", DEPLOY)
+        sched = self.want.schedule
+        node = sched.node
+        converged = (
+            self.hash is not None
+            and self.agent.get("planHash") == self.hash
+            and self.agent.get("state") == "converged"
+        )
+
+        def cond(t: str, s: str, reason: str, msg: str) -> conditions.Condition:
+            return conditions.make(t, s, reason, msg, gen, now)
+
+        if node:
+            scheduled = cond(conditions.SCHEDULED, conditions.TRUE, sched.reason, sched.message)
+        else:
+            scheduled = cond(conditions.SCHEDULED, conditions.FALSE, sched.reason, sched.message)
+
+        if phase in OPEN:
+            reconciling = cond(
+                conditions.RECONCILING,
+                conditions.TRUE,
+                _camel(phase),
+                f"{op} {rec.get('id', '')} {phase}",
+            )
+        else:
+            reconciling = cond(
+                conditions.RECONCILING,
+                conditions.FALSE,
+                _camel(phase),
+                f"{op} {rec.get('id', '')} {phase}",
+            )
+
+        stall = self.want.stall
+        if stall is None and phase == FAILED and self.agent.get("planHash") == self.hash:
+            if self.agent.get("state") == "refused":
+                stall = Stall("RecreateRefused", str(rec.get("message", "")))
+            elif self.agent.get("state") == "failed":
+                stall = Stall("AgentFailed", str(rec.get("message", "")))
+        if stall is not None:
+            stalled = cond(conditions.STALLED, conditions.TRUE, stall.reason, stall.message)
+        else:
+            stalled = cond(conditions.STALLED, conditions.FALSE, "NoFailure", "")
+
+        if self.obs.deleting:
+            ready = cond(conditions.READY, conditions.FALSE, "Deleting", "teardown in progress")
+        elif node and not self.obs.node_live:
+            ready = cond(
+                conditions.READY,
+                conditions.UNKNOWN,
+                "AgentLost",
+                f"the agent on node {node} lost its lease",
+            )
+        elif converged:
+            ready = cond(
+                conditions.READY, conditions.TRUE, "Converged", f"containers match plan {self.hash}"
+            )
+        elif stall is not None:
+            ready = cond(conditions.READY, conditions.FALSE, stall.reason, stall.message)
+        elif not node:
+            ready = cond(conditions.READY, conditions.FALSE, sched.reason, sched.message)
+        elif phase == FAILED:
+            ready = cond(conditions.READY, conditions.FALSE, "Failed", str(rec.get("message")))
+        else:
+            ready = cond(
+                conditions.READY,
+                conditions.FALSE,
+                "Progressing",
+                f"{op} {rec.get('id', '')} {phase}",
+            )
+        return [ready, scheduled, reconciling, stalled]
+
+
+def step(
+    observed: Observed,
+    desired: Desired,
+    *,
+    now: str | None = None,
+    new_id: Callable[[], str] | None = None,
+) -> Outcome:
+    """The next operator-owned status; compare with `owned(current)` before writing."""
+    return _Machine(
+        observed, desired, now or conditions.now_rfc3339(), new_id or (lambda: str(uuid.uuid4()))
+    ).run()

@@ -1,0 +1,86 @@
+"""Service rotation: which services a decky runs next, and when.
+
+Mirrors DECNET's mutator: the pool is the decky's explicit mutation pool,
+else its archetype's services, else every per-decky service; a mutation
+picks 1..min(3, pool) services, always a set different from the current one
+(given up after 20 draws, as upstream). The random source is injected so the
+choice is reproducible in tests.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+from collections.abc import Iterable, Mapping, Sequence
+
+MAX_PICK = 3
+MAX_TRIES = 20
+DEFAULT_INTERVAL_MINUTES = 30
+
+MANUAL = "manual"
+SCHEDULED = "scheduled"
+
+
+def pool(
+    *,
+    explicit: Sequence[str] | None,
+    archetype: str | None,
+    archetypes: Mapping[str, Sequence[str]],
+    templates: Mapping[str, bool],
+) -> list[str]:
+    """The services a mutation may choose from.
+
+    `templates` maps every known service to its fleetSingleton flag; a
+    singleton never runs per decky, so it is never part of a pool.
+    """
+    if explicit:
+        chosen: Iterable[str] = explicit
+    elif archetype and archetype in archetypes:
+        chosen = archetypes[archetype]
+    else:
+        chosen = (name for name, singleton in templates.items() if not singleton)
+    out: list[str] = []
+    for name in chosen:
+        if name not in out and not templates.get(name, False):
+            out.append(name)
+    return sorted(out)
+
+
+def pick(
+    service_pool: Sequence[str], current: Iterable[str], rng: random.Random | None = None
+) -> list[str] | None:
+    """A new sorted service set from the pool, or None when no different set came up."""
+    rng = rng or random.Random()
+    candidates = sorted(set(service_pool))
+    if not candidates:
+        return None
+    now = set(current)
+    for _ in range(MAX_TRIES):
+        count = rng.randint(1, min(MAX_PICK, len(candidates)))
+        choice = sorted(rng.sample(candidates, count))
+        if set(choice) != now:
+            return choice
+    return None
+
+
+def interval_minutes(per_decky: int | None, default: int) -> int:
+    """Per-decky interval wins; 0 anywhere in effect disables scheduled rotation."""
+    return default if per_decky is None else per_decky
+
+
+def due(
+    *,
+    interval: int,
+    last: datetime.datetime | None,
+    now: datetime.datetime,
+) -> bool:
+    """A scheduled mutation is due `interval` minutes after the last mutation/start."""
+    if interval <= 0 or last is None:
+        return False
+    return now >= last + datetime.timedelta(minutes=interval)
+
+
+def next_due(*, interval: int, last: datetime.datetime | None) -> datetime.datetime | None:
+    if interval <= 0 or last is None:
+        return None
+    return last + datetime.timedelta(minutes=interval)

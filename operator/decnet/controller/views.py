@@ -1,0 +1,131 @@
+"""Read-only views of the objects the planners need, built from raw dicts.
+
+Handlers receive plain dicts from kopf and indexes; the planners need a few
+fields of them with defaults applied. These small frozen views keep the
+planners independent of how a watch event is shaped, and hashable for
+indexes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Lan:
+    name: str
+    namespace: str
+    subnet: str | None
+    dmz: bool = False
+    driver: str = "bridge"
+    parent: str = ""
+    topology: str | None = None
+    status_subnet: str | None = None
+
+    @property
+    def effective_subnet(self) -> str | None:
+        """The pinned subnet, else the one the operator allocated."""
+        return self.subnet or self.status_subnet
+
+    @classmethod
+    def from_obj(cls, obj: Mapping[str, Any]) -> Lan:
+        spec = _spec(obj)
+        status = obj.get("status") or {}
+        return cls(
+            name=str(_meta(obj).get("name", "")),
+            namespace=str(_meta(obj).get("namespace", "")),
+            subnet=spec.get("subnet") or None,
+            dmz=bool(spec.get("dmz", False)),
+            driver=str(spec.get("driver") or "bridge"),
+            parent=str(spec.get("parent") or ""),
+            topology=spec.get("topology") or None,
+            status_subnet=status.get("subnet") or None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    lan: str
+    ip: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Decky:
+    name: str
+    namespace: str
+    hostname: str
+    archetype: str | None
+    services: tuple[str, ...]
+    service_config: Mapping[str, Any]
+    networks: tuple[Network, ...]
+    node_name: str | None
+    forwards_l3: bool
+    mutation_pool: tuple[str, ...]
+    mutation_interval: int | None
+    files: tuple[Mapping[str, Any], ...]
+    topology_label: str | None
+
+    @classmethod
+    def from_obj(cls, obj: Mapping[str, Any]) -> Decky:
+        meta = _meta(obj)
+        spec = _spec(obj)
+        mutation = spec.get("mutation") or {}
+        name = str(meta.get("name", ""))
+        labels = meta.get("labels") or {}
+        return cls(
+            name=name,
+            namespace=str(meta.get("namespace", "")),
+            hostname=str(spec.get("hostname") or name),
+            archetype=spec.get("archetype") or None,
+            services=tuple(spec.get("services") or ()),
+            service_config=dict(spec.get("serviceConfig") or {}),
+            networks=tuple(
+                Network(lan=str(n.get("lan", "")), ip=n.get("ip") or None)
+                for n in spec.get("networks") or ()
+            ),
+            node_name=spec.get("nodeName") or None,
+            forwards_l3=bool(spec.get("forwardsL3", False)),
+            mutation_pool=tuple(mutation.get("pool") or ()),
+            mutation_interval=mutation.get("intervalMinutes"),
+            files=tuple(spec.get("files") or ()),
+            topology_label=labels.get("decnet.io/topology") or None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    name: str
+    image: str
+    ports: tuple[Mapping[str, Any], ...] = ()
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    config_schema: Mapping[str, Any] | None = None
+    fleet_singleton: bool = False
+
+    @classmethod
+    def from_obj(cls, obj: Mapping[str, Any]) -> Template:
+        spec = _spec(obj)
+        return cls(
+            name=str(_meta(obj).get("name", "")),
+            image=str(spec.get("image") or ""),
+            ports=tuple(
+                {"port": int(p.get("port", 0)), "protocol": str(p.get("protocol") or "tcp")}
+                for p in spec.get("ports") or ()
+            ),
+            command=tuple(str(c) for c in spec.get("command") or ()),
+            env={str(k): str(v) for k, v in (spec.get("env") or {}).items()},
+            config_schema=spec.get("configSchema") or None,
+            fleet_singleton=bool(spec.get("fleetSingleton", False)),
+        )

@@ -1,0 +1,175 @@
+"""The lifecycle state machine: records, history and conditions from status + decisions."""
+
+import itertools
+from typing import Any
+
+from decnet.controller import lifecycle, scheduling
+from decnet.kube import conditions
+
+PLAN = {"hash": "aaaa", "hostname": "h"}
+PLAN2 = {"hash": "bbbb", "hostname": "h"}
+HERE = scheduling.Decision("node-a", scheduling.SCHEDULED, "scheduled to node node-a")
+NOWHERE = scheduling.Decision(None, scheduling.NO_LIVE_AGENT, "no node has a live decnet agent")
+
+
+def ids() -> Any:
+    counter = itertools.count(1)
+    return lambda: f"id-{next(counter)}"
+
+
+def step(
+    status: dict[str, Any],
+    gen: int = 1,
+    *,
+    plan: Any = PLAN,
+    sched: Any = HERE,
+    t: str = "T1",
+    new_id: Any = None,
+    **kw: Any,
+) -> lifecycle.Outcome:
+    obs_keys = {"deleting", "node_live", "node_gone", "first_visit"}
+    obs = lifecycle.Observed(gen, status, **{k: v for k, v in kw.items() if k in obs_keys})
+    want = lifecycle.Desired(
+        schedule=sched,
+        plan=plan,
+        services=("ssh",),
+        **{k: v for k, v in kw.items() if k not in obs_keys},
+    )
+    return lifecycle.step(obs, want, now=t, new_id=new_id or ids())
+
+
+def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = conditions.find(status["conditions"], type_)
+    assert found is not None
+    return dict(found)
+
+
+def report(status: dict[str, Any], state: str, plan_hash: str = "aaaa", msg: str = "") -> dict:
+    return {**status, "agent": {"planHash": plan_hash, "state": state, "message": msg}}
+
+
+def test_first_visit_opens_a_running_deploy_and_sets_all_four_conditions() -> None:
+    out = step({})
+    rec = out.status["lifecycle"]
+    assert rec["operation"] == "deploy" and rec["phase"] == "running"
+    assert out.status["planHash"] == "aaaa" and out.status["node"] == "node-a"
+    assert [c["type"] for c in out.status["conditions"]] == list(conditions.TYPES)
+    assert all(c["observedGeneration"] == 1 for c in out.status["conditions"])
+    assert cond(out.status, "Ready")["status"] == "False"
+    assert cond(out.status, "Reconciling")["status"] == "True"
+    assert out.events and out.events[0][1] == "DeployRunning"
+
+
+def test_agent_converged_completes_the_record_and_readies() -> None:
+    s1 = step({}).status
+    out = step(report(s1, "converged"), t="T2")
+    assert out.status["lifecycle"]["phase"] == "succeeded"
+    assert out.status["lifecycle"]["completedAt"] == "T2"
+    assert cond(out.status, "Ready")["status"] == "True"
+    assert cond(out.status, "Reconciling")["status"] == "False"
+    # Idle: the same inputs give the same status, so nothing is written.
+    again = step(report(out.status, "converged"), t="T3")
+    assert not again.changed(report(out.status, "converged"))
+    assert again.events == []
+
+
+def test_report_for_another_plan_does_not_complete() -> None:
+    s1 = step({}).status
+    out = step(report(s1, "converged", plan_hash="old"))
+    assert out.status["lifecycle"]["phase"] == "running"
+
+
+def test_no_live_agent_keeps_deploy_pending_then_starts_it() -> None:
+    s1 = step({}, sched=NOWHERE).status
+    assert s1["lifecycle"]["phase"] == "pending"
+    assert cond(s1, "Scheduled")["status"] == "False"
+    assert cond(s1, "Scheduled")["reason"] == "NoLiveAgent"
+    out = step(s1, t="T2")
+    assert out.status["lifecycle"]["id"] == s1["lifecycle"]["id"]
+    assert out.status["lifecycle"]["phase"] == "running"
+    assert cond(out.status, "Scheduled")["status"] == "True"
+    assert cond(out.status, "Scheduled")["lastTransitionTime"] == "T2"
+
+
+def test_spec_change_opens_update_and_mutation_opens_mutate() -> None:
+    done = step(report(step({}).status, "converged")).status
+    up = step(report(done, "converged"), gen=2, plan=PLAN2, new_id=lambda: "u")
+    assert up.status["lifecycle"]["operation"] == "update"
+    assert up.status["history"][-1]["phase"] == "succeeded"
+    mut = step(report(done, "converged"), plan=PLAN2, mutated=True, new_id=lambda: "m")
+    assert mut.status["lifecycle"]["operation"] == "mutate"
+
+
+def test_a_change_while_running_fails_the_old_record_and_never_edits_terminal_ones() -> None:
+    s1 = step({}).status
+    out = step(s1, gen=2, plan=PLAN2, new_id=lambda: "new")
+    old = out.status["history"][-1]
+    assert old["phase"] == "failed" and "superseded" in old["message"]
+    assert out.status["lifecycle"]["id"] == "new"
+    done = step(report(out.status, "converged", "bbbb"), gen=2, plan=PLAN2).status
+    assert done["history"][-1] == old
+
+
+def test_operator_restart_resumes_or_fails_with_the_restart_message() -> None:
+    s1 = step({}).status
+    resumed = step(report(s1, "converged"), first_visit=True)
+    assert resumed.status["lifecycle"]["id"] == s1["lifecycle"]["id"]
+    assert resumed.status["lifecycle"]["phase"] == "succeeded"
+    changed = step(s1, gen=2, plan=PLAN2, first_visit=True, new_id=lambda: "n")
+    assert changed.status["history"][-1]["message"] == lifecycle.RESTARTED
+    assert changed.status["lifecycle"]["phase"] == "running"
+
+
+def test_agent_failure_fails_the_record_with_capped_message_and_stalls() -> None:
+    s1 = step({}).status
+    out = step(report(s1, "failed", msg="x" * 5000))
+    assert out.status["lifecycle"]["phase"] == "failed"
+    assert len(out.status["lifecycle"]["message"]) == lifecycle.MESSAGE_CAP
+    assert cond(out.status, "Stalled")["status"] == "True"
+    assert cond(out.status, "Ready")["status"] == "False"
+    refused = step(report(s1, "refused", msg="needs allow-recreate"))
+    assert cond(refused.status, "Stalled")["reason"] == "RecreateRefused"
+
+
+def test_history_keeps_the_last_five() -> None:
+    status: dict[str, Any] = {}
+    for i in range(9):
+        status = step(status, plan={"hash": f"h{i}"}, new_id=lambda i=i: f"id{i}").status
+    assert [r["id"] for r in status["history"]] == ["id3", "id4", "id5", "id6", "id7"]
+
+
+def test_lost_lease_makes_ready_unknown_once() -> None:
+    done = report(step(report(step({}).status, "converged")).status, "converged")
+    lost = step(done, node_live=False, t="T5")
+    ready = cond(lost.status, "Ready")
+    assert ready["status"] == "Unknown" and ready["reason"] == "AgentLost"
+    again = step(report(lost.status, "converged"), node_live=False, t="T6")
+    assert not again.changed(report(lost.status, "converged"))
+
+
+def test_teardown_waits_for_removed_then_releases() -> None:
+    done = report(step(report(step({}).status, "converged")).status, "converged")
+    out = step(done, deleting=True, new_id=lambda: "td")
+    assert out.status["lifecycle"]["operation"] == "teardown"
+    assert out.status["lifecycle"]["phase"] == "running" and not out.release
+    gone = step(report(out.status, "removed"), deleting=True)
+    assert gone.release and gone.status["lifecycle"]["phase"] == "succeeded"
+
+
+def test_teardown_of_a_never_scheduled_decky_releases_at_once() -> None:
+    s1 = step({}, sched=NOWHERE).status
+    out = step(s1, sched=NOWHERE, deleting=True)
+    assert out.release
+
+
+def test_teardown_releases_when_the_node_is_gone() -> None:
+    running = step(step({}).status, deleting=True).status
+    out = step(running, deleting=True, node_gone=True)
+    assert out.release and "gone" in out.status["lifecycle"]["message"]
+
+
+def test_stall_sets_stalled_with_reason() -> None:
+    out = step({}, plan=None, stall=lifecycle.Stall("AddressHeld", "10.0.3.7 held by ws-02"))
+    assert cond(out.status, "Stalled")["status"] == "True"
+    assert cond(out.status, "Stalled")["reason"] == "AddressHeld"
+    assert out.status["lifecycle"]["phase"] == "pending"

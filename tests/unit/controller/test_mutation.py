@@ -1,0 +1,56 @@
+"""Mutation picks a different, non-empty service set from the right pool."""
+
+import datetime
+import random
+
+from decnet.controller import mutation
+
+TEMPLATES = {"smb": False, "rdp": False, "ssh": False, "http": False, "sniffer": True}
+ARCH = {"windows-workstation": ["smb", "rdp"], "linux-server": ["ssh", "http"]}
+
+
+def test_pool_prefers_explicit_then_archetype_then_all_non_singletons() -> None:
+    assert mutation.pool(
+        explicit=["http", "smb"], archetype="linux-server", archetypes=ARCH, templates=TEMPLATES
+    ) == ["http", "smb"]
+    assert mutation.pool(
+        explicit=None, archetype="linux-server", archetypes=ARCH, templates=TEMPLATES
+    ) == ["http", "ssh"]
+    assert mutation.pool(explicit=None, archetype=None, archetypes=ARCH, templates=TEMPLATES) == [
+        "http",
+        "rdp",
+        "smb",
+        "ssh",
+    ]
+    assert "sniffer" not in mutation.pool(
+        explicit=["sniffer", "ssh"], archetype=None, archetypes=ARCH, templates=TEMPLATES
+    )
+
+
+def test_pick_is_different_and_within_bounds() -> None:
+    rng = random.Random(7)
+    pool = ["a", "b", "c", "d", "e"]
+    for _ in range(200):
+        current = sorted(rng.sample(pool, rng.randint(1, 3)))
+        chosen = mutation.pick(pool, current, rng)
+        assert chosen is not None
+        assert chosen != current
+        assert 1 <= len(chosen) <= 3
+        assert set(chosen) <= set(pool)
+
+
+def test_pick_gives_up_when_no_different_set_exists() -> None:
+    assert mutation.pick(["ssh"], ["ssh"], random.Random(1)) is None
+    assert mutation.pick([], [], random.Random(1)) is None
+    assert mutation.pick(["ssh"], ["smb"], random.Random(1)) == ["ssh"]
+
+
+def test_due_after_interval_and_disabled_by_zero() -> None:
+    t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    later = t0 + datetime.timedelta(minutes=30)
+    assert mutation.due(interval=30, last=t0, now=later)
+    assert not mutation.due(interval=30, last=t0, now=later - datetime.timedelta(seconds=1))
+    assert not mutation.due(interval=0, last=t0, now=later)
+    assert mutation.interval_minutes(None, 30) == 30
+    assert mutation.interval_minutes(0, 30) == 0
+    assert mutation.interval_minutes(5, 30) == 5

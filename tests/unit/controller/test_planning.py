@@ -1,0 +1,88 @@
+"""The plan holds references and hashes, never secrets, and hashes stably."""
+
+import json
+
+import pytest
+
+from decnet.controller import planning, views
+
+LANS = {"office": views.Lan("office", "decoys", "10.20.0.0/24")}
+TEMPLATES = {
+    "smb": views.Template("smb", "decnet/smb:0.1.0", ports=({"port": 445, "protocol": "tcp"},)),
+    "rdp": views.Template("rdp", "decnet/rdp:0.1.0"),
+    "sniffer": views.Template("sniffer", "decnet/sniffer", fleet_singleton=True),
+}
+
+
+def decky(**spec: object) -> views.Decky:
+    body = {
+        "metadata": {"name": "ws-01", "namespace": "decoys"},
+        "spec": {
+            "services": ["smb", "rdp"],
+            "networks": [{"lan": "office"}],
+            "hostname": "WS-01",
+            "serviceConfig": {"smb": {"password": "hunter2"}},
+            "files": [
+                {"path": "/p.txt", "mode": 0o600, "content": {"inline": "c2VjcmV0LWNvbnRlbnQ="}},
+                {"path": "/q.txt", "content": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            ],
+            **spec,
+        },
+    }
+    return views.Decky.from_obj(body)
+
+
+def build(d: views.Decky, services: list[str] | None = None) -> dict[str, object]:
+    return planning.build(
+        d,
+        lans=LANS,
+        templates=TEMPLATES,
+        addresses={"office": "10.20.0.15"},
+        services=services or ["rdp", "smb"],
+    )
+
+
+def test_plan_matches_the_contract() -> None:
+    plan = build(decky())
+    assert plan["networks"] == [
+        {
+            "lan": "office",
+            "network": "decnet-decoys-office",
+            "ip": "10.20.0.15",
+            "subnet": "10.20.0.0/24",
+            "gateway": "10.20.0.1",
+            "dmz": False,
+            "driver": "bridge",
+            "parent": "",
+        }
+    ]
+    assert [s["name"] for s in plan["services"]] == ["rdp", "smb"]  # type: ignore[index]
+    assert plan["baseImage"] == planning.DEFAULT_BASE_IMAGE
+    files = plan["files"]
+    assert files[0]["mode"] == 0o600 and files[0]["source"] == "inline"  # type: ignore[index]
+    assert files[1]["source"] == "secret" and files[1]["name"] == "s"  # type: ignore[index]
+    assert len(str(plan["hash"])) == 16
+
+
+def test_plan_never_contains_config_values_or_file_contents() -> None:
+    text = json.dumps(build(decky()))
+    assert "hunter2" not in text
+    assert "c2VjcmV0LWNvbnRlbnQ=" not in text and "secret-content" not in text
+
+
+def test_hash_is_stable_and_follows_changes() -> None:
+    assert build(decky())["hash"] == build(decky())["hash"]
+    assert build(decky())["hash"] != build(decky(), ["smb"])["hash"]
+    changed = decky(serviceConfig={"smb": {"password": "other"}})
+    assert build(decky())["hash"] != build(changed)["hash"]
+
+
+def test_unplannable_specs_raise_with_a_reason() -> None:
+    with pytest.raises(planning.PlanError) as err:
+        build(decky(), ["nope"])
+    assert err.value.reason == "UnknownService"
+    with pytest.raises(planning.PlanError):
+        build(decky(), ["sniffer"])
+    with pytest.raises(planning.PlanError) as err:
+        build(decky(networks=[{"lan": "missing"}]))
+    assert err.value.reason == "LANNotFound"

@@ -1,0 +1,48 @@
+"""Scheduling places deckies only on nodes whose agent holds a live lease."""
+
+import datetime
+
+from decnet.controller import scheduling
+
+NOW = datetime.datetime(2026, 11, 22, 10, 0, tzinfo=datetime.UTC)
+
+
+def lease(node: str, seconds_ago: int, duration: int = 40) -> scheduling.Lease:
+    return scheduling.Lease(node, NOW - datetime.timedelta(seconds=seconds_ago), duration)
+
+
+def test_lease_is_live_until_renew_plus_duration() -> None:
+    assert lease("a", 39).live(NOW)
+    assert not lease("a", 40).live(NOW)
+    assert not scheduling.Lease("a", None, 40).live(NOW)
+    assert scheduling.live_nodes([lease("a", 5), lease("b", 100)], NOW) == {"a"}
+
+
+def test_least_loaded_live_node_wins() -> None:
+    d = scheduling.choose(
+        current=None,
+        topology_node=None,
+        pinned=None,
+        live={"a", "b", "c"},
+        load={"a": 3, "b": 1, "c": 1},
+    )
+    assert d.node == "b" and d.reason == scheduling.SCHEDULED
+
+
+def test_topology_node_beats_pinned_node() -> None:
+    d = scheduling.choose(current=None, topology_node="t", pinned="p", live={"t", "p"}, load={})
+    assert d.node == "t"
+    d = scheduling.choose(current=None, topology_node=None, pinned="p", live={"p", "q"}, load={})
+    assert d.node == "p"
+
+
+def test_no_live_agent_leaves_decky_unscheduled() -> None:
+    d = scheduling.choose(current=None, topology_node=None, pinned=None, live=set(), load={})
+    assert d.node is None and d.reason == scheduling.NO_LIVE_AGENT
+    d = scheduling.choose(current=None, topology_node=None, pinned="p", live={"q"}, load={})
+    assert d.node is None and d.reason == scheduling.NO_LIVE_AGENT and "p" in d.message
+
+
+def test_a_placed_decky_keeps_its_node() -> None:
+    d = scheduling.choose(current="a", topology_node=None, pinned=None, live={"b"}, load={})
+    assert d.node == "a"
