@@ -22,11 +22,11 @@ class LANSpec(Model):
     model_config = ConfigDict(
         json_schema_extra=common.validations(
             common.cel(
-                "self.driver != 'macvlan' || has(self.parent)",
+                "!has(self.driver) || self.driver != 'macvlan' || has(self.parent)",
                 "spec.parent is required when spec.driver is macvlan",
             ),
             common.cel(
-                "self.driver == 'macvlan' || !has(self.parent)",
+                "(has(self.driver) && self.driver == 'macvlan') || !has(self.parent)",
                 "spec.parent is only allowed when spec.driver is macvlan",
             ),
             common.cel(
