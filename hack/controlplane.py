@@ -339,30 +339,28 @@ def up(state: Path = DEFAULT_DIR, timeout: float = 90.0) -> ControlPlane:
     _wait(f"{etcd_url}/health", deadline, "etcd", pid=etcd_pid)
 
     apiserver = binaries / "kube-apiserver"
-    api_pid = _start(
-        "apiserver",
-        [
-            str(apiserver),
-            f"--etcd-servers={etcd_url}",
-            f"--cert-dir={pki}",
-            f"--secure-port={secure_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--allow-privileged=true",
-            "--authorization-mode=RBAC",
-            "--disable-admission-plugins=ServiceAccount",
-            f"--client-ca-file={pki / 'client-ca.crt'}",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            f"--audit-log-path={state / 'audit.log'}",
-            f"--audit-policy-file={_audit_policy(state)}",
-            "--audit-log-maxsize=0",
-            "--v=0",
-        ],
-        state,
-    )
+    api_argv = [
+        str(apiserver),
+        f"--etcd-servers={etcd_url}",
+        f"--cert-dir={pki}",
+        f"--secure-port={secure_port}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--allow-privileged=true",
+        "--authorization-mode=RBAC",
+        "--disable-admission-plugins=ServiceAccount",
+        f"--client-ca-file={pki / 'client-ca.crt'}",
+        "--service-account-issuer=https://kubernetes.default.svc",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        f"--audit-log-path={state / 'audit.log'}",
+        f"--audit-policy-file={_audit_policy(state)}",
+        "--audit-log-maxsize=0",
+        "--v=0",
+    ]
+    (state / "apiserver.argv.json").write_text(json.dumps(api_argv))
+    api_pid = _start("apiserver", api_argv, state)
     server = f"https://127.0.0.1:{secure_port}"
     context = admin_context(pki)
     _wait(f"{server}/readyz", deadline, "kube-apiserver", context=context, pid=api_pid)
@@ -399,26 +397,50 @@ def _audit_policy(state: Path) -> Path:
     return policy
 
 
+def stop_apiserver(state: Path) -> None:
+    """Stops only kube-apiserver (etcd keeps the data): the API is unreachable until restarted."""
+    _stop(state, "apiserver")
+
+
+def start_apiserver(state: Path, timeout: float = 60.0) -> None:
+    """Starts kube-apiserver again with the same flags and port, and waits for /readyz."""
+    argv = json.loads((state / "apiserver.argv.json").read_text())
+    pid = _start("apiserver", argv, state)
+    server = json.loads((state / "controlplane.json").read_text())["server"]
+    deadline = time.monotonic() + timeout
+    _wait(
+        f"{server}/readyz",
+        deadline,
+        "kube-apiserver",
+        context=admin_context(state / "pki"),
+        pid=pid,
+    )
+
+
 def down(state: Path = DEFAULT_DIR) -> None:
     """Stops exactly the processes `up` started, recorded by pid."""
     for name in ("apiserver", "etcd"):
-        pidfile = state / f"{name}.pid"
-        if not pidfile.exists():
-            continue
-        pid = int(pidfile.read_text())
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not _alive(pid):
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        pidfile.unlink()
+        _stop(state, name)
+
+
+def _stop(state: Path, name: str) -> None:
+    pidfile = state / f"{name}.pid"
+    if not pidfile.exists():
+        return
+    pid = int(pidfile.read_text())
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    pidfile.unlink()
 
 
 def running(state: Path = DEFAULT_DIR) -> bool:

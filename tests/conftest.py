@@ -28,19 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
 import controlplane  # noqa: E402  (hack/controlplane.py)
+from tests.support import require  # noqa: E402
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 TEST_IMAGE = "decnet-test/busybox:latest"
 DECNET_PLURALS = ["deckies", "lans", "topologies", "addressclaims"]
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip locally, fail in CI: a missing prerequisite must never pass silently there."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"prerequisite missing in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
