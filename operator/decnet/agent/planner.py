@@ -441,7 +441,7 @@ def find_orphans(observed: Observed, live_uids: Iterable[str]) -> list[Container
 
 
 def plan_gc(
-    desired: Sequence[DeckyWant],
+    planned_networks: Iterable[str],
     observed: Observed,
     live_uids: Iterable[str] | None,
     orphan_first_seen: Mapping[str, float],
@@ -465,7 +465,7 @@ def plan_gc(
             actions.append(RemoveContainer(c.name, c.id, "orphan"))
             removed.add(c.id)
     used = {net for c in observed.containers if c.id not in removed for net in c.networks}
-    planned = {n.network for d in desired for n in d.networks}
+    planned = set(planned_networks)
     for net in observed.networks:
         if net.name not in used and net.name not in planned:
             actions.append(RemoveNetwork(net.name, net.id))
@@ -484,7 +484,8 @@ def plan_actions(
     actions: list[Action] = []
     for want in desired:
         actions.extend(plan_decky(want, observed))
+    planned = {n.network for d in desired for n in d.networks}
     actions.extend(
-        plan_gc(desired, observed, live_uids, orphan_first_seen or {}, now, grace_seconds)
+        plan_gc(planned, observed, live_uids, orphan_first_seen or {}, now, grace_seconds)
     )
     return actions

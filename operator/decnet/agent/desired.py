@@ -1,0 +1,131 @@
+"""From a Decky (spec + the operator's status.plan) to the planner's DeckyWant.
+
+The plan carries hashes, never secrets; the bytes of files and the service
+config come from the spec (or a Secret/ConfigMap key, through a reader the
+caller passes in), so they only ever live in memory and inside the container.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from decnet.agent import planner
+from decnet.api import v1alpha1
+from decnet.kube import names
+
+# (kind "secret" | "configMap", namespace, name, key) -> bytes, or None when missing.
+RefReader = Callable[[str, str, str, str], bytes | None]
+
+
+class FileSourceError(Exception):
+    """A file's content cannot be read (missing Secret key, bad base64); names no content."""
+
+
+def fingerprint(raw: Mapping[str, Any]) -> str:
+    """Everything a converge depends on; an event that leaves it unchanged needs no work."""
+    meta = raw.get("metadata") or {}
+    status = raw.get("status") or {}
+    relevant = {
+        "spec": raw.get("spec"),
+        "plan": status.get("plan"),
+        "lifecycle": (status.get("lifecycle") or {}).get("id"),
+        "deleting": bool(meta.get("deletionTimestamp")),
+        "allow": (meta.get("annotations") or {}).get(names.ANNOTATION_ALLOW_RECREATE),
+    }
+    raw_json = json.dumps(relevant, sort_keys=True, default=str)
+    return hashlib.sha256(raw_json.encode()).hexdigest()
+
+
+def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.DeckyWant | None:
+    """None when the operator has not planned the decky yet (the agent ignores it)."""
+    status = decky.status
+    plan = status.plan if status else None
+    if plan is None:
+        return None
+    meta = decky.metadata
+    namespace = str(meta.get("namespace", ""))
+    annotations = meta.get("annotations") or {}
+    spec = decky.spec
+    config = {
+        name: json.dumps(value, sort_keys=True, separators=(",", ":"))
+        for name, value in (spec.service_config or {}).items()
+    }
+    return planner.DeckyWant(
+        namespace=namespace,
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+        plan_hash=plan.hash,
+        hostname=plan.hostname,
+        base_image=plan.base_image,
+        forwards_l3=plan.forwards_l3,
+        networks=tuple(
+            planner.NetworkWant(
+                lan=n.lan,
+                network=n.network,
+                ip=n.ip,
+                subnet=n.subnet,
+                gateway=n.gateway,
+                dmz=n.dmz,
+                driver=n.driver,
+                parent=n.parent,
+            )
+            for n in plan.networks
+        ),
+        services=tuple(
+            planner.ServiceWant(
+                name=s.name,
+                image=s.image,
+                command=tuple(s.command),
+                env=tuple(sorted(s.env.items())),
+                config_hash=s.config_hash,
+            )
+            for s in plan.services
+        ),
+        files=_files(decky, plan, namespace, read_ref),
+        allow_recreate=annotations.get(names.ANNOTATION_ALLOW_RECREATE) == "true",
+        config=config,
+    )
+
+
+def _files(
+    decky: v1alpha1.Decky, plan: v1alpha1.Plan, namespace: str, read_ref: RefReader
+) -> tuple[planner.FileWant, ...]:
+    by_path = {f.path: f for f in decky.spec.files or []}
+    wants: list[planner.FileWant] = []
+    for pf in plan.files:
+        content = _content(pf, by_path.get(pf.path), namespace, read_ref)
+        wants.append(
+            planner.FileWant(
+                path=pf.path,
+                mode=pf.mode,
+                mtime_offset_seconds=pf.mtime_offset_seconds,
+                content_sha256=hashlib.sha256(content).hexdigest(),
+                content=content,
+            )
+        )
+    return tuple(wants)
+
+
+def _content(pf: v1alpha1.PlanFile, spec_file: Any, namespace: str, read_ref: RefReader) -> bytes:
+    if pf.source == "inline":
+        inline = spec_file.content.inline if spec_file is not None else None
+        if inline is None:
+            raise FileSourceError(f"file {pf.path}: no inline content in spec.files")
+        try:
+            return base64.b64decode(inline, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise FileSourceError(f"file {pf.path}: inline content is not base64") from error
+    name, key = pf.name, pf.key
+    if spec_file is not None and not name:
+        ref = spec_file.content.secret_key_ref or spec_file.content.config_map_key_ref
+        if ref is not None:
+            name, key = ref.name, ref.key
+    content = read_ref(pf.source, namespace, name, key)
+    if content is None:
+        raise FileSourceError(f"file {pf.path}: {pf.source} {name} has no key {key}")
+    return content

@@ -1,0 +1,120 @@
+"""The agent's few Kubernetes calls (lightkube, sync): deckies, status, refs, its Lease.
+
+Kept inside decnet.agent on purpose: the agent must not depend on the
+operator's client code, and it needs only list/watch with a server-side label
+selector, one SSA on the status subresource, Secret/ConfigMap reads and a Lease.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.coordination_v1 import LeaseSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.coordination_v1 import Lease
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
+from lightkube.types import PatchType
+
+from decnet.kube import names
+
+Decky = create_namespaced_resource(names.GROUP, names.VERSION, "Decky", names.DECKIES)
+
+LEASE_DURATION_SECONDS = 40
+
+
+def make_client(kubeconfig: str | None) -> Client:
+    if kubeconfig:
+        return Client(KubeConfig.from_file(kubeconfig), field_manager=names.AGENT_MANAGER)
+    return Client(field_manager=names.AGENT_MANAGER)
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return dict(obj.to_dict()) if hasattr(obj, "to_dict") else dict(obj)
+
+
+def list_deckies(client: Client, node: str) -> tuple[list[dict[str, Any]], str]:
+    """This node's deckies in every namespace, and the list's resourceVersion."""
+    listing = client.list(Decky, namespace="*", labels={names.LABEL_NODE: node})
+    items = [_as_dict(o) for o in listing]
+    return items, listing.resourceVersion
+
+
+def watch_deckies(
+    client: Client, node: str, resource_version: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Events after resource_version; raises (410 Gone included) so the caller re-lists."""
+    for kind, obj in client.watch(
+        Decky,
+        namespace="*",
+        labels={names.LABEL_NODE: node},
+        resource_version=resource_version,
+    ):
+        yield kind, _as_dict(obj)
+
+
+def apply_status(client: Client, body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    result = client.patch(
+        Decky.Status,
+        meta["name"],
+        dict(body),
+        namespace=meta["namespace"],
+        patch_type=PatchType.APPLY,
+        field_manager=names.AGENT_MANAGER,
+        force=True,
+    )
+    return _as_dict(result)
+
+
+def read_ref(client: Client, kind: str, namespace: str, name: str, key: str) -> bytes | None:
+    """A Secret or ConfigMap key's bytes, or None when the object or key is missing."""
+    try:
+        if kind == "secret":
+            secret = client.get(Secret, name, namespace=namespace)
+            data = (secret.data or {}).get(key)
+            if data is not None:
+                return base64.b64decode(data)
+            string = (secret.stringData or {}).get(key)
+            return string.encode() if string is not None else None
+        cm = client.get(ConfigMap, name, namespace=namespace)
+        if key in (cm.data or {}):
+            return str((cm.data or {})[key]).encode()
+        if key in (cm.binaryData or {}):
+            return base64.b64decode((cm.binaryData or {})[key])
+        return None
+    except ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+
+
+def ensure_system_namespace(client: Client) -> None:
+    try:
+        client.create(Namespace(metadata=ObjectMeta(name=names.SYSTEM_NAMESPACE)))
+    except ApiError as error:
+        if error.status.code != 409:
+            raise
+
+
+def renew_lease(client: Client, node: str, acquired: dt.datetime) -> None:
+    """Server-side apply of the whole Lease: holder, duration and a fresh renewTime."""
+    now = dt.datetime.now(dt.UTC)
+    lease = Lease(
+        metadata=ObjectMeta(
+            name=names.lease_name(node),
+            namespace=names.SYSTEM_NAMESPACE,
+            labels={names.LABEL_AGENT_LEASE: node},
+        ),
+        spec=LeaseSpec(
+            holderIdentity=node,
+            leaseDurationSeconds=LEASE_DURATION_SECONDS,
+            acquireTime=acquired,
+            renewTime=now,
+        ),
+    )
+    client.apply(lease, field_manager=names.AGENT_MANAGER, force=True)

@@ -1,0 +1,380 @@
+"""The node agent's I/O loop: watch this node's deckies, converge them in parallel, report.
+
+Threads, because the Docker SDK and lightkube's sync client block:
+- a watcher lists then watches deckies with the server-side selector
+  decnet.io/node=<node> (re-listing after any watch error, 410 Gone included);
+- a bounded pool converges deckies; one decky is never converged by two
+  workers at once, and events arriving meanwhile coalesce into one more pass;
+- a ticker re-queues failed deckies after their backoff, runs the periodic
+  resync (fresh list, drift repair, orphan reaping) and renews the Lease.
+Nothing is deleted on uncertainty: orphans are reaped only after a successful
+fresh list and a grace period, and an unreachable Docker engine only delays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+from lightkube import Client
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from decnet.agent import converge, desired, kube, planner, reporter
+from decnet.agent.runtime import engine as runtime
+from decnet.api import v1alpha1
+
+log = structlog.get_logger("decnet.agent")
+
+CONVERGES = Counter("decnet_agent_converges_total", "Decky converge passes", ["result"])
+CONVERGE_SECONDS = Histogram("decnet_agent_converge_seconds", "Time of one decky converge pass")
+STATUS_WRITES = Counter("decnet_agent_status_writes_total", "Status reports written")
+DECKIES = Gauge("decnet_agent_deckies", "Deckies of this node known to the agent")
+REAPED = Counter("decnet_agent_orphans_reaped_total", "Orphan containers removed")
+
+MAX_BACKOFF = 60.0
+LEASE_RENEW_SECONDS = 10.0
+
+
+class Agent:
+    def __init__(
+        self,
+        client: Client,
+        engine: runtime.Engine,
+        node: str,
+        workers: int = 8,
+        resync_seconds: float = 30.0,
+        orphan_grace_seconds: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.engine = engine
+        self.node = node
+        self.resync_seconds = resync_seconds
+        self.orphan_grace_seconds = orphan_grace_seconds
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="converge")
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._objects: dict[str, dict[str, Any]] = {}  # uid -> latest Decky as a dict
+        self._done: dict[str, str] = {}  # uid -> fingerprint last converged without error
+        self._active: set[str] = set()  # uids a worker owns right now
+        self._again: set[str] = set()  # uids that changed while a worker owned them
+        self._retry: dict[str, tuple[float, float]] = {}  # uid -> (due, last delay)
+        self._orphan_first_seen: dict[str, float] = {}
+        self._listed = threading.Event()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def enqueue(self, uid: str, force: bool = False) -> None:
+        with self._lock:
+            obj = self._objects.get(uid)
+            if obj is None:
+                return
+            if not force and self._done.get(uid) == desired.fingerprint(obj):
+                return
+            if uid in self._active:
+                self._again.add(uid)
+                return
+            self._active.add(uid)
+        self.pool.submit(self._work, uid)
+
+    def _work(self, uid: str) -> None:
+        while not self.stop.is_set():
+            try:
+                self.converge_one(uid)
+            except Exception:  # noqa: BLE001 - a worker must survive anything and retry
+                log.exception("converge_crashed", uid=uid)
+                self._schedule_retry(uid)
+            with self._lock:
+                if uid in self._again:
+                    self._again.discard(uid)
+                    continue
+                self._active.discard(uid)
+                return
+
+    def _schedule_retry(self, uid: str) -> None:
+        with self._lock:
+            _, last = self._retry.get(uid, (0.0, 0.0))
+            delay = min(MAX_BACKOFF, max(1.0, last * 2))
+            self._retry[uid] = (time.monotonic() + delay, delay)
+
+    def _due_retries(self) -> list[str]:
+        now = time.monotonic()
+        with self._lock:
+            due = [uid for uid, (at, _) in self._retry.items() if at <= now]
+            for uid in due:
+                at, delay = self._retry[uid]
+                self._retry[uid] = (float("inf"), delay)  # re-armed by the next failure
+        return due
+
+    # ------------------------------------------------------------------ one decky
+
+    def converge_one(self, uid: str) -> None:
+        with self._lock:
+            raw = self._objects.get(uid)
+        if raw is None:
+            return
+        fp = desired.fingerprint(raw)
+        meta = raw.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        status = raw.get("status") or {}
+        plan = status.get("plan") or {}
+        lifecycle_id = str((status.get("lifecycle") or {}).get("id", ""))
+        started = time.monotonic()
+        want: planner.DeckyWant | None = None
+        try:
+            if meta.get("deletionTimestamp"):
+                outcome = converge.remove(self.engine, namespace, name, uid)
+                self.collect_networks()
+            else:
+                decky = v1alpha1.Decky.model_validate(raw)
+                want = desired.want_from_decky(decky, self._read_ref)
+                if want is None:
+                    return  # not planned yet: the operator has not scheduled it here
+                outcome = converge.converge(self.engine, want)
+        except runtime.EngineUnavailable as error:
+            log.warning("docker_unavailable", decky=f"{namespace}/{name}", error=str(error))
+            CONVERGES.labels("unavailable").inc()
+            self._schedule_retry(uid)
+            return
+        except (runtime.DockerError, desired.FileSourceError) as error:
+            observed = self._safe_observe(namespace, name)
+            outcome = converge.Outcome("failed", str(error), observed)
+        CONVERGE_SECONDS.observe(time.monotonic() - started)
+        CONVERGES.labels(outcome.state).inc()
+        report = reporter.build_report(
+            self.node,
+            want,
+            str(plan.get("hash", "")),
+            lifecycle_id,
+            outcome.state,
+            outcome.message,
+            list(outcome.observed.containers) if outcome.state != "removed" else [],
+        )
+        self._write(uid, namespace, name, status, report)
+        if outcome.state == "failed":
+            log.warning("converge_failed", decky=f"{namespace}/{name}", message=outcome.message)
+            self._schedule_retry(uid)
+            return
+        with self._lock:
+            self._retry.pop(uid, None)
+            self._done[uid] = fp
+        log.info("converged", decky=f"{namespace}/{name}", state=outcome.state)
+
+    def _safe_observe(self, namespace: str, name: str) -> planner.Observed:
+        try:
+            return self.engine.observe_decky(namespace, name, with_files=False)
+        except (runtime.DockerError, runtime.EngineUnavailable):
+            return planner.Observed()
+
+    def _read_ref(self, kind: str, namespace: str, name: str, key: str) -> bytes | None:
+        return kube.read_ref(self.client, kind, namespace, name, key)
+
+    def _write(
+        self, uid: str, namespace: str, name: str, status: dict[str, Any], report: dict[str, Any]
+    ) -> None:
+        if not reporter.differs(status, report):
+            return
+        kube.apply_status(self.client, reporter.apply_body(namespace, name, report))
+        STATUS_WRITES.inc()
+        with self._lock:
+            obj = self._objects.get(uid)
+            if obj is not None:
+                merged = dict(obj.get("status") or {})
+                merged.update(report)
+                self._objects[uid] = {**obj, "status": merged}
+
+    # ------------------------------------------------------------------ the API server
+
+    def _set_objects(self, items: list[dict[str, Any]]) -> set[str]:
+        uids = {str(o["metadata"]["uid"]) for o in items}
+        with self._lock:
+            for gone in set(self._objects) - uids:
+                self._objects.pop(gone, None)
+                self._done.pop(gone, None)
+                self._retry.pop(gone, None)
+            for obj in items:
+                self._objects[str(obj["metadata"]["uid"])] = obj
+            DECKIES.set(len(self._objects))
+        return uids
+
+    def watch_loop(self) -> None:
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                items, rv = kube.list_deckies(self.client, self.node)
+                for uid in self._set_objects(items):
+                    self.enqueue(uid)
+                self._listed.set()
+                delay = 1.0
+                for kind, obj in kube.watch_deckies(self.client, self.node, rv):
+                    if self.stop.is_set():
+                        return
+                    uid = str(obj["metadata"]["uid"])
+                    if kind == "DELETED":
+                        with self._lock:
+                            self._objects.pop(uid, None)
+                            self._done.pop(uid, None)
+                            self._retry.pop(uid, None)
+                        continue
+                    with self._lock:
+                        self._objects[uid] = obj
+                    self.enqueue(uid)
+            except Exception as error:  # noqa: BLE001 - re-list after any watch failure
+                if self.stop.is_set():
+                    return
+                log.warning("watch_failed", error=str(error)[:300], retry_in=delay)
+                self.stop.wait(delay)
+                delay = min(MAX_BACKOFF, delay * 2)
+
+    def resync(self) -> None:
+        """Fresh list, drift repair for every decky, orphans past their grace period reaped."""
+        try:
+            items, _ = kube.list_deckies(self.client, self.node)
+            live: set[str] | None = self._set_objects(items)
+        except Exception as error:  # noqa: BLE001 - unreachable API server: reap nothing
+            log.warning("resync_list_failed", error=str(error)[:300])
+            live = None
+        with self._lock:
+            uids = list(self._objects)
+        for uid in uids:
+            self.enqueue(uid, force=True)
+        try:
+            observed = self.engine.observe_node()
+        except (runtime.DockerError, runtime.EngineUnavailable) as error:
+            log.warning("resync_docker_failed", error=str(error)[:300])
+            return
+        if live is not None:
+            now = time.monotonic()
+            orphans = {c.id for c in planner.find_orphans(observed, live)}
+            self._orphan_first_seen = {
+                cid: self._orphan_first_seen.get(cid, now) for cid in orphans
+            }
+            actions = planner.plan_gc(
+                self._planned_networks(),
+                observed,
+                live,
+                self._orphan_first_seen,
+                now,
+                self.orphan_grace_seconds,
+            )
+            self._run_gc(actions)
+
+    def collect_networks(self) -> None:
+        """Networks nobody uses or plans; no container is touched here."""
+        observed = self.engine.observe_node()
+        self._run_gc(planner.plan_gc(self._planned_networks(), observed, set(), {}, 0.0, 1.0))
+
+    def _planned_networks(self) -> set[str]:
+        with self._lock:
+            objs = list(self._objects.values())
+        planned: set[str] = set()
+        for obj in objs:
+            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            plan = (obj.get("status") or {}).get("plan") or {}
+            planned.update(str(n.get("network")) for n in plan.get("networks") or [])
+        return planned
+
+    def _run_gc(self, actions: list[planner.Action]) -> None:
+        for action in actions:
+            try:
+                self.engine.execute(action)
+            except (runtime.DockerError, runtime.EngineUnavailable) as error:
+                log.warning("gc_failed", action=converge.describe(action), error=str(error)[:300])
+                continue
+            if isinstance(action, planner.RemoveContainer):
+                REAPED.inc()
+                self._orphan_first_seen.pop(action.id, None)
+            log.info("gc", action=converge.describe(action))
+
+    def lease_loop(self) -> None:
+        acquired = dt.datetime.now(dt.UTC)
+        ensured = False
+        while not self.stop.is_set():
+            try:
+                if not ensured:
+                    kube.ensure_system_namespace(self.client)
+                    ensured = True
+                kube.renew_lease(self.client, self.node, acquired)
+            except Exception as error:  # noqa: BLE001 - retried on the next tick
+                log.warning("lease_renew_failed", error=str(error)[:300])
+            self.stop.wait(LEASE_RENEW_SECONDS)
+
+    def tick_loop(self) -> None:
+        next_resync = time.monotonic() + self.resync_seconds
+        while not self.stop.wait(0.5):
+            for uid in self._due_retries():
+                self.enqueue(uid, force=True)
+            if time.monotonic() >= next_resync and self._listed.is_set():
+                try:
+                    self.resync()
+                except Exception:  # noqa: BLE001
+                    log.exception("resync_crashed")
+                next_resync = time.monotonic() + self.resync_seconds
+
+    def run(self) -> None:
+        threads = [
+            threading.Thread(target=self.lease_loop, name="lease", daemon=True),
+            threading.Thread(target=self.watch_loop, name="watch", daemon=True),
+            threading.Thread(target=self.tick_loop, name="tick", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        self.stop.wait()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=logging.INFO)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="decnet-agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--node", default=os.environ.get("NODE_NAME", ""))
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--resync-seconds", type=float, default=30.0)
+    parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
+    parser.add_argument("--metrics-port", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    if not args.node:
+        log.error("no_node", hint="set NODE_NAME or --node")
+        return 2
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    agent = Agent(
+        kube.make_client(args.kubeconfig),
+        runtime.Engine.from_env(args.node),
+        args.node,
+        workers=args.workers,
+        resync_seconds=args.resync_seconds,
+        orphan_grace_seconds=args.orphan_grace_seconds,
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: agent.stop.set())
+    log.info("agent_started", node=args.node, workers=args.workers)
+    agent.run()
+    log.info("agent_stopped", node=args.node)
+    return 0
