@@ -1,0 +1,88 @@
+"""apply → Ready for N deckies (base + 2 services) beside a plain Docker SDK script.
+
+Both run in the same process run on the same machine, one after the other,
+for N = 1, 50, 200 (override with BENCH_SIZES=1,50). The raw script creates
+exactly the containers the agent would (base + 2 services sharing its network
+namespace, on one internal bridge network with pinned IPs) with 8 threads,
+the agent's default pool size. Also counts status writes per decky for the
+deploy from the API server's audit log.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import raw_docker  # noqa: E402
+import stack  # noqa: E402
+
+NODE = "bench-node"
+SERVICES = ["http", "telnet"]
+
+
+def run_operator(s: stack.Stack, n: int, octet: int) -> dict[str, float]:
+    namespace = f"bench-{n}"
+    s.kubectl("create", "namespace", namespace)
+    s.apply(namespace, [stack.lan("lan", f"10.{octet}.0.0/24")])
+    names = [f"d-{i:03d}" for i in range(n)]
+    docs = [stack.decky(name, NODE, SERVICES) for name in names]
+    since = time.time()
+    start = time.monotonic()
+    s.apply(namespace, docs)
+    applied = time.monotonic()
+    done = stack.ready_watch(s, namespace, set(names), timeout=60 + 3 * n)
+    seconds = done - start
+    writes = Counter()
+    managers = Counter()
+    for event in s.audit_writes(since):
+        ref = event.get("objectRef", {})
+        if ref.get("resource") == "deckies" and ref.get("namespace") == namespace and ref.get("subresource") == "status":
+            if event.get("verb") in {"patch", "update"} and event.get("responseStatus", {}).get("code", 200) < 300:
+                writes[ref.get("name")] += 1
+                managers[event.get("userAgent", "?").split("/")[0]] += 1
+    # Tear down through the operator and agent, as a user would.
+    s.kubectl("delete", "deckies", "--all", "-n", namespace, f"--timeout={60 + n}s")
+    return {
+        "seconds": round(seconds, 3),
+        "apply_seconds": round(applied - start, 3),
+        "status_writes_per_decky_mean": round(sum(writes.values()) / max(1, n), 2),
+        "status_writes_per_decky_max": max(writes.values(), default=0),
+    }
+
+
+def main() -> None:
+    sizes = [int(x) for x in os.environ.get("BENCH_SIZES", "1,50,200").split(",")]
+    rows = []
+    with stack.stack() as s:
+        s.start_operator()
+        s.start_agent(NODE, workers=8)
+        for index, n in enumerate(sizes):
+            raw = raw_docker.timed_fleet(n, services=2, threads=8)
+            ours = run_operator(s, n, octet=200 + index)
+            row = {
+                "deckies": n,
+                "raw_docker_seconds": round(raw, 3),
+                "operator_seconds": ours["seconds"],
+                "ratio": round(ours["seconds"] / raw, 3),
+                "overhead_seconds": round(ours["seconds"] - raw, 3),
+                "kubectl_apply_seconds": ours["apply_seconds"],
+                "status_writes_per_decky_mean": ours["status_writes_per_decky_mean"],
+                "status_writes_per_decky_max": ours["status_writes_per_decky_max"],
+            }
+            rows.append(row)
+            print(
+                f"N={n:4d}  raw docker {raw:7.2f} s   apply→Ready {ours['seconds']:7.2f} s   "
+                f"ratio {row['ratio']:.2f}   status writes/decky {row['status_writes_per_decky_mean']}",
+                flush=True,
+            )
+    path = stack.write_result("apply", {"services_per_decky": 2, "agent_workers": 8, "rows": rows})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The whole stack for a benchmark: control plane, dockerd, CRDs, operator and agent.
+
+Started fresh for each benchmark run (a new etcd keeps the numbers free of
+earlier objects), stopped by pid at the end. The control plane writes an
+audit log of every write, which is how the benchmarks count API writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "hack"))
+sys.path.insert(0, str(ROOT / "operator"))
+
+import controlplane  # noqa: E402
+
+GROUP = "decnet.io"
+VERSION = "v1alpha1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        handle = open(self.log, "ab")  # noqa: SIM115 - owned by the child
+        self.popen = subprocess.Popen(self.argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def signal(self, sig: int) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def stop(self) -> None:
+        self.signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+
+@dataclass
+class Stack:
+    state: Path
+    kubeconfig: str
+    kubectl_bin: str
+    env: dict[str, str]
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.kubectl_bin, f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {args} failed: {result.stderr}")
+        return result
+
+    def apply(self, namespace: str, docs: list[dict[str, Any]]) -> None:
+        self.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+
+    def start_operator(self) -> Process:
+        argv = [sys.executable, "-m", "decnet.controller", "--standalone"]
+        argv += ["--webhook-port", str(free_port()), "--metrics-port", "0"]
+        proc = Process("operator", argv, self.env, self.state / "operator.log")
+        proc.start()
+        self.processes["operator"] = proc
+        wait(lambda: "decnet" in self.kubectl("get", "validatingwebhookconfigurations", "-o", "name").stdout, 60)
+        return proc
+
+    def start_agent(self, node: str, workers: int = 8) -> Process:
+        argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", "0"]
+        argv += ["--workers", str(workers)]
+        proc = Process("agent", argv, {**self.env, "NODE_NAME": node}, self.state / f"agent-{node}.log")
+        proc.start()
+        self.processes["agent"] = proc
+        lease = f"decnet-agent-{node}"
+        wait(lambda: self.kubectl("get", "lease", lease, "-n", "decnet-system", check=False).returncode == 0, 60)
+        return proc
+
+    def client(self) -> Any:
+        from lightkube import Client, KubeConfig
+
+        return Client(KubeConfig.from_file(self.kubeconfig), field_manager="decnet-bench")
+
+    def audit_writes(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """Audit events (writes only, by policy) received after `since` (unix time)."""
+        events = []
+        with open(self.state / "audit.log") as handle:
+            for line in handle:
+                event = json.loads(line)
+                stamp = event.get("requestReceivedTimestamp", "")
+                if since and _unix(stamp) < since:
+                    continue
+                events.append(event)
+        return events
+
+
+def _unix(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def wait(check: Callable[[], bool], timeout: float, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout} s")
+
+
+@contextmanager
+def stack() -> Iterator[Stack]:
+    subprocess.run(["bash", str(ROOT / "hack" / "docker-up.sh")], check=True)
+    subprocess.run(["bash", str(ROOT / "hack" / "images.sh")], check=True)
+    state = Path(tempfile.mkdtemp(prefix="decnet-bench-"))
+    plane = controlplane.up(state / "cp")
+    kubectl_bin = str(controlplane.CACHE / "bin" / "current" / "kubectl")
+    env = dict(os.environ)
+    env.update(
+        KUBECONFIG=str(plane.kubeconfig),
+        PYTHONPATH=f"{ROOT / 'operator'}:{env.get('PYTHONPATH', '')}",
+        PYTHONUNBUFFERED="1",
+        DECNET_MUTATION_INTERVAL_MINUTES="0",
+        DECNET_LOG_LEVEL="warning",
+    )
+    s = Stack(state=state / "cp", kubeconfig=str(plane.kubeconfig), kubectl_bin=kubectl_bin, env=env)
+    try:
+        for crd in sorted((ROOT / "crds").glob("*.yaml")):
+            s.kubectl("apply", "--server-side", "-f", str(crd))
+        s.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        s.kubectl("apply", "--server-side", "-f", str(ROOT / "examples" / "servicetemplates-test.yaml"))
+        yield s
+    finally:
+        for proc in s.processes.values():
+            proc.stop()
+        controlplane.down(state / "cp")
+
+
+def decky(name: str, node: str, services: list[str], lan: str = "lan") -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Decky",
+        "metadata": {"name": name},
+        "spec": {"services": services, "networks": [{"lan": lan}], "nodeName": node},
+    }
+
+
+def lan(name: str, subnet: str) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LAN", "metadata": {"name": name}, "spec": {"subnet": subnet}}
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    docker_version = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "dockerd": docker_version,
+    }
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"{name}.json"
+    result = {"benchmark": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **result}
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def ready_watch(s: Stack, namespace: str, names: set[str], timeout: float) -> float:
+    """time.monotonic() when every named decky is Ready=True, watched (not polled) through the API."""
+    from lightkube.generic_resource import create_namespaced_resource
+
+    decky_kind = create_namespaced_resource(GROUP, VERSION, "Decky", "deckies")
+    client = s.client()
+    ready: set[str] = set()
+    start = time.monotonic()
+    deadline = start + timeout
+    while ready != names and time.monotonic() < deadline:
+        for _, obj in client.watch(decky_kind, namespace=namespace, timeout_seconds=int(max(1, deadline - time.monotonic()))):
+            status = (obj.status or {}) if isinstance(obj.status, dict) else {}
+            conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+            if conditions.get("Ready") == "True":
+                ready.add(obj.metadata.name)
+            if ready == names:
+                break
+    if ready != names:
+        raise TimeoutError(f"{len(names - ready)} deckies not Ready within {timeout} s")
+    return time.monotonic()
