@@ -3,6 +3,10 @@
 # in DECNET_PORTS ("80/tcp 443/tcp ...") and logs each connection as an
 # RFC 5424 line on stdout, like the real DECNET services do.
 service="${DECNET_SERVICE:-service}"
+case "$service" in
+  http) exec httpd -f -p 80 -h /var/www ;;
+  telnet) exec telnetd -F -p 23 -l /bin/login ;;
+esac
 for spec in $DECNET_PORTS; do
   port="${spec%/*}"
   proto="${spec#*/}"
