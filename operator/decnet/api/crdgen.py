@@ -72,7 +72,7 @@ def _column(column: v1alpha1.PrinterColumn) -> dict[str, Any]:
 
 
 def _dump(obj: dict[str, Any]) -> str:
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=100)
+    return str(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=100))
 
 
 def render_crd(model: type[v1alpha1.Model]) -> str:

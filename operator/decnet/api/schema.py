@@ -71,7 +71,8 @@ def structural(model: type[BaseModel]) -> dict[str, Any]:
     info = getattr(model, "crd", None)
     if info is not None and info.root_validations:
         out["x-kubernetes-validations"] = [dict(rule) for rule in info.root_validations]
-    return sort_schema(out)
+    sorted_out: dict[str, Any] = sort_schema(out)
+    return sorted_out
 
 
 def _convert(node: Any, defs: dict[str, Any], *, keep_defaults: bool) -> dict[str, Any]:
