@@ -1,0 +1,372 @@
+"""The agent's Docker runtime against the real dockerd: what `docker inspect` shows.
+
+These drive `converge.converge` (observe -> plan -> act until nothing is left)
+with hand-written plans; the Kubernetes side is covered in test_agent.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from decnet.agent import converge, planner
+from decnet.agent.runtime import engine as runtime
+from decnet.kube import names
+
+pytestmark = pytest.mark.integration
+
+SLEEP = ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done")
+
+
+@pytest.fixture
+def docker_ns(docker_client: Any, test_image: str) -> Iterator[str]:
+    """A namespace label for Docker objects only; removed with everything labelled with it."""
+    ns = f"rt-{uuid.uuid4().hex[:8]}"
+    yield ns
+    label = f"{names.LABEL_NAMESPACE}={ns}"
+    for c in docker_client.containers.list(all=True, filters={"label": label}):
+        c.remove(force=True)
+    for n in docker_client.networks.list(filters={"label": label}):
+        n.remove()
+
+
+@pytest.fixture
+def eng(docker_client: Any) -> runtime.Engine:
+    return runtime.Engine(docker_client, f"node-{uuid.uuid4().hex[:6]}")
+
+
+def lan(ns: str, name: str, **kw: Any) -> planner.NetworkWant:
+    a, b = random.randint(150, 250), random.randint(0, 250)
+    return planner.NetworkWant(
+        name,
+        names.network_name(ns, name),
+        f"10.{a}.{b}.10",
+        f"10.{a}.{b}.0/24",
+        f"10.{a}.{b}.1",
+        **kw,
+    )
+
+
+def svc(name: str, image: str = "decnet-test/busybox:latest", **kw: Any) -> planner.ServiceWant:
+    return planner.ServiceWant(name, image, SLEEP, **kw)
+
+
+def decky(ns: str, networks: tuple[planner.NetworkWant, ...], **kw: Any) -> planner.DeckyWant:
+    base: dict[str, Any] = dict(
+        namespace=ns,
+        name="ws-01",
+        uid=str(uuid.uuid4()),
+        plan_hash="p1",
+        hostname="WS-01",
+        base_image="decnet/base:0.1.0",
+        networks=networks,
+        services=(svc("smb"), svc("rdp")),
+    )
+    base.update(kw)
+    return planner.DeckyWant(**base)
+
+
+def ids(docker_client: Any, ns: str) -> dict[str, str]:
+    found = docker_client.containers.list(
+        all=True, filters={"label": f"{names.LABEL_NAMESPACE}={ns}"}
+    )
+    return {c.name: c.id for c in found}
+
+
+def converged(eng: runtime.Engine, want: planner.DeckyWant) -> converge.Outcome:
+    outcome = converge.converge(eng, want)
+    assert outcome.state == "converged", outcome.message
+    return outcome
+
+
+def sh(docker_client: Any, container: str, cmd: str) -> str:
+    result = docker_client.containers.get(container).exec_run(["sh", "-c", cmd])
+    assert result.exit_code == 0, result.output
+    return str(result.output.decode())
+
+
+def test_deploy_creates_a_base_holding_the_ip_and_services_in_its_namespace(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    office = lan(docker_ns, "office")
+    want = decky(docker_ns, (office,))
+    converged(eng, want)
+
+    base = docker_client.containers.get(want.base_name)
+    assert base.status == "running"
+    assert base.attrs["Config"]["Hostname"] == "WS-01"
+    assert "NET_ADMIN" in base.attrs["HostConfig"]["CapAdd"]
+    assert base.attrs["NetworkSettings"]["Networks"][office.network]["IPAddress"] == office.ip
+    assert base.labels[names.LABEL_ROLE] == "base"
+    assert base.labels[names.LABEL_UID] == want.uid
+    net = docker_client.networks.get(office.network)
+    assert net.attrs["Internal"] is True
+    assert net.attrs["IPAM"]["Config"][0]["Subnet"] == office.subnet
+    for s in ("smb", "rdp"):
+        c = docker_client.containers.get(want.service_name(s))
+        assert c.status == "running"
+        assert c.attrs["HostConfig"]["NetworkMode"] == f"container:{base.id}"
+        assert c.labels[names.LABEL_SERVICE] == s
+        # the service sees the base's address: one network namespace
+        assert office.ip in sh(docker_client, c.name, "ip -4 addr")
+    assert len(ids(docker_client, docker_ns)) == 3
+
+
+def test_adding_and_removing_a_service_leaves_sibling_ids_alone(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    want = decky(docker_ns, (lan(docker_ns, "office"),))
+    converged(eng, want)
+    before = ids(docker_client, docker_ns)
+
+    added = decky(docker_ns, want.networks, uid=want.uid, services=(*want.services, svc("ldap")))
+    converged(eng, added)
+    after_add = ids(docker_client, docker_ns)
+    assert {k: after_add[k] for k in before} == before
+    assert set(after_add) - set(before) == {want.service_name("ldap")}
+
+    removed = decky(docker_ns, want.networks, uid=want.uid, services=(svc("smb"), svc("ldap")))
+    converged(eng, removed)
+    after_remove = ids(docker_client, docker_ns)
+    assert want.service_name("rdp") not in after_remove
+    for kept in (want.base_name, want.service_name("smb"), want.service_name("ldap")):
+        assert after_remove[kept] == after_add[kept]
+
+
+def test_changing_one_service_recreates_only_that_container(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    want = decky(docker_ns, (lan(docker_ns, "office"),))
+    converged(eng, want)
+    before = ids(docker_client, docker_ns)
+    changed = decky(
+        docker_ns, want.networks, uid=want.uid, services=(svc("smb", config_hash="new"), svc("rdp"))
+    )
+    converged(eng, changed)
+    after = ids(docker_client, docker_ns)
+    assert after[want.service_name("smb")] != before[want.service_name("smb")]
+    assert after[want.service_name("rdp")] == before[want.service_name("rdp")]
+    assert after[want.base_name] == before[want.base_name]
+
+
+def test_lan_attach_and_detach_are_live_on_the_running_base(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    office, lab = lan(docker_ns, "office"), lan(docker_ns, "lab")
+    want = decky(docker_ns, (office,))
+    converged(eng, want)
+    before = ids(docker_client, docker_ns)
+
+    attached = decky(docker_ns, (office, lab), uid=want.uid)
+    converged(eng, attached)
+    base = docker_client.containers.get(want.base_name)
+    nets = base.attrs["NetworkSettings"]["Networks"]
+    assert nets[office.network]["IPAddress"] == office.ip
+    assert nets[lab.network]["IPAddress"] == lab.ip
+    assert ids(docker_client, docker_ns) == before  # nothing recreated
+    # a service container sees the new interface live
+    assert lab.ip in sh(docker_client, want.service_name("smb"), "ip -4 addr")
+
+    converged(eng, want)
+    base.reload()
+    assert set(base.attrs["NetworkSettings"]["Networks"]) == {office.network}
+    assert lab.ip not in sh(docker_client, want.service_name("smb"), "ip -4 addr")
+    assert ids(docker_client, docker_ns) == before
+
+
+def test_files_get_mode_and_aged_mtime_and_go_when_dropped(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    content = b"admin:Winter2024!\n"
+    lure = planner.FileWant(
+        "/home/admin/passwords.txt", 0o600, -864000, hashlib.sha256(content).hexdigest(), content
+    )
+    other = planner.FileWant("/etc/motd", 0o644, 0, hashlib.sha256(b"hi\n").hexdigest(), b"hi\n")
+    want = decky(docker_ns, (lan(docker_ns, "office"),), files=(lure, other))
+    started = time.time()
+    converged(eng, want)
+
+    out = sh(docker_client, want.base_name, "stat -c '%a %Y %s' /home/admin/passwords.txt")
+    mode, mtime, size = out.split()
+    assert mode == "600"
+    assert int(size) == len(content)
+    assert abs(int(mtime) - (started - 864000)) < 30
+    assert sh(docker_client, want.base_name, "cat /home/admin/passwords.txt").encode() == content
+
+    # same plan again: nothing placed again (mtime unchanged)
+    assert converge.converge(eng, want).state == "converged"
+    assert (
+        sh(docker_client, want.base_name, "stat -c %Y /home/admin/passwords.txt").split()[0]
+        == mtime
+    )
+
+    dropped = decky(docker_ns, want.networks, uid=want.uid, files=(other,))
+    converged(eng, dropped)
+    check = docker_client.containers.get(want.base_name).exec_run(
+        ["test", "-e", "/home/admin/passwords.txt"]
+    )
+    assert check.exit_code == 1
+    assert sh(docker_client, want.base_name, "cat /etc/motd") == "hi\n"
+
+
+def test_a_container_removed_or_stopped_by_hand_comes_back(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    office = lan(docker_ns, "office")
+    want = decky(docker_ns, (office,))
+    converged(eng, want)
+    before = ids(docker_client, docker_ns)
+
+    docker_client.containers.get(want.service_name("smb")).remove(force=True)
+    docker_client.containers.get(want.service_name("rdp")).stop(timeout=1)
+    converged(eng, want)
+    after = ids(docker_client, docker_ns)
+    assert after[want.service_name("smb")] != before[want.service_name("smb")]
+    assert after[want.service_name("rdp")] == before[want.service_name("rdp")]
+    assert docker_client.containers.get(want.service_name("rdp")).status == "running"
+
+    # a stopped base: started again, and its services rejoin its network namespace
+    docker_client.containers.get(want.base_name).stop(timeout=1)
+    converged(eng, want)
+    assert ids(docker_client, docker_ns) == after
+    assert office.ip in sh(docker_client, want.service_name("rdp"), "ip -4 addr")
+
+    # the base removed by hand: a new base, and services rebuilt on it
+    docker_client.containers.get(want.base_name).remove(force=True)
+    converged(eng, want)
+    final = ids(docker_client, docker_ns)
+    assert final[want.base_name] != after[want.base_name]
+    assert office.ip in sh(docker_client, want.service_name("smb"), "ip -4 addr")
+    assert len(final) == 3
+
+
+def test_a_restarted_agent_adopts_running_containers(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    want = decky(docker_ns, (lan(docker_ns, "office"),))
+    converged(eng, want)
+    before = ids(docker_client, docker_ns)
+    fresh = runtime.Engine(runtime.docker.from_env(), eng.node)  # a new process, same node
+    observed = fresh.observe_decky(docker_ns, want.name, with_files=True)
+    assert planner.plan_decky(want, observed) == []
+    converged(fresh, want)
+    assert ids(docker_client, docker_ns) == before
+
+
+def test_a_forwards_l3_flip_is_refused_then_done_with_the_annotation(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    want = decky(docker_ns, (lan(docker_ns, "dmz", dmz=True),))
+    converged(eng, want)
+    before = ids(docker_client, docker_ns)
+    flipped = decky(docker_ns, want.networks, uid=want.uid, forwards_l3=True)
+    outcome = converge.converge(eng, flipped)
+    assert outcome.state == "refused"
+    assert names.ANNOTATION_ALLOW_RECREATE in outcome.message
+    assert ids(docker_client, docker_ns) == before
+
+    allowed = decky(docker_ns, want.networks, uid=want.uid, forwards_l3=True, allow_recreate=True)
+    converged(eng, allowed)
+    after = ids(docker_client, docker_ns)
+    assert after[want.base_name] != before[want.base_name]
+    assert sh(docker_client, want.base_name, "cat /proc/sys/net/ipv4/ip_forward").strip() == "1"
+    dmz_net = docker_client.networks.get(want.networks[0].network)
+    assert dmz_net.attrs["Internal"] is False
+
+
+def test_a_missing_image_fails_with_a_clear_message(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    want = decky(
+        docker_ns, (lan(docker_ns, "office"),), services=(svc("x", "decnet-none/missing:9"),)
+    )
+    with pytest.raises(runtime.DockerError) as error:
+        converge.converge(eng, want)
+    assert "decnet-none/missing:9" in str(error.value)
+    assert "could not be pulled" in str(error.value)
+
+
+def test_deletion_and_network_collection_leave_nothing_behind(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    office, lab = lan(docker_ns, "office"), lan(docker_ns, "lab")
+    a = decky(docker_ns, (office, lab))
+    b = decky(docker_ns, (dataclasses.replace(office, ip=office.ip[:-1] + "1"),), name="ws-02")
+    converged(eng, a)
+    converged(eng, b)
+
+    assert converge.remove(eng, docker_ns, a.name, a.uid).state == "removed"
+    gc = planner.plan_gc({office.network}, eng.observe_node(), set(), {}, 0.0, 1.0)
+    for action in gc:
+        eng.execute(action)
+    # a's containers are gone, lab went with it, office stays for b
+    assert set(ids(docker_client, docker_ns)) == {
+        b.base_name,
+        *(b.service_name(s.name) for s in b.services),
+    }
+    labelled = {
+        n.name
+        for n in docker_client.networks.list(
+            filters={"label": f"{names.LABEL_NAMESPACE}={docker_ns}"}
+        )
+    }
+    assert labelled == {office.network}
+
+    converge.remove(eng, docker_ns, b.name, b.uid)
+    for action in planner.plan_gc(set(), eng.observe_node(), set(), {}, 0.0, 1.0):
+        eng.execute(action)
+    assert ids(docker_client, docker_ns) == {}
+    assert (
+        docker_client.networks.list(filters={"label": f"{names.LABEL_NAMESPACE}={docker_ns}"}) == []
+    )
+
+
+def test_orphans_are_reaped_after_their_grace_period(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    want = decky(docker_ns, (lan(docker_ns, "office"),))
+    converged(eng, want)
+    observed = eng.observe_node()
+    first_seen = {c.id: 100.0 for c in planner.find_orphans(observed, set())}
+    assert len(first_seen) == 3
+    assert planner.plan_gc(set(), observed, set(), first_seen, 110.0, 60.0) == []
+    assert len(ids(docker_client, docker_ns)) == 3
+    for action in planner.plan_gc(set(), observed, set(), first_seen, 161.0, 60.0):
+        eng.execute(action)
+    assert ids(docker_client, docker_ns) == {}
+
+
+@pytest.fixture
+def veth() -> Iterator[str]:
+    """A veth pair of our own as the macvlan parent; never the machine's uplink."""
+    suffix = uuid.uuid4().hex[:6]
+    a, b = f"dnA{suffix}", f"dnB{suffix}"
+    subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True)
+    subprocess.run(["ip", "link", "set", a, "up"], check=True)
+    subprocess.run(["ip", "link", "set", b, "up"], check=True)
+    try:
+        yield a
+    finally:
+        subprocess.run(["ip", "link", "del", a], check=False)
+
+
+def test_macvlan_lan_on_a_veth_parent(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine, veth: str
+) -> None:
+    office = lan(docker_ns, "office", driver="macvlan", parent=veth)
+    want = decky(docker_ns, (office,))
+    converged(eng, want)
+    net = docker_client.networks.get(office.network)
+    assert net.attrs["Driver"] == "macvlan"
+    assert net.attrs["Options"]["parent"] == veth
+    base = docker_client.containers.get(want.base_name)
+    assert base.attrs["NetworkSettings"]["Networks"][office.network]["IPAddress"] == office.ip
+    assert office.ip in sh(docker_client, want.service_name("smb"), "ip -4 addr")
