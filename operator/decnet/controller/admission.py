@@ -1,0 +1,115 @@
+"""Validating admission for what one object cannot check alone.
+
+Clashes answer 409 with who holds the address; invalid references 422.
+Only spec changes are judged: the operator's own metadata writes (finalizer,
+node label) and a deletion's finalizer removal pass untouched, so the
+webhook can never block the operator. The webhook fails open
+(failurePolicy Ignore): allocation still arbitrates through AddressClaims
+when the operator is down, and a dead operator must not freeze the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from decnet.controller import allocation, configschema, handlers, metrics, views
+from decnet.kube import names
+
+G, V = names.GROUP, names.VERSION
+
+
+def _skip(body: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return True
+    return old is not None and (old.get("spec") or {}) == (body.get("spec") or {})
+
+
+def _reject(kind: str, message: str, code: int) -> kopf.AdmissionError:
+    metrics.REJECTIONS.labels(kind, str(code)).inc()
+    return kopf.AdmissionError(message, code=code)
+
+
+def decky_problems(body: Mapping[str, Any]) -> tuple[int, str] | None:
+    """(code, message) of the first problem of a Decky, or None."""
+    decky = views.Decky.from_obj(body)
+    uid = (body.get("metadata") or {}).get("uid")
+    lans = handlers.lans_in(decky.namespace)
+    for net in decky.networks:
+        lan = lans.get(net.lan)
+        if lan is None:
+            return 422, f"LAN {net.lan} does not exist in namespace {decky.namespace}"
+        subnet = lan.effective_subnet
+        if net.ip and subnet and not allocation.contains(subnet, net.ip):
+            return 422, f"{net.ip} is outside subnet {subnet} of LAN {net.lan}"
+        if net.ip and subnet and net.ip in allocation.reserved(subnet):
+            return 422, f"{net.ip} is the network, broadcast or gateway address of LAN {net.lan}"
+        if net.ip:
+            holder = _ip_holder(decky, net.lan, net.ip, uid)
+            if holder:
+                return 409, f"{net.ip} on LAN {net.lan} is held by decky {holder}"
+    known = handlers.templates()
+    for svc in decky.services:
+        tpl = known.get(svc)
+        if tpl is None:
+            return 422, f"unknown service {svc}: no ServiceTemplate of that name"
+        if tpl.fleet_singleton:
+            return 422, f"service {svc} is a fleet singleton; it runs once per node, not per decky"
+    for svc, cfg in sorted(decky.service_config.items()):
+        tpl = known.get(svc)
+        if tpl is None:
+            return 422, f"serviceConfig names unknown service {svc}"
+        errors = configschema.errors(cfg, tpl.config_schema, svc)
+        if errors:
+            return 422, f"serviceConfig for {svc} does not match its schema: " + "; ".join(errors)
+    return None
+
+
+def _ip_holder(decky: views.Decky, lan: str, ip: str, uid: str | None) -> str | None:
+    claim = handlers.RT.one("claim_idx", (decky.namespace, names.ip_claim_name(lan, ip)))
+    if claim and claim["holder"].get("name") != decky.name:
+        return str(claim["holder"].get("name"))
+    for (ns, name), other in handlers.RT.values("decky_idx"):
+        if ns != decky.namespace or name == decky.name:
+            continue
+        status = other.get("status") or {}
+        nets = list((other.get("spec") or {}).get("networks") or ())
+        nets += list(status.get("addresses") or ())
+        if any(n.get("lan") == lan and n.get("ip") == ip for n in nets):
+            return str(name)
+    return None
+
+
+def lan_problems(body: Mapping[str, Any]) -> tuple[int, str] | None:
+    lan = views.Lan.from_obj(body)
+    if not lan.subnet:
+        return None
+    for (ns, name), other in handlers.RT.values("lan_idx"):
+        if (ns, name) == (lan.namespace, lan.name):
+            continue
+        theirs = views.Lan.from_obj(other).effective_subnet
+        if theirs and allocation.overlaps(lan.subnet, theirs):
+            return 409, f"subnet {lan.subnet} overlaps {theirs} of LAN {ns}/{name}"
+    return None
+
+
+@kopf.on.validate(
+    G, V, names.DECKIES, id="decky", operations=["CREATE", "UPDATE"], ignore_failures=True
+)
+def validate_decky(*, body: kopf.Body, old: Any = None, **_: Any) -> None:
+    if _skip(body, old):
+        return
+    problem = decky_problems(body)
+    if problem:
+        raise _reject("Decky", problem[1], problem[0])
+
+
+@kopf.on.validate(G, V, names.LANS, id="lan", operations=["CREATE", "UPDATE"], ignore_failures=True)
+def validate_lan(*, body: kopf.Body, old: Any = None, **_: Any) -> None:
+    if _skip(body, old):
+        return
+    problem = lan_problems(body)
+    if problem:
+        raise _reject("LAN", problem[1], problem[0])

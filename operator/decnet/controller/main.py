@@ -1,0 +1,146 @@
+"""Entry point: `python3 -m decnet.controller` (or the `decnet-operator` script).
+
+Runs kopf programmatically so tests can start the operator as a subprocess
+and stop it with SIGTERM by pid. Options come from flags and environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import kopf
+import structlog
+
+from decnet.kube import names
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    env = os.environ
+    p = argparse.ArgumentParser(prog="decnet-operator", description=__doc__)
+    p.add_argument("--kubeconfig", default=env.get("KUBECONFIG"))
+    p.add_argument(
+        "--webhook-host",
+        default=env.get("DECNET_WEBHOOK_HOST", "127.0.0.1"),
+        help="hostname the API server uses to reach the webhook",
+    )
+    p.add_argument(
+        "--webhook-addr",
+        default=env.get("DECNET_WEBHOOK_ADDR"),
+        help="listen address (default: the webhook host)",
+    )
+    p.add_argument("--webhook-port", type=int, default=int(env.get("DECNET_WEBHOOK_PORT", "9443")))
+    p.add_argument(
+        "--no-webhook", action="store_true", default=env.get("DECNET_NO_WEBHOOK", "") == "1"
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env.get("DECNET_METRICS_PORT", "8080")),
+        help="0 = off",
+    )
+    p.add_argument(
+        "--standalone",
+        action=argparse.BooleanOptionalAction,
+        default=env.get("DECNET_STANDALONE", "1") == "1",
+        help="no kopf peering (default for local runs)",
+    )
+    p.add_argument(
+        "--peering",
+        default=env.get("DECNET_PEERING"),
+        help="kopf peering name (implies --no-standalone)",
+    )
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=int(env.get("DECNET_HEALTH_PORT", "0")),
+        help="serve /healthz on this port (0 = off)",
+    )
+    p.add_argument("--log-level", default=env.get("DECNET_LOG_LEVEL", "INFO"))
+    return p.parse_args(argv)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
+    logging.getLogger("decnet").setLevel(level)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def _in_cluster_host(args: argparse.Namespace) -> None:
+    """In a cluster the API server reaches the webhook through its Service's DNS name."""
+    service = os.environ.get("DECNET_WEBHOOK_SERVICE")
+    namespace = os.environ.get("DECNET_NAMESPACE")
+    if service and namespace and "DECNET_WEBHOOK_HOST" not in os.environ:
+        args.webhook_host = f"{service}.{namespace}.svc"
+        args.webhook_addr = args.webhook_addr or "0.0.0.0"
+
+
+def _webhook(args: argparse.Namespace) -> kopf.WebhookServer:
+    from decnet.controller import certs
+
+    _in_cluster_host(args)
+    mounted = os.environ.get("DECNET_WEBHOOK_CERT_DIR")
+    if mounted:
+        bundle = certs.mounted(Path(mounted))
+    else:
+        sans = [args.webhook_host, "127.0.0.1", "localhost"]
+        bundle = certs.generate(Path(tempfile.mkdtemp(prefix="decnet-webhook-")), sans)
+    return kopf.WebhookServer(
+        addr=args.webhook_addr or args.webhook_host,
+        port=args.webhook_port,
+        host=args.webhook_host,
+        certfile=str(bundle.certfile),
+        pkeyfile=str(bundle.pkeyfile),
+        cafile=str(bundle.cafile),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse(argv)
+    _logging(args.log_level)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it
+
+    from decnet.controller import handlers, runtime
+
+    handlers.RT.config = runtime.Config.from_env(args.kubeconfig)
+    if not args.no_webhook:
+        from decnet.controller import admission  # noqa: F401 - registers the validators
+
+    settings = kopf.OperatorSettings()
+    settings.posting.level = logging.CRITICAL
+    settings.batching.batch_window = 0.05
+    if not args.no_webhook:
+        settings.admission.server = _webhook(args)
+        settings.admission.managed = names.GROUP
+    if args.metrics_port:
+        import prometheus_client
+
+        prometheus_client.start_http_server(args.metrics_port, addr="127.0.0.1")
+    kopf.run(
+        clusterwide=True,
+        standalone=args.standalone and not args.peering,
+        peering_name=args.peering,
+        settings=settings,
+        liveness_endpoint=(
+            f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Process-wide state of one operator: settings, the API client, kopf's indexes.
+
+Handlers are thin; what they share lives here so the background loop and
+the watch handlers see one view: per-object locks (a watch event and the
+loop never reconcile one object at once), the freshest body known per
+object (our own patch responses are newer than a queued watch event), and
+in-memory reservations that keep concurrent allocations in this process
+from racing for one address before the API server arbitrates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import datetime
+import os
+import random
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from decnet.controller import mutation, planning
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    kubeconfig: str | None = None
+    base_image: str = planning.DEFAULT_BASE_IMAGE
+    mutation_interval_minutes: int = mutation.DEFAULT_INTERVAL_MINUTES
+    node_gone_seconds: int = 300
+    tick_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls, kubeconfig: str | None = None) -> Config:
+        env = os.environ
+        return cls(
+            kubeconfig=kubeconfig,
+            base_image=env.get("DECNET_BASE_IMAGE", planning.DEFAULT_BASE_IMAGE),
+            mutation_interval_minutes=int(
+                env.get("DECNET_MUTATION_INTERVAL_MINUTES", mutation.DEFAULT_INTERVAL_MINUTES)
+            ),
+            node_gone_seconds=int(env.get("DECNET_NODE_GONE_SECONDS", "300")),
+            tick_seconds=float(env.get("DECNET_TICK_SECONDS", "1.0")),
+        )
+
+
+Key = tuple[str, str]
+
+
+def rv(body: Mapping[str, Any] | None) -> int:
+    try:
+        return int((body or {}).get("metadata", {}).get("resourceVersion", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+class Runtime:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.client: Any = None
+        self.indices: dict[str, Any] = {}
+        self.locks: dict[Any, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self.latest: dict[Key, dict[str, Any]] = {}
+        self.seen: set[str] = set()
+        self.placement: dict[str, str] = {}
+        self.reserved: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+        self.reserved_subnets: set[str] = set()
+        self.started = datetime.datetime.now(datetime.UTC)
+        self.poked: set[Key] = set()
+        self.wake = asyncio.Event()
+        self.rng = random.Random()
+
+    # -- indexes -----------------------------------------------------------------
+
+    def index(self, name: str) -> Mapping[Any, Any]:
+        return self.indices.get(name) or {}
+
+    def values(self, name: str) -> Iterator[tuple[Any, Any]]:
+        idx = self.index(name)
+        for key in list(idx.keys()):
+            for value in idx.get(key, ()):
+                yield key, value
+
+    def one(self, name: str, key: Any) -> Any:
+        store = self.index(name).get(key)
+        if not store:
+            return None
+        for value in store:
+            return value
+        return None
+
+    # -- freshest bodies -----------------------------------------------------------
+
+    def freshest(self, key: Key, body: Mapping[str, Any]) -> dict[str, Any]:
+        known = self.latest.get(key)
+        if known is not None and rv(known) > rv(body):
+            return known
+        return dict(body)
+
+    def remember(self, key: Key, body: Mapping[str, Any]) -> None:
+        if rv(body) >= rv(self.latest.get(key)):
+            self.latest[key] = dict(body)
+
+    def forget(self, key: Key, uid: str | None) -> None:
+        self.latest.pop(key, None)
+        if uid:
+            self.seen.discard(uid)
+            self.placement.pop(uid, None)
+
+    def poke(self, *keys: Key) -> None:
+        self.poked.update(keys)
+        self.wake.set()
+
+    def load(self) -> dict[str, int]:
+        return dict(collections.Counter(self.placement.values()))
