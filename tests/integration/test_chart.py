@@ -144,9 +144,12 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     op = deploy["spec"]["template"]["spec"]["containers"][0]
     assert deploy["spec"]["replicas"] == 1
     assert op["command"] == ["python", "-m", "decnet.controller"]
-    assert op["args"] == ["--peering", "decnet-operator"]
+    assert op["args"] == ["--no-standalone"]
     env = {e["name"]: e.get("value") for e in op["env"]}
     assert env["DECNET_BASE_IMAGE"] == "decnet/base:0.1.0"
+    assert env["DECNET_PEERING"] == "decnet-operator"
+    assert env["DECNET_WEBHOOK_HOST"] == "decnet-decnet-operator-webhook.decnet-system.svc"
+    assert env["DECNET_LIVENESS_ENDPOINT"] == "http://0.0.0.0:8081/healthz"
     assert {p["containerPort"] for p in op["ports"]} >= {9443, 8080}
     assert op["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert deploy["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
