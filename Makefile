@@ -20,11 +20,15 @@ manifests: ## Generate crds/ and the chart's CRD templates from the pydantic typ
 
 verify: ## Regenerate every generated artifact and fail on any diff
 	$(PYTHON) -m decnet.api.crdgen --check
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit/api/test_api_schema.py tests/unit/api/test_crdgen.py
+
+golden: ## Rewrite tests/unit/api/golden/*.yaml after an intended API change
+	UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q tests/unit/api/test_api_schema.py
 
 lint: ## ruff, mypy (strict) and import-linter layering contracts
 	$(PYTHON) -m ruff check operator tests bench hack
 	$(PYTHON) -m mypy
-	lint-imports
+	PYTHONPATH=operator lint-imports
 
 binaries: ## Build kube-apiserver, kubectl, etcd and helm from the Go module proxy (cached)
 	bash hack/build-binaries.sh all
