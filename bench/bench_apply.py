@@ -41,8 +41,15 @@ def run_operator(s: stack.Stack, n: int, octet: int) -> dict[str, float]:
     managers = Counter()
     for event in s.audit_writes(since):
         ref = event.get("objectRef", {})
-        if ref.get("resource") == "deckies" and ref.get("namespace") == namespace and ref.get("subresource") == "status":
-            if event.get("verb") in {"patch", "update"} and event.get("responseStatus", {}).get("code", 200) < 300:
+        if (
+            ref.get("resource") == "deckies"
+            and ref.get("namespace") == namespace
+            and ref.get("subresource") == "status"
+        ):
+            if (
+                event.get("verb") in {"patch", "update"}
+                and event.get("responseStatus", {}).get("code", 200) < 300
+            ):
                 writes[ref.get("name")] += 1
                 managers[event.get("userAgent", "?").split("/")[0]] += 1
     # Tear down through the operator and agent, as a user would.

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,16 @@ def hold_lease(s: stack.Stack, stop: threading.Event) -> None:
     except Exception:  # noqa: BLE001 - already there
         pass
     while not stop.is_set():
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         lease = Lease(
-            metadata=ObjectMeta(name=f"decnet-agent-{NODE}", namespace="decnet-system", labels={"decnet.io/agent": NODE}),
-            spec=LeaseSpec(holderIdentity=NODE, leaseDurationSeconds=40, renewTime=now, acquireTime=now),
+            metadata=ObjectMeta(
+                name=f"decnet-agent-{NODE}",
+                namespace="decnet-system",
+                labels={"decnet.io/agent": NODE},
+            ),
+            spec=LeaseSpec(
+                holderIdentity=NODE, leaseDurationSeconds=40, renewTime=now, acquireTime=now
+            ),
         )
         client.apply(lease, field_manager="decnet-agent", force=True)
         stop.wait(10)
@@ -70,12 +76,23 @@ def report_converged(s: stack.Stack, namespace: str, expected: int) -> None:
                 "kind": "Decky",
                 "metadata": {"name": name, "namespace": namespace},
                 "status": {
-                    "agent": {"node": NODE, "planHash": plan_hash, "state": "converged", "message": "", "lifecycleId": lifecycle.get("id", "")},
+                    "agent": {
+                        "node": NODE,
+                        "planHash": plan_hash,
+                        "state": "converged",
+                        "message": "",
+                        "lifecycleId": lifecycle.get("id", ""),
+                    },
                     "containers": [],
                 },
             }
-            client.apply(decky_kind.Status.from_dict(body) if hasattr(decky_kind, "Status") else body,  # type: ignore[attr-defined]
-                         name=name, namespace=namespace, field_manager="decnet-agent", force=True)
+            client.apply(
+                decky_kind.Status.from_dict(body) if hasattr(decky_kind, "Status") else body,  # type: ignore[attr-defined]
+                name=name,
+                namespace=namespace,
+                field_manager="decnet-agent",
+                force=True,
+            )
             reported[name] = plan_hash
         time.sleep(1)
 
@@ -90,7 +107,10 @@ def main() -> None:
         s.kubectl("create", "namespace", namespace)
         lans = (COUNT + 249) // 250
         s.apply(namespace, [stack.lan(f"lan-{i}", f"10.{150 + i}.0.0/24") for i in range(lans)])
-        docs = [stack.decky(f"idle-{i:04d}", NODE, ["http", "telnet"], lan=f"lan-{i // 250}") for i in range(COUNT)]
+        docs = [
+            stack.decky(f"idle-{i:04d}", NODE, ["http", "telnet"], lan=f"lan-{i // 250}")
+            for i in range(COUNT)
+        ]
         for chunk in range(0, COUNT, 250):
             s.apply(namespace, docs[chunk : chunk + 250])
         t0 = time.monotonic()
@@ -109,7 +129,9 @@ def main() -> None:
         stop.set()
         writes = s.audit_writes(since)
         by_resource = Counter(
-            f"{e.get('objectRef', {}).get('resource')}/{e.get('objectRef', {}).get('subresource', '')}".rstrip("/")
+            f"{e.get('objectRef', {}).get('resource')}/{e.get('objectRef', {}).get('subresource', '')}".rstrip(
+                "/"
+            )
             for e in writes
         )
         lease_writes = sum(v for k, v in by_resource.items() if k.startswith("leases"))

@@ -49,7 +49,9 @@ class Process:
 
     def start(self) -> None:
         handle = open(self.log, "ab")  # noqa: SIM115 - owned by the child
-        self.popen = subprocess.Popen(self.argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.popen = subprocess.Popen(
+            self.argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
+        )
 
     @property
     def pid(self) -> int:
@@ -91,7 +93,9 @@ class Stack:
     env: dict[str, str]
     processes: dict[str, Process] = field(default_factory=dict)
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [self.kubectl_bin, f"--kubeconfig={self.kubeconfig}", *args],
             input=input,
@@ -112,17 +116,31 @@ class Stack:
         proc = Process("operator", argv, self.env, self.state / "operator.log")
         proc.start()
         self.processes["operator"] = proc
-        wait(lambda: "decnet" in self.kubectl("get", "validatingwebhookconfigurations", "-o", "name").stdout, 60)
+        wait(
+            lambda: (
+                "decnet"
+                in self.kubectl("get", "validatingwebhookconfigurations", "-o", "name").stdout
+            ),
+            60,
+        )
         return proc
 
     def start_agent(self, node: str, workers: int = 8) -> Process:
         argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", "0"]
         argv += ["--workers", str(workers)]
-        proc = Process("agent", argv, {**self.env, "NODE_NAME": node}, self.state / f"agent-{node}.log")
+        proc = Process(
+            "agent", argv, {**self.env, "NODE_NAME": node}, self.state / f"agent-{node}.log"
+        )
         proc.start()
         self.processes["agent"] = proc
         lease = f"decnet-agent-{node}"
-        wait(lambda: self.kubectl("get", "lease", lease, "-n", "decnet-system", check=False).returncode == 0, 60)
+        wait(
+            lambda: (
+                self.kubectl("get", "lease", lease, "-n", "decnet-system", check=False).returncode
+                == 0
+            ),
+            60,
+        )
         return proc
 
     def client(self) -> Any:
@@ -173,12 +191,16 @@ def stack() -> Iterator[Stack]:
         DECNET_MUTATION_INTERVAL_MINUTES="0",
         DECNET_LOG_LEVEL="warning",
     )
-    s = Stack(state=state / "cp", kubeconfig=str(plane.kubeconfig), kubectl_bin=kubectl_bin, env=env)
+    s = Stack(
+        state=state / "cp", kubeconfig=str(plane.kubeconfig), kubectl_bin=kubectl_bin, env=env
+    )
     try:
         for crd in sorted((ROOT / "crds").glob("*.yaml")):
             s.kubectl("apply", "--server-side", "-f", str(crd))
         s.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        s.kubectl("apply", "--server-side", "-f", str(ROOT / "examples" / "servicetemplates-test.yaml"))
+        s.kubectl(
+            "apply", "--server-side", "-f", str(ROOT / "examples" / "servicetemplates-test.yaml")
+        )
         yield s
     finally:
         for proc in s.processes.values():
@@ -196,7 +218,12 @@ def decky(name: str, node: str, services: list[str], lan: str = "lan") -> dict[s
 
 
 def lan(name: str, subnet: str) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LAN", "metadata": {"name": name}, "spec": {"subnet": subnet}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LAN",
+        "metadata": {"name": name},
+        "spec": {"subnet": subnet},
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -225,7 +252,12 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     path = out / f"{name}.json"
-    result = {"benchmark": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **result}
+    result = {
+        "benchmark": name,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        **result,
+    }
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
 
@@ -240,7 +272,11 @@ def ready_watch(s: Stack, namespace: str, names: set[str], timeout: float) -> fl
     start = time.monotonic()
     deadline = start + timeout
     while ready != names and time.monotonic() < deadline:
-        for _, obj in client.watch(decky_kind, namespace=namespace, timeout_seconds=int(max(1, deadline - time.monotonic()))):
+        for _, obj in client.watch(
+            decky_kind,
+            namespace=namespace,
+            timeout_seconds=int(max(1, deadline - time.monotonic())),
+        ):
             status = (obj.status or {}) if isinstance(obj.status, dict) else {}
             conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
             if conditions.get("Ready") == "True":
