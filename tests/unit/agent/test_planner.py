@@ -415,15 +415,16 @@ def test_nothing_is_reaped_when_the_api_server_could_not_be_listed() -> None:
 def test_containers_of_live_deckies_are_never_orphans() -> None:
     obs = _orphan_obs()
     first_seen = {c.id: 0.0 for c in obs.containers}
-    actions = p.plan_gc([want()], obs, {"uid-1"}, first_seen, now=1e9, grace_seconds=60)
+    actions = p.plan_gc({OFFICE.network}, obs, {"uid-1"}, first_seen, now=1e9, grace_seconds=60)
     assert [a for a in actions if isinstance(a, p.RemoveContainer)] == []
     assert p.find_orphans(obs, {"uid-1"}) == []
 
 
 def test_networks_stay_while_used_or_planned() -> None:
     obs = running(want())  # uses OFFICE; DMZ and LAB unused
-    planned = want(name="ws-03", uid="uid-3", networks=(DMZ,))
-    actions = p.plan_gc([want(), planned], obs, {"uid-1", "uid-3"}, {}, now=0, grace_seconds=60)
+    actions = p.plan_gc(
+        {OFFICE.network, DMZ.network}, obs, {"uid-1", "uid-3"}, {}, now=0, grace_seconds=60
+    )
     assert actions == [p.RemoveNetwork(LAB.network, f"{LAB.network}-id")]
 
 
