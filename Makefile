@@ -7,12 +7,17 @@ KUBECTL ?= $(BIN)/kubectl
 HELM ?= $(BIN)/helm
 IMG_TAG ?= 0.1.0
 NAMESPACE ?= decnet-system
+REGISTRY ?=
+IMAGES := base http ftp telnet ssh
+RELEASE ?= decnet
+KIND_CLUSTER ?= decnet
+CHART := charts/decnet-operator
 
 .DEFAULT_GOAL := help
 
 ##@ General
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
 manifests: ## Generate crds/ and the chart's CRD templates from the pydantic types
@@ -63,15 +68,51 @@ demo: ## The whole thing locally: control plane, Docker, CRDs, operator, agent, 
 demo-down: ## Stop the demo and remove everything it made
 	bash hack/demo.sh down
 
-run: ## Run the operator against $$KUBECONFIG in the foreground
+run: ## Run the operator against KUBECONFIG in the foreground
 	$(PYTHON) -m decnet.controller --standalone
 
-run-agent: ## Run the node agent against $$KUBECONFIG (NODE_NAME=<node>)
+run-agent: ## Run the node agent against KUBECONFIG (NODE_NAME=<node>)
 	$(PYTHON) -m decnet.agent
 
 ##@ Deployment
-install: ## Install the CRDs into the cluster of $$KUBECONFIG
+install: ## Install the CRDs into the cluster of KUBECONFIG
 	$(KUBECTL) apply --server-side -f crds/
 
 uninstall: ## Remove the CRDs (delete deckies first: they carry finalizers)
 	$(KUBECTL) delete --ignore-not-found -f crds/
+
+##@ Images
+docker-build: ## Build the operator/agent, base and service images (needs a registry or Docker Hub access)
+	docker build -f images/operator/Dockerfile -t $(REGISTRY)decnet/operator:$(IMG_TAG) .
+	@for img in $(IMAGES); do \
+	  echo "docker build -t $(REGISTRY)decnet/$$img:$(IMG_TAG) images/$$img"; \
+	  docker build -t $(REGISTRY)decnet/$$img:$(IMG_TAG) images/$$img || exit 1; \
+	done
+
+docker-push: ## Push the images built by docker-build to REGISTRY
+	docker push $(REGISTRY)decnet/operator:$(IMG_TAG)
+	@for img in $(IMAGES); do docker push $(REGISTRY)decnet/$$img:$(IMG_TAG) || exit 1; done
+
+helm-lint: ## helm lint --strict the chart
+	$(HELM) lint --strict $(CHART)
+
+deploy: ## Install or upgrade the Helm chart (operator, agent, RBAC, CRDs, ServiceTemplates) in NAMESPACE
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
+	  --set image.repository=$(REGISTRY)decnet/operator --set image.tag=$(IMG_TAG) \
+	  $(if $(REGISTRY),--set operator.baseImage=$(REGISTRY)decnet/base:$(IMG_TAG) --set serviceTemplates.imagePrefix=$(REGISTRY)decnet/) \
+	  --wait --timeout 5m
+
+undeploy: ## Delete every Decky, LAN and Topology (finalizers run), then uninstall the chart
+	-$(KUBECTL) delete deckies.decnet.io,topologies.decnet.io,lans.decnet.io --all -A --wait --timeout=5m
+	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE)
+
+kind-up: ## Create a kind cluster with the host's Docker socket mounted and load the operator image (needs internet)
+	KIND_CLUSTER=$(KIND_CLUSTER) IMG_TAG=$(IMG_TAG) bash hack/kind-up.sh
+
+kind-down: ## Delete the kind cluster
+	KIND_CLUSTER=$(KIND_CLUSTER) bash hack/kind-down.sh
+
+# For kind, `make kind-up deploy` with the default (empty) REGISTRY: the operator image is
+# loaded into the node and the base/service images live in the host's Docker, which the
+# agent uses through the mounted socket. Note: `deploy` uses the cached helm binary
+# ($(HELM)); a user's own helm works too: `make deploy HELM=helm KUBECTL=kubectl`.
