@@ -63,14 +63,14 @@ def pick(
     return None
 
 
-def interval_minutes(per_decky: int | None, default: int) -> int:
+def interval_minutes(per_decky: float | None, default: float) -> float:
     """Per-decky interval wins; 0 anywhere in effect disables scheduled rotation."""
     return default if per_decky is None else per_decky
 
 
 def due(
     *,
-    interval: int,
+    interval: float,
     last: datetime.datetime | None,
     now: datetime.datetime,
 ) -> bool:
@@ -80,7 +80,7 @@ def due(
     return now >= last + datetime.timedelta(minutes=interval)
 
 
-def next_due(*, interval: int, last: datetime.datetime | None) -> datetime.datetime | None:
+def next_due(*, interval: float, last: datetime.datetime | None) -> datetime.datetime | None:
     if interval <= 0 or last is None:
         return None
     return last + datetime.timedelta(minutes=interval)

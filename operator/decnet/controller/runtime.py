@@ -26,7 +26,7 @@ from decnet.controller import mutation, planning
 class Config:
     kubeconfig: str | None = None
     base_image: str = planning.DEFAULT_BASE_IMAGE
-    mutation_interval_minutes: int = mutation.DEFAULT_INTERVAL_MINUTES
+    mutation_interval_minutes: float = mutation.DEFAULT_INTERVAL_MINUTES
     node_gone_seconds: int = 300
     tick_seconds: float = 1.0
 
@@ -36,7 +36,7 @@ class Config:
         return cls(
             kubeconfig=kubeconfig,
             base_image=env.get("DECNET_BASE_IMAGE", planning.DEFAULT_BASE_IMAGE),
-            mutation_interval_minutes=int(
+            mutation_interval_minutes=float(
                 env.get("DECNET_MUTATION_INTERVAL_MINUTES", mutation.DEFAULT_INTERVAL_MINUTES)
             ),
             node_gone_seconds=int(env.get("DECNET_NODE_GONE_SECONDS", "300")),

@@ -1,0 +1,239 @@
+"""Shared helpers for the operator's integration tests (no tests in here).
+
+The operator runs as a real subprocess against the session's control plane;
+the node agent is simulated only where it reports: a Lease for its node and
+server-side-applied status.agent/containers under the agent's field manager.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "examples" / "servicetemplates-test.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Operator:
+    """`python3 -m decnet.controller` as a subprocess, stopped by its pid."""
+
+    def __init__(self, kubeconfig: str, *args: str, **env: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.args = list(args)
+        self.env = {**os.environ, "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}", **env}
+        self.log = Path(tempfile.mkstemp(prefix="decnet-operator-", suffix=".log")[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "decnet.controller",
+            "--standalone",
+            "--kubeconfig",
+            self.kubeconfig,
+            "--metrics-port",
+            "0",
+            *self.args,
+        ]
+        if "--no-webhook" not in self.args:
+            argv += ["--webhook-port", str(free_port())]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=out)
+        wait_for(lambda: b"operator.started" in self.log.read_bytes(), 30, "operator start", self)
+        time.sleep(1.0)  # initial listing fills the indexes before handlers run
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, operator: Operator | None = None
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            extra = f"\noperator log:\n{operator.tail()}" if operator else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
+        time.sleep(0.1)
+
+
+def remove_webhooks(kubectl: Any) -> None:
+    """A webhook left pointing at a stopped operator would slow every later write."""
+    kubectl(
+        "delete", "validatingwebhookconfiguration", "decnet.io", "--ignore-not-found", check=False
+    )
+
+
+def start(kubeconfig: str, kubectl: Any, *args: str, **env: str) -> Iterator[Operator]:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(TEMPLATES))
+    kubectl("create", "namespace", "decnet-system", check=False)
+    sniffer = {
+        "apiVersion": "decnet.io/v1alpha1",
+        "kind": "ServiceTemplate",
+        "metadata": {"name": "sniffer"},
+        "spec": {"image": "decnet-test/busybox:latest", "fleetSingleton": True},
+    }
+    kubectl("create", "-f", "-", input=yaml.safe_dump(sniffer), check=False)
+    op = Operator(kubeconfig, *args, **env)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        remove_webhooks(kubectl)
+
+
+def node_name() -> str:
+    return f"sim-{uuid.uuid4().hex[:6]}"
+
+
+def lease(kubectl: Any, node: str, *, age_seconds: int = 0, duration: int = 40) -> None:
+    if kubectl("get", "namespace", "decnet-system", check=False).returncode != 0:
+        kubectl("create", "namespace", "decnet-system", check=False)
+    renew = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=age_seconds)
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": f"decnet-agent-{node}",
+            "namespace": "decnet-system",
+            "labels": {"decnet.io/agent": node},
+        },
+        "spec": {
+            "holderIdentity": node,
+            "leaseDurationSeconds": duration,
+            "renewTime": renew.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        },
+    }
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+
+
+def drop_lease(kubectl: Any, node: str) -> None:
+    kubectl(
+        "delete",
+        "lease",
+        f"decnet-agent-{node}",
+        "-n",
+        "decnet-system",
+        "--ignore-not-found",
+        check=False,
+    )
+
+
+def apply(kubectl: Any, *objs: dict[str, Any], check: bool = True) -> Any:
+    return kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs), check=check)
+
+
+def lan(name: str, ns: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "decnet.io/v1alpha1",
+        "kind": "LAN",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def decky(
+    name: str,
+    ns: str,
+    *,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    spec.setdefault("services", ["ssh"])
+    spec.setdefault("networks", [{"lan": "office"}])
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
+    if labels:
+        meta["labels"] = labels
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "decnet.io/v1alpha1", "kind": "Decky", "metadata": meta, "spec": spec}
+
+
+def get(kube_client: Any, kind: Any, name: str, ns: str) -> dict[str, Any] | None:
+    from lightkube import ApiError
+
+    try:
+        return dict(kube_client.get(kind, name, namespace=ns).to_dict())
+    except ApiError as err:
+        if err.status.code == 404:
+            return None
+        raise
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or ():
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+def report(
+    kube_client: Any, obj: dict[str, Any], state: str = "converged", message: str = ""
+) -> None:
+    """What the agent writes: its report and containers, under its own field manager."""
+    from decnet.kube import client as kclient
+
+    status = obj["status"]
+    meta = obj["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    containers = (
+        []
+        if state == "removed"
+        else [
+            {
+                "name": f"decnet-{ns}-{name}-base",
+                "id": uuid.uuid4().hex,
+                "role": "base",
+                "service": "",
+                "state": "running",
+                "planHash": status["planHash"],
+            }
+        ]
+    )
+    agent = {
+        "node": status.get("node", ""),
+        "planHash": status.get("planHash", ""),
+        "state": state,
+        "message": message,
+        "lifecycleId": (status.get("lifecycle") or {}).get("id", ""),
+    }
+    kclient.apply_status(
+        kube_client, "Decky", name, ns, {"agent": agent, "containers": containers}, "decnet-agent"
+    )
