@@ -55,6 +55,8 @@ class Engine:
         self._net_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._images: set[str] = set()
+        # base id -> its file manifest; read from the container once per agent process.
+        self._manifests: dict[str, dict[str, str]] = {}
 
     @classmethod
     def from_env(cls, node: str, timeout: int = 120) -> Engine:
@@ -106,6 +108,14 @@ class Engine:
         return planner.Observed(tuple(self.list_containers()), tuple(self.list_networks()))
 
     def read_manifest(self, base_id: str) -> dict[str, str]:
+        cached = self._manifests.get(base_id)
+        if cached is not None:
+            return dict(cached)
+        manifest = self._read_manifest(base_id)
+        self._manifests[base_id] = manifest
+        return dict(manifest)
+
+    def _read_manifest(self, base_id: str) -> dict[str, str]:
         try:
             stream, _ = self.api.get_archive(base_id, MANIFEST_PATH)
         except docker.errors.NotFound:
@@ -264,6 +274,7 @@ class Engine:
                 self.api.connect_container_to_network, base_id, net.network, ipv4_address=net.ip
             )
         self._call(self.api.start, base_id)
+        self._manifests[base_id] = {}  # a fresh base holds no placed files
         return base_id
 
     def create_service(
@@ -288,6 +299,7 @@ class Engine:
         return service_id
 
     def remove_container(self, container_id: str) -> None:
+        self._manifests.pop(container_id, None)
         try:
             self.api.remove_container(container_id, force=True)
         except docker.errors.NotFound:
@@ -306,9 +318,11 @@ class Engine:
                 self.api.exec_create, action.base_id, ["rm", "-f", "--", *action.remove]
             )
             self._call(self.api.exec_start, exec_id)
+        self._manifests.pop(action.base_id, None)
         self._call(
             self.api.put_archive, action.base_id, "/", files_archive(action, now or time.time())
         )
+        self._manifests[action.base_id] = dict(action.manifest)
 
     # ------------------------------------------------------------------ images built from a context
 
