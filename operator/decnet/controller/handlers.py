@@ -14,12 +14,15 @@ import asyncio
 import copy
 import datetime
 import logging
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 import structlog
 from lightkube import ApiError
+from lightkube.models import core_v1, meta_v1
+from lightkube.resources import core_v1 as core_resources
 from lightkube.types import PatchType
 
 from decnet.api import v1alpha1
@@ -63,10 +66,44 @@ def _key(body: Mapping[str, Any]) -> runtime.Key:
 
 
 def _event(body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
-    try:
-        kopf.event(dict(body), type=kind, reason=reason, message=message)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - events are best effort, never fail a reconcile
-        log.warning("event.failed", reason=reason, exc_info=True)
+    """Post a core/v1 Event on the object, without waiting for it (best effort).
+
+    Posted directly rather than with kopf.event(), which only works inside a
+    kopf handler's context, not from the background loop.
+    """
+    meta = body.get("metadata") or {}
+    stamp = _now()
+    event = core_resources.Event(
+        metadata=meta_v1.ObjectMeta(
+            name=f"{meta.get('name')}.{uuid.uuid4().hex[:12]}", namespace=meta.get("namespace")
+        ),
+        involvedObject=core_v1.ObjectReference(
+            apiVersion=names.API_VERSION,
+            kind=str(body.get("kind") or "Decky"),
+            name=meta.get("name"),
+            namespace=meta.get("namespace"),
+            uid=meta.get("uid"),
+        ),
+        reason=reason,
+        message=message[:1024],
+        type=kind,
+        source=core_v1.EventSource(component=names.OPERATOR_MANAGER),
+        firstTimestamp=stamp,
+        lastTimestamp=stamp,
+        count=1,
+        reportingComponent=names.OPERATOR_MANAGER,
+    )
+
+    async def post() -> None:
+        try:
+            await RT.client.create(event, namespace=meta.get("namespace"))
+            metrics.WRITES.labels("event").inc()
+        except Exception:  # noqa: BLE001 - events never fail a reconcile
+            log.warning("event.failed", reason=reason, exc_info=True)
+
+    task = asyncio.get_running_loop().create_task(post())
+    RT.background.add(task)
+    task.add_done_callback(RT.background.discard)
 
 
 # -- settings and startup ---------------------------------------------------------
@@ -683,9 +720,10 @@ async def reconcile_topology(ns: str, name: str) -> None:
         decky_bodies = [b for (kns, _), b in RT.values("decky_idx") if kns == ns]
         all_deckies = [views.Decky.from_obj(b) for b in decky_bodies]
         lans, deckies = topology.members(name, all_lans, all_deckies)
+        # Live once a member runs: from then on shape rules only degrade it.
         member_names = {d.name for d in deckies}
         live = any(
-            (b.get("status") or {}).get("planHash")
+            conditions.is_true((b.get("status") or {}).get("conditions"), conditions.READY)
             for b in decky_bodies
             if b["metadata"]["name"] in member_names
         )

@@ -69,6 +69,7 @@ class Runtime:
         self.poked: set[Key] = set()
         self.wake = asyncio.Event()
         self.rng = random.Random()
+        self.background: set[asyncio.Task[None]] = set()
 
     # -- indexes -----------------------------------------------------------------
 

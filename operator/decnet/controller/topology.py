@@ -45,14 +45,18 @@ def _issue(code: str, message: str, obj: str, live: bool) -> Issue:
 def members(
     topology: str, lans: Iterable[views.Lan], deckies: Iterable[views.Decky]
 ) -> tuple[list[views.Lan], list[views.Decky]]:
-    """The topology's LANs (spec.topology) and deckies (attached to one, or labelled)."""
+    """The topology's LANs (spec.topology) and deckies (attached to one, or labelled).
+
+    Deckies being deleted are already leaving the maze and are not members.
+    """
     own = sorted((lan for lan in lans if lan.topology == topology), key=lambda x: x.name)
     names = {lan.name for lan in own}
     own_deckies = sorted(
         (
             d
             for d in deckies
-            if d.topology_label == topology or any(n.lan in names for n in d.networks)
+            if not d.deleting
+            and (d.topology_label == topology or any(n.lan in names for n in d.networks))
         ),
         key=lambda d: d.name,
     )

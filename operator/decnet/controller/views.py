@@ -76,6 +76,7 @@ class Decky:
     mutation_interval: int | None
     files: tuple[Mapping[str, Any], ...]
     topology_label: str | None
+    deleting: bool = False
 
     @classmethod
     def from_obj(cls, obj: Mapping[str, Any]) -> Decky:
@@ -101,6 +102,7 @@ class Decky:
             mutation_interval=mutation.get("intervalMinutes"),
             files=tuple(spec.get("files") or ()),
             topology_label=labels.get("decnet.io/topology") or None,
+            deleting=bool(meta.get("deletionTimestamp")),
         )
 
 
