@@ -31,7 +31,9 @@ def node(kubectl: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def operator(kubeconfig: str, kubectl: Any, crds: list[str], node: str) -> Iterator[h.Operator]:
-    yield from h.start(kubeconfig, kubectl, DECNET_MUTATION_INTERVAL_MINUTES="0")
+    yield from h.start(
+        kubeconfig, kubectl, DECNET_MUTATION_INTERVAL_MINUTES="0", DECNET_NODE_GONE_SECONDS="3"
+    )
 
 
 @pytest.fixture
@@ -362,3 +364,49 @@ def test_the_operator_never_owns_spec(
         assert "f:spec" not in fields
         if m.get("subresource") != "status":
             assert set(fields) <= {"f:metadata"}
+
+
+def test_a_never_scheduled_decky_is_released_at_once(
+    kubectl: Any, kube_client: Any, operator: h.Operator, office: str
+) -> None:
+    h.apply(kubectl, h.decky("nowhere", office, nodeName=h.node_name()))
+    wait_decky(kube_client, operator, office, "nowhere", lambda o: phase(o) == "pending", "pending")
+    kubectl("delete", "decky", "nowhere", "-n", office, "--wait=false")
+    h.wait_for(
+        lambda: h.get(kube_client, kclient.Decky, "nowhere", office) is None,
+        20,
+        "the unscheduled decky gone",
+        operator,
+    )
+
+
+def test_a_decky_on_a_gone_node_is_released_after_the_grace_period(
+    kubectl: Any, kube_client: Any, operator: h.Operator, office: str
+) -> None:
+    doomed = h.node_name()
+    h.lease(kubectl, doomed, duration=3600)
+    try:
+        h.apply(kubectl, h.decky("orphan", office, nodeName=doomed))
+        obj = wait_decky(
+            kube_client, operator, office, "orphan", lambda o: phase(o) == "running", "running"
+        )
+        h.report(kube_client, obj)
+        wait_decky(
+            kube_client, operator, office, "orphan", lambda o: phase(o) == "succeeded", "succeeded"
+        )
+    finally:
+        h.drop_lease(kubectl, doomed)  # the node and its agent are gone for good
+    kubectl("delete", "decky", "orphan", "-n", office, "--wait=false")
+    h.wait_for(
+        lambda: h.get(kube_client, kclient.Decky, "orphan", office) is None,
+        30,
+        "release after DECNET_NODE_GONE_SECONDS",
+        operator,
+    )
+    events = json.loads(kubectl("get", "events", "-n", office, "-o", "json").stdout)["items"]
+    teardown = [
+        e
+        for e in events
+        if e["involvedObject"]["name"] == "orphan" and e["reason"] == "TeardownSucceeded"
+    ]
+    assert teardown and "gone" in teardown[0]["message"]

@@ -207,7 +207,11 @@ def lans_in(namespace: str) -> dict[str, views.Lan]:
 
 
 def live_nodes() -> set[str]:
-    return scheduling.live_nodes((lease for _, lease in RT.values("lease_idx")), _now())
+    now = _now()
+    live = scheduling.live_nodes((lease for _, lease in RT.values("lease_idx")), now)
+    for node in live:
+        RT.last_live[node] = now
+    return live
 
 
 def lease_of(node: str) -> scheduling.Lease | None:
@@ -217,10 +221,9 @@ def lease_of(node: str) -> scheduling.Lease | None:
 
 def node_gone(node: str) -> bool:
     lease = lease_of(node)
+    since = RT.last_live.get(node, RT.started)
     if lease is not None and lease.renew_time is not None:
-        since = lease.renew_time + datetime.timedelta(seconds=lease.duration_seconds)
-    else:
-        since = RT.started
+        since = max(since, lease.renew_time + datetime.timedelta(seconds=lease.duration_seconds))
     return (_now() - since).total_seconds() > RT.config.node_gone_seconds
 
 

@@ -70,6 +70,7 @@ class Runtime:
         self.wake = asyncio.Event()
         self.rng = random.Random()
         self.background: set[asyncio.Task[None]] = set()
+        self.last_live: dict[str, datetime.datetime] = {}
 
     # -- indexes -----------------------------------------------------------------
 
