@@ -345,6 +345,22 @@ def configure_logging() -> None:
     )
 
 
+def connect_docker(node: str) -> runtime.Engine | None:
+    """The Docker SDK negotiates the API version on connect: wait for an engine that answers."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return runtime.Engine.from_env(node)
+        except runtime.EngineUnavailable as error:
+            log.warning("docker_unavailable", error=str(error)[:300], retry_in=delay)
+            stop.wait(delay)
+            delay = min(MAX_BACKOFF, delay * 2)
+    return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="decnet-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--node", default=os.environ.get("NODE_NAME", ""))
@@ -364,9 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.metrics_port:
         start_http_server(args.metrics_port)
+    engine = connect_docker(args.node)
+    if engine is None:
+        return 1
     agent = Agent(
         kube.make_client(args.kubeconfig),
-        runtime.Engine.from_env(args.node),
+        engine,
         args.node,
         workers=args.workers,
         resync_seconds=args.resync_seconds,

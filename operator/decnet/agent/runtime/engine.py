@@ -60,7 +60,10 @@ class Engine:
 
     @classmethod
     def from_env(cls, node: str, timeout: int = 120) -> Engine:
-        return cls(docker.from_env(timeout=timeout), node)
+        try:
+            return cls(docker.from_env(timeout=timeout), node)
+        except docker.errors.DockerException as error:
+            raise EngineUnavailable(str(error)) from error
 
     # ------------------------------------------------------------------ helpers
 
