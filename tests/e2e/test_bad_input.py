@@ -96,8 +96,11 @@ def test_bad_manifest_is_rejected_and_running_decky_untouched(
         doc = cluster.lan("overlapping", subnet=f"10.{cluster.subnet_octet}.0.0/16")
     else:
         doc = make(cluster)
+    # Server-side apply: client-side apply would first trip over its own
+    # last-applied annotation for the oversized cases.
     result = cluster.kubectl(
         "apply",
+        "--server-side",
         "-n",
         cluster.ns,
         "--validate=strict",
