@@ -127,12 +127,14 @@ async def _startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         k: kwargs[k]
         for k in ("decky_idx", "lan_idx", "template_idx", "claim_idx", "lease_idx", "topo_idx")
     }
-    asyncio.get_running_loop().create_task(_loop())
+    RT.loop_task = asyncio.get_running_loop().create_task(_loop())
     log.info("operator.started", base_image=RT.config.base_image)
 
 
 @kopf.on.cleanup()
 async def _cleanup(**_: Any) -> None:
+    if RT.loop_task is not None:
+        RT.loop_task.cancel()
     if RT.client is not None:
         await RT.client.close()
 
@@ -562,6 +564,12 @@ async def _reconcile_decky(key: runtime.Key, body: dict[str, Any]) -> None:
         metrics.WRITES.labels("status").inc()
         RT.remember(key, obj.to_dict())
         rec = out.status.get("lifecycle") or {}
+        before = lifecycle.owned(status)
+        blog.debug(
+            "status.diff",
+            rv=meta.get("resourceVersion"),
+            fields=sorted(k for k in out.status if out.status.get(k) != before.get(k)),
+        )
         blog.info(
             "status.written",
             lifecycle=rec.get("id"),

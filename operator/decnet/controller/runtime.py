@@ -71,6 +71,7 @@ class Runtime:
         self.rng = random.Random()
         self.background: set[asyncio.Task[None]] = set()
         self.last_live: dict[str, datetime.datetime] = {}
+        self.loop_task: asyncio.Task[None] | None = None
 
     # -- indexes -----------------------------------------------------------------
 

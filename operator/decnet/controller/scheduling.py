@@ -57,8 +57,8 @@ def choose(
     wanted = topology_node or pinned
     if wanted:
         if wanted in live_set:
-            why = "the topology's node" if topology_node else "the pinned node"
-            return Decision(wanted, SCHEDULED, f"scheduled to {why} {wanted}")
+            # One message whichever rule placed it: it must not change on later visits.
+            return Decision(wanted, SCHEDULED, f"scheduled to node {wanted}")
         return Decision(None, NO_LIVE_AGENT, f"node {wanted} has no live decnet agent")
     if not live_set:
         return Decision(None, NO_LIVE_AGENT, "no node has a live decnet agent")

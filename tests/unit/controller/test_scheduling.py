@@ -46,3 +46,9 @@ def test_no_live_agent_leaves_decky_unscheduled() -> None:
 def test_a_placed_decky_keeps_its_node() -> None:
     d = scheduling.choose(current="a", topology_node=None, pinned=None, live={"b"}, load={})
     assert d.node == "a"
+
+
+def test_the_message_does_not_change_once_placed() -> None:
+    first = scheduling.choose(current=None, topology_node=None, pinned="p", live={"p"}, load={})
+    later = scheduling.choose(current="p", topology_node=None, pinned="p", live={"p"}, load={})
+    assert first == later
