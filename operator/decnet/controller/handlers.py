@@ -820,10 +820,10 @@ def _due(body: Mapping[str, Any], live: set[str], changed: set[str]) -> bool:
         return True
     if meta.get("deletionTimestamp"):
         return node not in live and node_gone(str(node))
-    decky = views.Decky.from_obj(body)
-    interval = mutation.interval_minutes(
-        decky.mutation_interval, RT.config.mutation_interval_minutes
-    )
+    per_decky = ((body.get("spec") or {}).get("mutation") or {}).get("intervalMinutes")
+    interval = mutation.interval_minutes(per_decky, RT.config.mutation_interval_minutes)
+    if interval <= 0:
+        return False
     rec = status.get("lifecycle") or {}
     if rec.get("phase") != lifecycle.SUCCEEDED:
         return False
