@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from lightkube import ApiError
 
 from decnet.controller import allocation, configschema, handlers, metrics, views
+from decnet.kube import client as kclient
 from decnet.kube import names
 
 G, V = names.GROUP, names.VERSION
@@ -32,11 +34,15 @@ def _reject(kind: str, message: str, code: int) -> kopf.AdmissionError:
     return kopf.AdmissionError(message, code=code)
 
 
-def decky_problems(body: Mapping[str, Any]) -> tuple[int, str] | None:
+def decky_problems(
+    body: Mapping[str, Any],
+    lans: Mapping[str, views.Lan] | None = None,
+    known: Mapping[str, views.Template] | None = None,
+) -> tuple[int, str] | None:
     """(code, message) of the first problem of a Decky, or None."""
     decky = views.Decky.from_obj(body)
     uid = (body.get("metadata") or {}).get("uid")
-    lans = handlers.lans_in(decky.namespace)
+    lans = handlers.lans_in(decky.namespace) if lans is None else lans
     for net in decky.networks:
         lan = lans.get(net.lan)
         if lan is None:
@@ -50,7 +56,7 @@ def decky_problems(body: Mapping[str, Any]) -> tuple[int, str] | None:
             holder = _ip_holder(decky, net.lan, net.ip, uid)
             if holder:
                 return 409, f"{net.ip} on LAN {net.lan} is held by decky {holder}"
-    known = handlers.templates()
+    known = handlers.templates() if known is None else known
     for svc in decky.services:
         tpl = known.get(svc)
         if tpl is None:
@@ -95,13 +101,48 @@ def lan_problems(body: Mapping[str, Any]) -> tuple[int, str] | None:
     return None
 
 
+async def _lookups(
+    body: Mapping[str, Any],
+) -> tuple[dict[str, views.Lan], dict[str, views.Template]]:
+    """The indexes, completed by live reads for what they have not seen yet.
+
+    A LAN and its deckies applied in one `kubectl apply` reach the webhook
+    faster than the watch reaches the index; only the API server knows.
+    """
+    decky = views.Decky.from_obj(body)
+    lans = handlers.lans_in(decky.namespace)
+    known = handlers.templates()
+    for net in decky.networks:
+        if net.lan not in lans:
+            obj = await _get(kclient.LAN, net.lan, decky.namespace)
+            if obj is not None:
+                lans[net.lan] = views.Lan.from_obj(obj)
+    for svc in set(decky.services) | set(decky.service_config):
+        if svc not in known:
+            obj = await _get(kclient.ServiceTemplate, svc, None)
+            if obj is not None:
+                known[svc] = views.Template.from_obj(obj)
+    return lans, known
+
+
+async def _get(kind: Any, name: str, namespace: str | None) -> dict[str, Any] | None:
+    try:
+        obj = await handlers.RT.client.get(kind, name, namespace=namespace)
+    except ApiError as err:
+        if err.status.code == 404:
+            return None
+        raise
+    return dict(obj.to_dict())
+
+
 @kopf.on.validate(
     G, V, names.DECKIES, id="decky", operations=["CREATE", "UPDATE"], ignore_failures=True
 )
-def validate_decky(*, body: kopf.Body, old: Any = None, **_: Any) -> None:
+async def validate_decky(*, body: kopf.Body, old: Any = None, **_: Any) -> None:
     if _skip(body, old):
         return
-    problem = decky_problems(body)
+    lans, known = await _lookups(body)
+    problem = decky_problems(body, lans, known)
     if problem:
         raise _reject("Decky", problem[1], problem[0])
 

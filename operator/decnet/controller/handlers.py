@@ -488,9 +488,10 @@ async def _reconcile_decky(key: runtime.Key, body: dict[str, Any]) -> None:
         RT.placement[uid] = decision.node
 
     stall: lifecycle.Stall | None = None
+    waiting: lifecycle.Stall | None = None
     for net in decky.networks:
         if net.lan not in lans:
-            stall = lifecycle.Stall("LANNotFound", f"LAN {net.lan} does not exist")
+            waiting = lifecycle.Stall("LANNotFound", f"LAN {net.lan} does not exist (yet)")
 
     # Addresses (not while deleting: keep what is published).
     if deleting:
@@ -519,7 +520,9 @@ async def _reconcile_decky(key: runtime.Key, body: dict[str, Any]) -> None:
                 base_image=RT.config.base_image,
             )
         except planning.PlanError as err:
-            if err.reason not in ("SubnetPending", "AddressPending"):
+            if err.reason in ("SubnetPending", "AddressPending", "LANNotFound"):
+                waiting = waiting or lifecycle.Stall(err.reason, err.message)
+            else:
                 stall = lifecycle.Stall(err.reason, err.message)
 
     node = decision.node
@@ -540,6 +543,7 @@ async def _reconcile_decky(key: runtime.Key, body: dict[str, Any]) -> None:
         mutation_request=token,
         mutated=mutated,
         stall=stall,
+        waiting=waiting,
     )
     out = lifecycle.step(observed, desired)
 

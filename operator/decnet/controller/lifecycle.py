@@ -72,6 +72,7 @@ class Desired:
     mutation_request: str | None = None
     mutated: bool = False
     stall: Stall | None = None
+    waiting: Stall | None = None  # blocked on something that may still appear (not Stalled)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,6 +316,9 @@ class _Machine:
             )
         elif stall is not None:
             ready = cond(conditions.READY, conditions.FALSE, stall.reason, stall.message)
+        elif self.want.waiting is not None and phase in OPEN:
+            wait = self.want.waiting
+            ready = cond(conditions.READY, conditions.FALSE, wait.reason, wait.message)
         elif not node:
             ready = cond(conditions.READY, conditions.FALSE, sched.reason, sched.message)
         elif phase == FAILED:

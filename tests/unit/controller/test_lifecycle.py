@@ -173,3 +173,11 @@ def test_stall_sets_stalled_with_reason() -> None:
     assert cond(out.status, "Stalled")["status"] == "True"
     assert cond(out.status, "Stalled")["reason"] == "AddressHeld"
     assert out.status["lifecycle"]["phase"] == "pending"
+
+
+def test_waiting_is_not_stalled() -> None:
+    wait = lifecycle.Stall("LANNotFound", "LAN office does not exist (yet)")
+    out = step({}, plan=None, waiting=wait)
+    assert cond(out.status, "Stalled")["status"] == "False"
+    assert cond(out.status, "Ready")["reason"] == "LANNotFound"
+    assert out.status["lifecycle"]["phase"] == "pending"
