@@ -176,21 +176,33 @@ def _docker() -> Any:
 
 
 def _remove_docker_objects(namespace: str) -> None:
+    """Removes what is labelled as this namespace's; an agent may be removing it at the same time."""
+    import docker.errors
+
     try:
         client = _docker()
         client.ping()
     except Exception:  # noqa: BLE001 - nothing to clean without an engine
         return
     label = f"decnet.io/namespace={namespace}"
-    for container in client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for network in client.networks.list(filters={"label": label}):
-        try:
-            network.remove()
-        except Exception:  # noqa: BLE001 - retried once after endpoints drain
-            time.sleep(0.5)
-            network.reload()
-            network.remove()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        containers = client.containers.list(all=True, filters={"label": label})
+        networks = client.networks.list(filters={"label": label})
+        if not containers and not networks:
+            break
+        for container in containers:
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:  # gone already, or removal in progress
+                pass
+        if not containers:
+            for network in networks:
+                try:
+                    network.remove()
+                except docker.errors.APIError:  # endpoints still draining, or gone
+                    pass
+        time.sleep(0.3)
     client.close()
 
 
