@@ -10,6 +10,7 @@ when the operator is down, and a dead operator must not freeze the API.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from decnet.kube import client as kclient
 from decnet.kube import names
 
 G, V = names.GROUP, names.VERSION
+CONFIG_MAX_BYTES = 32 * 1024  # a service config is settings, not content
 
 
 def _skip(body: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
@@ -64,6 +66,12 @@ def decky_problems(
         if tpl.fleet_singleton:
             return 422, f"service {svc} is a fleet singleton; it runs once per node, not per decky"
     for svc, cfg in sorted(decky.service_config.items()):
+        size = len(json.dumps(cfg, separators=(",", ":")))
+        if size > CONFIG_MAX_BYTES:
+            return 422, (
+                f"serviceConfig for {svc} is {size} bytes; at most {CONFIG_MAX_BYTES} allowed "
+                "(put large content in spec.files from a Secret)"
+            )
         tpl = known.get(svc)
         if tpl is None:
             return 422, f"serviceConfig names unknown service {svc}"

@@ -87,6 +87,7 @@ def test_a_claimed_or_pinned_ip_is_a_409_naming_the_holder() -> None:
         ({"networks": [{"lan": "office", "ip": "10.9.9.9"}]}, "outside subnet"),
         ({"networks": [{"lan": "office", "ip": "10.0.3.1"}]}, "gateway"),
         ({"services": ["http"], "serviceConfig": {"http": {"port": "x"}}}, "http.port"),
+        ({"services": ["ssh"], "serviceConfig": {"ssh": {"banner": "x" * 40_000}}}, "bytes"),
     ],
 )
 def test_bad_references_are_422(spec: dict[str, Any], text: str) -> None:
