@@ -122,10 +122,24 @@ def crds(kubectl: KubectlFn) -> list[str]:
     return ours
 
 
+SESSION_NAMESPACES: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_docker_at_session_end() -> Iterator[None]:
+    """Set up first, torn down last: after every agent of the session has stopped, nothing
+    labelled with one of the session's namespaces may be left in Docker (an agent busy
+    converging while a test's namespace was cleaned could have recreated something)."""
+    yield
+    for name in SESSION_NAMESPACES:
+        _remove_docker_objects(name)
+
+
 @pytest.fixture
 def namespace(kubectl: KubectlFn, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     kubectl("create", "namespace", name)
+    SESSION_NAMESPACES.append(name)
     try:
         yield name
     finally:
