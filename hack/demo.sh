@@ -43,7 +43,9 @@ down() {
 
 up() {
   local start=$SECONDS
-  python3 -c "import decnet, kopf, lightkube, docker" 2>/dev/null || python3 -m pip install -q -e '.[dev]'
+  if ! command -v kubectl-decnet >/dev/null || ! python3 -c "import kopf, lightkube, docker" 2>/dev/null; then
+    python3 -m pip install -q -e '.[dev]'
+  fi
   local bin; bin="$(bash hack/build-binaries.sh all)"
   KUBECTL="$bin/kubectl"
   bash hack/docker-up.sh
@@ -73,6 +75,11 @@ up() {
   # The operator registers its admission webhook at start-up; wait for it.
   for _ in $(seq 1 100); do
     "${k[@]}" get validatingwebhookconfigurations -o name 2>/dev/null | grep -q decnet && break
+    sleep 0.2
+  done
+
+  for _ in $(seq 1 100); do
+    "${k[@]}" get lease "decnet-agent-$NODE" -n decnet-system >/dev/null 2>&1 && break
     sleep 0.2
   done
 
