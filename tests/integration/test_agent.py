@@ -79,8 +79,9 @@ class AgentProc:
 
 @pytest.fixture
 def start_agent(
-    kubeconfig: str, crds: list[str], test_image: str
+    kubeconfig: str, crds: list[str], test_image: str, namespace: str
 ) -> Iterator[Callable[[], AgentProc]]:
+    """Agents on a fresh node; stopped before the namespace fixture cleans up (it is a dependency)."""
     logdir = Path(tempfile.mkdtemp(prefix="decnet-agent-test-"))
     node = f"node-{uuid.uuid4().hex[:6]}"
     started: list[AgentProc] = []
@@ -225,9 +226,9 @@ def docker_ids(docker_client: Any, ns: str, decky: str | None = None) -> dict[st
     labels = [f"{names.LABEL_NAMESPACE}={ns}"]
     if decky:
         labels.append(f"{names.LABEL_DECKY}={decky}")
-    return {
-        c.name: c.id for c in docker_client.containers.list(all=True, filters={"label": labels})
-    }
+    # one list request, no per-container inspect: a snapshot, not a race with the engine
+    found = docker_client.api.containers(all=True, filters={"label": labels})
+    return {c["Names"][0].lstrip("/"): c["Id"] for c in found}
 
 
 @pytest.fixture
@@ -560,9 +561,7 @@ def test_sigkill_mid_deploy_of_20_then_restart_converges_without_duplicates_or_r
     kept = {n: i for n, i in at_kill.items() if final.get(n) == i}
     # every container that existed at the kill is still the same container
     assert kept == at_kill
-    assert all(
-        c.status == "running"
-        for c in docker_client.containers.list(
-            all=True, filters={"label": f"{names.LABEL_NAMESPACE}={namespace}"}
-        )
+    listed = docker_client.api.containers(
+        all=True, filters={"label": f"{names.LABEL_NAMESPACE}={namespace}"}
     )
+    assert [c["Names"][0] for c in listed if c["State"] != "running"] == []

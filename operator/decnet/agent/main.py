@@ -253,7 +253,11 @@ class Agent:
             return
         if live is not None:
             now = time.monotonic()
-            orphans = {c.id for c in planner.find_orphans(observed, live)}
+            found = planner.find_orphans(observed, live)
+            for c in found:
+                if c.id not in self._orphan_first_seen:
+                    log.info("orphan_seen", container=c.name, uid=c.uid, live_deckies=len(live))
+            orphans = {c.id for c in found}
             self._orphan_first_seen = {
                 cid: self._orphan_first_seen.get(cid, now) for cid in orphans
             }
@@ -334,6 +338,8 @@ class Agent:
 
 def configure_logging() -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stdout, level=logging.INFO)
+    # one line per HTTP request is noise next to our own structured events
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
