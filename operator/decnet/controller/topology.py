@@ -243,17 +243,18 @@ def _services(
 ) -> list[Issue]:
     out: list[Issue] = []
     obj = f"Decky/{decky.name}"
-    for svc in decky.services:
+    for svc in decky.default_services:
         tpl = templates.get(svc)
         if tpl is None or tpl.fleet_singleton:
             why = "a fleet singleton" if tpl else "not a known ServiceTemplate"
             out.append(_issue(UNKNOWN_SERVICE, f"service {svc} is {why}", obj, live))
     for svc, cfg in sorted(decky.service_config.items()):
-        if svc not in decky.services:
+        if svc not in decky.possible_services:
             out.append(
                 _issue(
                     SERVICE_CONFIG_INVALID,
-                    f"serviceConfig names {svc}, which the decky does not run",
+                    f"serviceConfig names {svc}, which the decky can never run"
+                    " (not in its services, archetype or mutation pool)",
                     obj,
                     live,
                 )

@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from decnet.api import v1alpha1
+
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = obj.get("metadata")
@@ -77,6 +79,19 @@ class Decky:
     files: tuple[Mapping[str, Any], ...]
     topology_label: str | None
     deleting: bool = False
+
+    @property
+    def default_services(self) -> tuple[str, ...]:
+        """What runs before any mutation: spec.services, else the archetype's services."""
+        if self.services:
+            return self.services
+        return tuple(v1alpha1.ARCHETYPES.get(self.archetype or "", ()))
+
+    @property
+    def possible_services(self) -> frozenset[str]:
+        """Every service this decky may run now or after a mutation (serviceConfig may name any)."""
+        archetype = v1alpha1.ARCHETYPES.get(self.archetype or "", ())
+        return frozenset((*self.default_services, *archetype, *self.mutation_pool))
 
     @classmethod
     def from_obj(cls, obj: Mapping[str, Any]) -> Decky:

@@ -27,13 +27,13 @@ def decky(name: str, *nets: tuple[str, str | None], **kw: Any) -> views.Decky:
         name=name,
         namespace="ns",
         hostname=kw.get("hostname", name),
-        archetype=None,
-        services=tuple(kw.get("services", ("ssh",))),
+        archetype=kw.get("archetype"),
+        services=tuple(kw.get("services", () if kw.get("archetype") else ("ssh",))),
         service_config=kw.get("config", {}),
         networks=tuple(views.Network(lan=n, ip=ip) for n, ip in nets),
         node_name=None,
         forwards_l3=kw.get("gw", False),
-        mutation_pool=(),
+        mutation_pool=tuple(kw.get("pool", ())),
         mutation_interval=None,
         files=(),
         topology_label=kw.get("label"),
@@ -137,3 +137,31 @@ def test_members_are_its_lans_and_the_deckies_attached_or_labelled() -> None:
     )
     assert [x.name for x in lans] == ["dmz", "inner"]
     assert [d.name for d in deckies] == ["bridge", "gw", "lbl", "leaf"]
+
+
+def test_config_for_an_archetype_or_pool_service_is_valid() -> None:
+    by_archetype = decky("db", ("inner", None), archetype="linux-server", config={"http": {}})
+    by_pool = decky("p", ("inner", None), services=("ssh",), pool=("ssh", "http"), config={"http": {}})
+    issues = topology.validate(GOOD_LANS, [*GOOD_DECKIES, by_archetype, by_pool], TEMPLATES)
+    assert issues == []
+
+
+def test_config_for_a_service_the_decky_can_never_run_is_invalid() -> None:
+    stray = decky("s", ("inner", None), services=("ssh",), config={"http": {}})
+    issues = topology.validate(GOOD_LANS, [*GOOD_DECKIES, stray], TEMPLATES)
+    assert codes(issues) == [topology.SERVICE_CONFIG_INVALID]
+    assert "can never run" in issues[0]["message"]
+
+
+def test_the_example_maze_is_valid_with_the_builtin_templates() -> None:
+    import pathlib
+
+    import yaml
+
+    root = pathlib.Path(__file__).resolve().parents[3] / "examples"
+    docs = [d for d in yaml.safe_load_all((root / "topology.yaml").read_text()) if d]
+    builtin = [d for d in yaml.safe_load_all((root / "servicetemplates.yaml").read_text()) if d]
+    lans = [views.Lan.from_obj(d) for d in docs if d["kind"] == "LAN"]
+    deckies = [views.Decky.from_obj(d) for d in docs if d["kind"] == "Decky"]
+    templates = {d["metadata"]["name"]: views.Template.from_obj(d) for d in builtin}
+    assert topology.validate(lans, deckies, templates) == []
