@@ -45,6 +45,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="0 = off",
     )
     p.add_argument(
+        "--metrics-addr",
+        default=env.get("DECNET_METRICS_ADDR", "127.0.0.1"),
+        help="metrics listen address (0.0.0.0 in a pod, so the metrics Service reaches it)",
+    )
+    p.add_argument(
         "--standalone",
         action=argparse.BooleanOptionalAction,
         default=env.get("DECNET_STANDALONE", "1") == "1",
@@ -62,10 +67,16 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="serve /healthz on this port (0 = off)",
     )
     p.add_argument("--log-level", default=env.get("DECNET_LOG_LEVEL", "INFO"))
+    p.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default=env.get("DECNET_LOG_FORMAT", "json"),
+        help="json for machines (default), console for humans",
+    )
     return p.parse_args(argv)
 
 
-def _logging(level: str) -> None:
+def _logging(level: str, fmt: str = "json") -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
     logging.getLogger("decnet").setLevel(level)
     structlog.configure(
@@ -73,7 +84,9 @@ def _logging(level: str) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.dev.ConsoleRenderer()
+            if fmt == "console"
+            else structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
@@ -111,7 +124,7 @@ def _webhook(args: argparse.Namespace) -> kopf.WebhookServer:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse(argv)
-    _logging(args.log_level)
+    _logging(args.log_level, args.log_format)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it
 
@@ -130,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.metrics_port:
         import prometheus_client
 
-        prometheus_client.start_http_server(args.metrics_port, addr="127.0.0.1")
+        prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_addr)
     kopf.run(
         clusterwide=True,
         standalone=args.standalone and not args.peering,
