@@ -149,7 +149,8 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     assert env["DECNET_BASE_IMAGE"] == "decnet/base:0.1.0"
     assert env["DECNET_PEERING"] == "decnet-operator"
     assert env["DECNET_WEBHOOK_HOST"] == "decnet-decnet-operator-webhook.decnet-system.svc"
-    assert env["DECNET_LIVENESS_ENDPOINT"] == "http://0.0.0.0:8081/healthz"
+    assert env["DECNET_HEALTH_PORT"] == "8081"
+    assert env["DECNET_METRICS_ADDR"] == "0.0.0.0"
     assert {p["containerPort"] for p in op["ports"]} >= {9443, 8080}
     assert op["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert deploy["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
