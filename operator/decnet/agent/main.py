@@ -69,6 +69,10 @@ class Agent:
         self._retry: dict[str, tuple[float, float]] = {}  # uid -> (due, last delay)
         self._orphan_first_seen: dict[str, float] = {}
         self._listed = threading.Event()
+        # uids of the first list still to be visited: when it empties, the agent has adopted
+        # (or repaired) everything that was on its node when it started.
+        self._initial: set[str] | None = None
+        self._started = time.monotonic()
 
     # ------------------------------------------------------------------ scheduling
 
@@ -117,6 +121,26 @@ class Agent:
     # ------------------------------------------------------------------ one decky
 
     def converge_one(self, uid: str) -> None:
+        try:
+            self._converge_one(uid)
+        finally:
+            self._initial_visited(uid)
+
+    def _initial_visited(self, uid: str) -> None:
+        with self._lock:
+            if self._initial is None or uid not in self._initial:
+                return
+            self._initial.discard(uid)
+            if self._initial:
+                return
+            count = len(self._objects)
+        log.info(
+            "initial_sync_done",
+            deckies=count,
+            seconds=round(time.monotonic() - self._started, 3),
+        )
+
+    def _converge_one(self, uid: str) -> None:
         with self._lock:
             raw = self._objects.get(uid)
         if raw is None:
@@ -210,9 +234,16 @@ class Agent:
         while not self.stop.is_set():
             try:
                 items, rv = kube.list_deckies(self.client, self.node)
-                for uid in self._set_objects(items):
-                    self.enqueue(uid)
+                uids = self._set_objects(items)
+                first = not self._listed.is_set()
+                if first:
+                    with self._lock:
+                        self._initial = set(uids)
+                for uid in uids:
+                    self.enqueue(uid, force=first)
                 self._listed.set()
+                if first and not uids:
+                    log.info("initial_sync_done", deckies=0, seconds=0.0)
                 delay = 1.0
                 for kind, obj in kube.watch_deckies(self.client, self.node, rv):
                     if self.stop.is_set():
@@ -337,7 +368,10 @@ class Agent:
 
 
 def configure_logging() -> None:
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=logging.INFO)
+    """structlog JSON for machines; DECNET_LOG_FORMAT=console for humans."""
+    level = os.environ.get("DECNET_LOG_LEVEL", "INFO").upper()
+    console = os.environ.get("DECNET_LOG_FORMAT", "json") == "console"
+    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level)
     # one line per HTTP request is noise next to our own structured events
     logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
@@ -345,8 +379,9 @@ def configure_logging() -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(),
         ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
     )
 
