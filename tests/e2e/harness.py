@@ -165,7 +165,17 @@ class Cluster:
         filters = [f"decnet.io/namespace={self.ns}"]
         if decky:
             filters.append(f"decnet.io/decky={decky}")
-        return list(self.docker.containers.list(all=True, filters={"label": filters}))
+        # List, then inspect one by one: a container may go between the two (an agent
+        # removing it), which is not this helper's business to fail on.
+        import docker.errors
+
+        found = []
+        for summary in self.docker.api.containers(all=True, filters={"label": filters}):
+            try:
+                found.append(self.docker.containers.get(summary["Id"]))
+            except docker.errors.NotFound:
+                continue
+        return found
 
     def container_ids(self, decky: str) -> dict[str, str]:
         """role:service -> container id, e.g. {"base:": ..., "service:http": ...}."""
