@@ -64,7 +64,8 @@ def describe(action: planner.Action) -> str:
     if isinstance(action, planner.RemoveContainer):
         return f"remove {action.name} ({action.reason})"
     if isinstance(action, planner.SyncFiles):
-        return f"files: place {[f.path for f in action.place]} remove {list(action.remove)}"
+        place = [f.path for f in action.place]
+        return f"files in {action.container_id[:12]}: place {place} remove {list(action.remove)}"
     if isinstance(action, planner.EnsureNetwork):
         return f"ensure network {action.net.network}"
     return repr(action)

@@ -183,7 +183,7 @@ class Observed:
     containers: tuple[ContainerSeen, ...] = ()
     networks: tuple[NetworkSeen, ...] = ()
     # base container id -> {path: digest} from the base's file manifest;
-    # a base missing here means "manifest unknown", so files are left alone.
+    # a container missing here means "manifest unknown", so files are left alone.
     files: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
@@ -250,7 +250,7 @@ class Disconnect:
 
 @dataclass(frozen=True)
 class SyncFiles:
-    base_id: str
+    container_id: str
     place: tuple[FileWant, ...]
     remove: tuple[str, ...]
     manifest: Mapping[str, str]
@@ -404,16 +404,37 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
         elif base_restarted:
             actions.append(RestartContainer(current.name, current.id))
 
-    # Files: only when both sides are known.
-    manifest = observed.files.get(base.id)
-    if want.files is not None and manifest is not None:
-        place = tuple(f for f in want.files if manifest.get(f.path) != f.digest)
-        wanted_paths = {f.path for f in want.files}
-        remove = tuple(sorted(p for p in manifest if p not in wanted_paths))
-        if place or remove:
-            new_manifest = {f.path: f.digest for f in want.files}
-            actions.append(SyncFiles(base.id, place, remove, new_manifest))
+    # Files go into every container of the decky: the base and each service that is
+    # current (a service created or recreated this round gets them next round), so
+    # the lures are where an attacker lands. Only when both sides are known.
+    if want.files is not None:
+        targets = [base] + [
+            c
+            for c in services
+            if c.service in wanted_svcs
+            and c.name == want.service_name(c.service)
+            and c.plan_hash == service_hash(wanted_svcs[c.service], base.id)
+            and c.state in _UP
+        ]
+        for target in targets:
+            sync = _sync_files(target.id, want.files, observed.files.get(target.id))
+            if sync is not None:
+                actions.append(sync)
     return actions
+
+
+def _sync_files(
+    container_id: str, files: tuple[FileWant, ...], manifest: Mapping[str, str] | None
+) -> SyncFiles | None:
+    """What one container needs so its placed files match the plan; None when nothing."""
+    if manifest is None:
+        return None
+    place = tuple(f for f in files if manifest.get(f.path) != f.digest)
+    wanted_paths = {f.path for f in files}
+    remove = tuple(sorted(p for p in manifest if p not in wanted_paths))
+    if not place and not remove:
+        return None
+    return SyncFiles(container_id, place, remove, {f.path: f.digest for f in files})
 
 
 def _belongs(c: ContainerSeen, want: DeckyWant) -> bool:

@@ -460,8 +460,36 @@ def test_a_simulated_deploy_reaches_a_fixed_point() -> None:
                 containers[a.service.name] = dataclasses.replace(
                     service_of(w, a.service, base_id=a.base_id), id=a.service.name
                 )
+                files[a.service.name] = {}
             elif isinstance(a, p.SyncFiles):
-                files[a.base_id] = dict(a.manifest)
+                files[a.container_id] = dict(a.manifest)
             else:
                 raise AssertionError(a)
-    assert rounds == 3
+    # networks + base, then services + files in the base, then files in the services
+    assert rounds == 4
+    assert set(files) == {"b", *(s.name for s in w.services)}
+    assert all(m == {f.path: f.digest for f in w.files or ()} for m in files.values())
+
+
+def test_files_go_into_every_current_service_container_too() -> None:
+    f = lure()
+    w = want(files=(f,))
+    obs = running(w)
+    files = dict(obs.files)
+    files.update({service_of(w, s).id: {} for s in w.services})
+    actions = p.plan_decky(w, dataclasses.replace(obs, files=files))
+    targets = sorted(a.container_id for a in actions if isinstance(a, p.SyncFiles))
+    assert targets == sorted(service_of(w, s).id for s in w.services)
+
+
+def test_files_wait_for_a_service_being_recreated() -> None:
+    w = want(files=(lure(),))
+    obs = running(w)
+    stale = dataclasses.replace(
+        service_of(w, w.services[0]),
+        labels={**service_of(w, w.services[0]).labels, names.LABEL_PLAN_HASH: "old"},
+    )
+    containers = (obs.containers[0], stale, *obs.containers[2:])
+    files = {**obs.files, stale.id: {}}
+    actions = p.plan_decky(w, dataclasses.replace(obs, containers=containers, files=files))
+    assert not any(isinstance(a, p.SyncFiles) and a.container_id == stale.id for a in actions)

@@ -103,24 +103,24 @@ class Engine:
         files: dict[str, Mapping[str, str]] = {}
         if with_files:
             for c in containers:
-                if c.role == names.ROLE_BASE and c.state == "running":
+                if c.state == "running":
                     files[c.id] = self.read_manifest(c.id)
         return planner.Observed(tuple(containers), tuple(self.list_networks()), files)
 
     def observe_node(self) -> planner.Observed:
         return planner.Observed(tuple(self.list_containers()), tuple(self.list_networks()))
 
-    def read_manifest(self, base_id: str) -> dict[str, str]:
-        cached = self._manifests.get(base_id)
+    def read_manifest(self, container_id: str) -> dict[str, str]:
+        cached = self._manifests.get(container_id)
         if cached is not None:
             return dict(cached)
-        manifest = self._read_manifest(base_id)
-        self._manifests[base_id] = manifest
+        manifest = self._read_manifest(container_id)
+        self._manifests[container_id] = manifest
         return dict(manifest)
 
-    def _read_manifest(self, base_id: str) -> dict[str, str]:
+    def _read_manifest(self, container_id: str) -> dict[str, str]:
         try:
-            stream, _ = self.api.get_archive(base_id, MANIFEST_PATH)
+            stream, _ = self.api.get_archive(container_id, MANIFEST_PATH)
         except docker.errors.NotFound:
             return {}
         except docker.errors.APIError as error:
@@ -299,6 +299,7 @@ class Engine:
         )
         service_id = str(created["Id"])
         self._call(self.api.start, service_id)
+        self._manifests[service_id] = {}  # a fresh container holds no placed files
         return service_id
 
     def remove_container(self, container_id: str) -> None:
@@ -316,16 +317,13 @@ class Engine:
 
     def sync_files(self, action: planner.SyncFiles, now: float | None = None) -> None:
         """Remove dropped files, then place files and the manifest in one archive."""
+        target = action.container_id
         if action.remove:
-            exec_id = self._call(
-                self.api.exec_create, action.base_id, ["rm", "-f", "--", *action.remove]
-            )
+            exec_id = self._call(self.api.exec_create, target, ["rm", "-f", "--", *action.remove])
             self._call(self.api.exec_start, exec_id)
-        self._manifests.pop(action.base_id, None)
-        self._call(
-            self.api.put_archive, action.base_id, "/", files_archive(action, now or time.time())
-        )
-        self._manifests[action.base_id] = dict(action.manifest)
+        self._manifests.pop(target, None)
+        self._call(self.api.put_archive, target, "/", files_archive(action, now or time.time()))
+        self._manifests[target] = dict(action.manifest)
 
     # ------------------------------------------------------------------ images built from a context
 
