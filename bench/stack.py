@@ -122,6 +122,7 @@ class Stack:
                 in self.kubectl("get", "validatingwebhookconfigurations", "-o", "name").stdout
             ),
             60,
+            proc=proc,
         )
         return proc
 
@@ -140,6 +141,7 @@ class Stack:
                 == 0
             ),
             60,
+            proc=proc,
         )
         return proc
 
@@ -167,11 +169,16 @@ def _unix(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def wait(check: Callable[[], bool], timeout: float, interval: float = 0.2) -> None:
+def wait(
+    check: Callable[[], bool], timeout: float, interval: float = 0.2, proc: Process | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
+        if proc is not None and proc.popen is not None and proc.popen.poll() is not None:
+            tail = proc.log.read_text(errors="replace").splitlines()[-20:]
+            raise RuntimeError(f"{proc.name} exited:\n" + "\n".join(tail))
         time.sleep(interval)
     raise TimeoutError(f"condition not met within {timeout} s")
 

@@ -77,6 +77,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _logging(level: str, fmt: str = "json") -> None:
+    level = level.upper()
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
     logging.getLogger("decnet").setLevel(level)
     structlog.configure(
