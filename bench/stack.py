@@ -271,25 +271,31 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
 
 def ready_watch(s: Stack, namespace: str, names: set[str], timeout: float) -> float:
     """time.monotonic() when every named decky is Ready=True, watched (not polled) through the API."""
+    import threading
+
     from lightkube.generic_resource import create_namespaced_resource
 
     decky_kind = create_namespaced_resource(GROUP, VERSION, "Decky", "deckies")
     client = s.client()
     ready: set[str] = set()
-    start = time.monotonic()
-    deadline = start + timeout
-    while ready != names and time.monotonic() < deadline:
-        for _, obj in client.watch(
-            decky_kind,
-            namespace=namespace,
-            timeout_seconds=int(max(1, deadline - time.monotonic())),
-        ):
-            status = (obj.status or {}) if isinstance(obj.status, dict) else {}
+    done = threading.Event()
+    finished_at: list[float] = []
+
+    def watch() -> None:
+        for _, obj in client.watch(decky_kind, namespace=namespace):
+            status = obj.status if isinstance(obj.status, dict) else {}
             conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+            name = obj.metadata.name
             if conditions.get("Ready") == "True":
-                ready.add(obj.metadata.name)
-            if ready == names:
-                break
-    if ready != names:
+                ready.add(name)
+            else:
+                ready.discard(name)
+            if names <= ready:
+                finished_at.append(time.monotonic())
+                done.set()
+                return
+
+    threading.Thread(target=watch, daemon=True).start()
+    if not done.wait(timeout):
         raise TimeoutError(f"{len(names - ready)} deckies not Ready within {timeout} s")
-    return time.monotonic()
+    return finished_at[0]
