@@ -28,10 +28,18 @@ class Outcome:
 
 
 def converge(eng: runtime.Engine, want: planner.DeckyWant) -> Outcome:
-    """Drive Docker to `want`; DockerError is turned into a failed outcome by the caller."""
-    observed = planner.Observed()
+    """Drive Docker to `want`; DockerError is turned into a failed outcome by the caller.
+
+    Docker is observed once; after a round of creations the next round plans from what
+    Docker answered to them (planner.predict), and only a round with removals or network
+    changes looks again. The periodic resync re-observes everything anyway.
+    """
+    observed: planner.Observed | None = None
     for _ in range(MAX_ROUNDS):
-        observed = eng.observe_decky(want.namespace, want.name, with_files=want.files is not None)
+        if observed is None:
+            observed = eng.observe_decky(
+                want.namespace, want.name, with_files=want.files is not None
+            )
         actions = planner.plan_decky(want, observed)
         for action in actions:
             if isinstance(action, planner.Refuse):
@@ -40,10 +48,14 @@ def converge(eng: runtime.Engine, want: planner.DeckyWant) -> Outcome:
                 return Outcome("failed", action.message, observed)
         if not actions:
             return Outcome("converged", "", observed)
+        results = []
         for action in actions:
             log.info("docker_action", decky=want.key, action=describe(action))
-            eng.execute(action)
-    return Outcome("failed", f"not converged after {MAX_ROUNDS} rounds", observed)
+            results.append(eng.execute(action))
+        observed = planner.predict(observed, actions, results)
+    return Outcome(
+        "failed", f"not converged after {MAX_ROUNDS} rounds", observed or planner.Observed()
+    )
 
 
 def remove(eng: runtime.Engine, namespace: str, name: str, uid: str) -> Outcome:

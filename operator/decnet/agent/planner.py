@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from decnet.kube import names
 
@@ -510,3 +510,33 @@ def plan_actions(
         plan_gc(planned, observed, live_uids, orphan_first_seen or {}, now, grace_seconds)
     )
     return actions
+
+
+Created = ContainerSeen | NetworkSeen
+
+# Actions whose effect on Docker is fully known from Docker's answer to them.
+_PREDICTABLE = (EnsureNetwork, CreateBase, CreateService, SyncFiles, StartContainer)
+
+
+def predict(
+    observed: Observed, actions: Sequence[Action], results: Sequence[Created | None]
+) -> Observed | None:
+    """Docker after `actions` succeeded, from what they returned; None when only a fresh
+    observation can tell (a removal, a network change). Saves a label-filtered container
+    list per convergence round, which is what dominates the agent's Docker time."""
+    if not all(isinstance(a, _PREDICTABLE) for a in actions):
+        return None
+    containers = {c.id: c for c in observed.containers}
+    networks = {n.name: n for n in observed.networks}
+    files = dict(observed.files)
+    for action, result in zip(actions, results, strict=True):
+        if isinstance(result, ContainerSeen):
+            containers[result.id] = result
+            files[result.id] = {}
+        elif isinstance(result, NetworkSeen):
+            networks[result.name] = result
+        elif isinstance(action, SyncFiles):
+            files[action.container_id] = dict(action.manifest)
+        elif isinstance(action, StartContainer) and action.id in containers:
+            containers[action.id] = replace(containers[action.id], state="running")
+    return Observed(tuple(containers.values()), tuple(networks.values()), files)

@@ -493,3 +493,40 @@ def test_files_wait_for_a_service_being_recreated() -> None:
     files = {**obs.files, stale.id: {}}
     actions = p.plan_decky(w, dataclasses.replace(obs, containers=containers, files=files))
     assert not any(isinstance(a, p.SyncFiles) and a.container_id == stale.id for a in actions)
+
+
+def test_predict_folds_creations_into_the_observation_until_nothing_is_left() -> None:
+    """A deploy needs one Docker observation: each round plans from the answers of the last."""
+    w = want(networks=(OFFICE, LAB), files=(lure(),))
+    observed: p.Observed | None = p.Observed()
+    rounds = 0
+    while True:
+        assert observed is not None, "a deploy should never need a fresh observation"
+        actions = p.plan_decky(w, observed)
+        if not actions:
+            break
+        rounds += 1
+        results: list[p.Created | None] = []
+        for a in actions:
+            if isinstance(a, p.EnsureNetwork):
+                results.append(networks_of(a.net)[0])
+            elif isinstance(a, p.CreateBase):
+                results.append(base_of(w))
+            elif isinstance(a, p.CreateService):
+                results.append(service_of(w, a.service, base_id=a.base_id))
+            else:
+                results.append(None)
+        observed = p.predict(observed, actions, results)
+    assert rounds == 3
+    assert {c.name for c in observed.containers} == {
+        w.base_name,
+        *(w.service_name(s.name) for s in w.services),
+    }
+
+
+def test_predict_gives_up_after_a_removal() -> None:
+    w = want()
+    obs = running(w)
+    victim = obs.containers[1]
+    actions: list[p.Action] = [p.RemoveContainer(victim.name, victim.id, "service removed")]
+    assert p.predict(obs, actions, [None]) is None

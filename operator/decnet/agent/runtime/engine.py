@@ -138,15 +138,32 @@ class Engine:
 
     # ------------------------------------------------------------------ act
 
-    def execute(self, action: planner.Action) -> None:
+    def execute(self, action: planner.Action) -> planner.Created | None:
+        """Carry out one action; what it created (for planner.predict), or None."""
         if isinstance(action, planner.EnsureNetwork):
-            self.ensure_network(action.namespace, action.net)
-        elif isinstance(action, planner.RemoveNetwork):
+            return self.ensure_network(action.namespace, action.net)
+        if isinstance(action, planner.CreateBase):
+            base_id = self.create_base(action.want, action.hash)
+            return planner.ContainerSeen(
+                id=base_id,
+                name=action.want.base_name,
+                labels=self._labels(action.want, names.ROLE_BASE, "", action.hash),
+                state="running",
+                networks={n.network: n.ip for n in action.want.networks},
+                network_mode=action.want.networks[0].network,
+            )
+        if isinstance(action, planner.CreateService):
+            svc = action.service
+            service_id = self.create_service(action.want, svc, action.base_id, action.hash)
+            return planner.ContainerSeen(
+                id=service_id,
+                name=action.want.service_name(svc.name),
+                labels=self._labels(action.want, names.ROLE_SERVICE, svc.name, action.hash),
+                state="running",
+                network_mode=f"container:{action.base_id}",
+            )
+        if isinstance(action, planner.RemoveNetwork):
             self.remove_network(action.id)
-        elif isinstance(action, planner.CreateBase):
-            self.create_base(action.want, action.hash)
-        elif isinstance(action, planner.CreateService):
-            self.create_service(action.want, action.service, action.base_id, action.hash)
         elif isinstance(action, planner.RemoveContainer):
             self.remove_container(action.id)
         elif isinstance(action, planner.StartContainer):
@@ -171,20 +188,28 @@ class Engine:
             self.sync_files(action)
         else:  # Refuse and Fail are decisions, not Docker work.
             raise TypeError(f"not an executable action: {action!r}")
+        return None
 
     def _net_lock(self, name: str) -> threading.Lock:
         with self._locks_guard:
             return self._net_locks.setdefault(name, threading.Lock())
 
-    def ensure_network(self, namespace: str, net: planner.NetworkWant) -> None:
+    def ensure_network(self, namespace: str, net: planner.NetworkWant) -> planner.NetworkSeen:
         """Create the LAN's network once; deckies of one LAN race here, hence the lock."""
         with self._net_lock(net.network):
             existing = self._call(self.api.networks, names=[net.network])
-            if any(n.get("Name") == net.network for n in existing):
-                return
+            for found in existing:
+                if found.get("Name") == net.network:
+                    return _network_seen(found)
             pool = docker.types.IPAMPool(subnet=net.subnet, gateway=net.gateway or None)
             options = {"parent": net.parent} if net.driver == "macvlan" and net.parent else None
-            self._call(
+            labels = {
+                names.LABEL_MANAGED_BY: names.MANAGED_BY,
+                names.LABEL_NAMESPACE: namespace,
+                names.LABEL_LAN: net.lan,
+                names.LABEL_AGENT_NODE: self.node,
+            }
+            created = self._call(
                 self.api.create_network,
                 net.network,
                 driver=net.driver,
@@ -192,12 +217,17 @@ class Engine:
                 ipam=docker.types.IPAMConfig(pool_configs=[pool]),
                 internal=net.internal,
                 check_duplicate=True,
-                labels={
-                    names.LABEL_MANAGED_BY: names.MANAGED_BY,
-                    names.LABEL_NAMESPACE: namespace,
-                    names.LABEL_LAN: net.lan,
-                    names.LABEL_AGENT_NODE: self.node,
-                },
+                labels=labels,
+            )
+            return planner.NetworkSeen(
+                id=str(created["Id"]),
+                name=net.network,
+                labels=labels,
+                driver=net.driver,
+                subnet=net.subnet,
+                gateway=net.gateway,
+                internal=net.internal,
+                parent=net.parent,
             )
 
     def remove_network(self, network_id: str) -> None:
