@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
-from lightkube import Client
+from lightkube import ApiError, Client
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from decnet.agent import converge, desired, kube, planner, reporter
@@ -206,7 +206,14 @@ class Agent:
     ) -> None:
         if not reporter.differs(status, report):
             return
-        kube.apply_status(self.client, reporter.apply_body(namespace, name, report))
+        try:
+            kube.apply_status(self.client, reporter.apply_body(namespace, name, report))
+        except ApiError as error:
+            if error.status.code == 404:
+                # Deleted meanwhile (its finalizer already released): nobody to tell.
+                log.debug("report_target_gone", decky=f"{namespace}/{name}")
+                return
+            raise
         STATUS_WRITES.inc()
         with self._lock:
             obj = self._objects.get(uid)
