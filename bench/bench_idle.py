@@ -58,6 +58,7 @@ def hold_lease(s: stack.Stack, stop: threading.Event) -> None:
 def report_converged(s: stack.Stack, namespace: str, expected: int) -> None:
     """Plays the agent: every decky whose plan is published gets a converged report."""
     from lightkube.generic_resource import create_namespaced_resource
+    from lightkube.types import PatchType
 
     decky_kind = create_namespaced_resource(stack.GROUP, stack.VERSION, "Decky", "deckies")
     client = s.client()
@@ -86,10 +87,12 @@ def report_converged(s: stack.Stack, namespace: str, expected: int) -> None:
                     "containers": [],
                 },
             }
-            client.apply(
-                decky_kind.Status.from_dict(body) if hasattr(decky_kind, "Status") else body,  # type: ignore[attr-defined]
-                name=name,
+            client.patch(
+                decky_kind.Status,
+                name,
+                body,
                 namespace=namespace,
+                patch_type=PatchType.APPLY,
                 field_manager="decnet-agent",
                 force=True,
             )
