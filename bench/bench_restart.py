@@ -34,7 +34,7 @@ def main() -> None:
     namespace = "restart"
     with stack.stack() as s:
         s.start_operator()
-        agent = s.start_agent(NODE)
+        agent = s.start_agent(NODE, log_level="info")  # initial_sync_done is an info event
         s.kubectl("create", "namespace", namespace)
         s.apply(namespace, [stack.lan("lan", "10.199.0.0/24")])
         names = [f"r-{i:03d}" for i in range(COUNT)]

@@ -126,11 +126,14 @@ class Stack:
         )
         return proc
 
-    def start_agent(self, node: str, workers: int = 8) -> Process:
+    def start_agent(self, node: str, workers: int = 8, log_level: str = "warning") -> Process:
         argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", "0"]
         argv += ["--workers", str(workers)]
         proc = Process(
-            "agent", argv, {**self.env, "NODE_NAME": node}, self.state / f"agent-{node}.log"
+            "agent",
+            argv,
+            {**self.env, "NODE_NAME": node, "DECNET_LOG_LEVEL": log_level},
+            self.state / f"agent-{node}.log",
         )
         proc.start()
         self.processes["agent"] = proc
