@@ -131,22 +131,32 @@ def main() -> None:
         wall = time.monotonic() - wall0
         stop.set()
         writes = s.audit_writes(since)
-        by_resource = Counter(
-            f"{e.get('objectRef', {}).get('resource')}/{e.get('objectRef', {}).get('subresource', '')}".rstrip(
-                "/"
-            )
-            for e in writes
-        )
-        lease_writes = sum(v for k, v in by_resource.items() if k.startswith("leases"))
-        other = sum(by_resource.values()) - lease_writes
+        by_writer = Counter()
+        for e in writes:
+            ref = e.get("objectRef", {})
+            user = e.get("user", {}).get("username", "")
+            agent = e.get("userAgent", "").split("/")[0]
+            if user == "system:apiserver":
+                writer = "kube-apiserver (its own lease and endpoints)"
+            elif ref.get("resource") == "leases" and ref.get("namespace") == "decnet-system":
+                writer = "node agent lease (simulated here)"
+            elif agent == "kopf" or "decnet-operator" in e.get("requestURI", ""):
+                writer = "operator"
+            else:
+                writer = f"other ({agent})"
+            by_writer[f"{writer}: {ref.get('resource')}"] += 1
         minutes = wall / 60
+        operator_writes = sum(v for k, v in by_writer.items() if k.startswith("operator"))
+        deckies_writes = sum(v for k, v in by_writer.items() if k.endswith(": deckies"))
+        agent_lease = sum(v for k, v in by_writer.items() if k.startswith("node agent lease"))
         result = {
             "deckies": COUNT,
             "idle_seconds": round(wall, 1),
             "settle_seconds_to_all_ready": round(settle, 1),
-            "api_writes_per_minute_excluding_agent_lease": round(other / minutes, 2),
-            "agent_lease_renewals_per_minute": round(lease_writes / minutes, 2),
-            "writes_by_resource": dict(by_resource),
+            "operator_writes_per_minute": round(operator_writes / minutes, 2),
+            "decky_writes_per_minute": round(deckies_writes / minutes, 2),
+            "agent_lease_renewals_per_minute": round(agent_lease / minutes, 2),
+            "writes_by_writer": dict(by_writer),
             "operator_rss_mb_max": round(max(rss_samples), 1),
             "operator_rss_mb_end": round(rss_samples[-1], 1),
             "operator_cpu_percent": round(100 * cpu / wall, 3),

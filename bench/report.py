@@ -65,11 +65,11 @@ def main() -> None:
             f"## Idle with {idle['deckies']} deckies ({idle['at']})",
             "",
             f"- window: {idle['idle_seconds']} s after all were Ready ({idle['settle_seconds_to_all_ready']} s to settle)",
-            f"- API writes per minute (everything but the agent's node lease): {idle['api_writes_per_minute_excluding_agent_lease']} — target 0, {verdict(idle['api_writes_per_minute_excluding_agent_lease'] == 0)}",
-            f"- agent lease renewals per minute: {idle['agent_lease_renewals_per_minute']} (one node; like kubelet's node lease)",
+            f"- operator writes per minute: {idle['operator_writes_per_minute']}; writes to deckies per minute: {idle['decky_writes_per_minute']} — target 0, {verdict(idle['operator_writes_per_minute'] == 0 and idle['decky_writes_per_minute'] == 0)}",
+            f"- agent lease renewals per minute: {idle['agent_lease_renewals_per_minute']} (one node, like kubelet's node lease; not counted above)",
             f"- operator RSS: max {idle['operator_rss_mb_max']} MB — target ≤ 200 MB, {verdict(idle['operator_rss_mb_max'] <= 200)}",
             f"- operator CPU: {idle['operator_cpu_percent']} % of one core",
-            f"- writes by resource: `{json.dumps(idle['writes_by_resource'])}`",
+            f"- every write in the window, by writer: `{json.dumps(idle['writes_by_writer'])}`",
             "",
         ]
     restart = load("restart")
