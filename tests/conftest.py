@@ -117,7 +117,7 @@ def crds(kubectl: KubectlFn) -> list[str]:
     for path in files:
         kubectl("apply", "--server-side", "-f", path)
     names = [line.split("/", 1)[1] for line in kubectl("get", "crd", "-o", "name").stdout.split()]
-    ours = [n for n in names if n.endswith(".decnet.io")]
+    ours = [n for n in names if n.split(".", 1)[-1] == "decnet.io"]  # group decnet.io only
     kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in ours])
     return ours
 
