@@ -474,7 +474,7 @@ async def _reconcile_decky(key: runtime.Key, body: dict[str, Any]) -> None:
     live = live_nodes()
     if in_topology and not topo_node and not status.get("node"):
         decision = scheduling.Decision(
-            None, scheduling.NO_LIVE_AGENT, "the decky's topology has no node yet"
+            None, scheduling.WAITING_FOR_TOPOLOGY, "the decky's topology has no node yet"
         )
     else:
         decision = scheduling.choose(

@@ -12,6 +12,8 @@ import datetime
 from collections.abc import Iterable, Mapping
 
 NO_LIVE_AGENT = "NoLiveAgent"
+# A topology decky waits for its topology to be placed (which needs a live agent).
+WAITING_FOR_TOPOLOGY = "WaitingForTopology"
 SCHEDULED = "Scheduled"
 
 
