@@ -13,11 +13,14 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-READY = "Ready"
-SCHEDULED = "Scheduled"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-TYPES = (READY, SCHEDULED, RECONCILING, STALLED)
+from decnet.api import v1alpha1
+
+# The condition types are part of the API; short names here for the callers.
+READY = v1alpha1.CONDITION_READY
+SCHEDULED = v1alpha1.CONDITION_SCHEDULED
+RECONCILING = v1alpha1.CONDITION_RECONCILING
+STALLED = v1alpha1.CONDITION_STALLED
+TYPES = v1alpha1.CONDITION_TYPES
 
 TRUE = "True"
 FALSE = "False"
