@@ -23,10 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def node(kubectl: Any) -> Iterator[str]:
-    name = h.node_name()
-    h.lease(kubectl, name, duration=3600)
-    yield name
-    h.drop_lease(kubectl, name)
+    yield from h.leased_node(kubectl)
 
 
 @pytest.fixture(scope="module")

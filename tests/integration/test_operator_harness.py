@@ -237,3 +237,21 @@ def report(
     kclient.apply_status(
         kube_client, "Decky", name, ns, {"agent": agent, "containers": containers}, "decnet-agent"
     )
+
+
+def leased_node(kubectl: Any) -> Iterator[str]:
+    """A node with a live agent Lease for a whole test module (a fixture body)."""
+    name = node_name()
+    lease(kubectl, name, duration=3600)
+    yield name
+    drop_lease(kubectl, name)
+
+
+def fetch_decky(kube_client: Any, ns: str, name: str) -> dict[str, Any]:
+    """The Decky as a dict, with an empty status when it has none yet."""
+    from decnet.kube import client as kclient
+
+    obj = get(kube_client, kclient.Decky, name, ns)
+    assert obj is not None
+    obj.setdefault("status", {})
+    return obj

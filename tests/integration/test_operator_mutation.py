@@ -8,8 +8,6 @@ from typing import Any
 import pytest
 from tests.integration import test_operator_harness as h
 
-from decnet.kube import client as kclient
-
 pytestmark = pytest.mark.integration
 
 POOL = ["ssh", "http", "ftp", "telnet"]
@@ -17,10 +15,7 @@ POOL = ["ssh", "http", "ftp", "telnet"]
 
 @pytest.fixture(scope="module")
 def node(kubectl: Any) -> Iterator[str]:
-    name = h.node_name()
-    h.lease(kubectl, name, duration=3600)
-    yield name
-    h.drop_lease(kubectl, name)
+    yield from h.leased_node(kubectl)
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +24,7 @@ def operator(kubeconfig: str, kubectl: Any, crds: list[str], node: str) -> Itera
     yield from h.start(kubeconfig, kubectl, "--no-webhook", DECNET_MUTATION_INTERVAL_MINUTES="0.05")
 
 
-def fetch(kube_client: Any, ns: str, name: str) -> dict[str, Any]:
-    obj = h.get(kube_client, kclient.Decky, name, ns)
-    assert obj is not None
-    obj.setdefault("status", {})
-    return obj
+fetch = h.fetch_decky
 
 
 def until(

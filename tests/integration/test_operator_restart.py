@@ -9,24 +9,15 @@ from typing import Any
 import pytest
 from tests.integration import test_operator_harness as h
 
-from decnet.kube import client as kclient
-
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def node(kubectl: Any) -> Iterator[str]:
-    name = h.node_name()
-    h.lease(kubectl, name, duration=3600)
-    yield name
-    h.drop_lease(kubectl, name)
+    yield from h.leased_node(kubectl)
 
 
-def fetch(kube_client: Any, ns: str, name: str) -> dict[str, Any]:
-    obj = h.get(kube_client, kclient.Decky, name, ns)
-    assert obj is not None
-    obj.setdefault("status", {})
-    return obj
+fetch = h.fetch_decky
 
 
 def lc(obj: dict[str, Any]) -> dict[str, Any]:
