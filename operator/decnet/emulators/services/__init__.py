@@ -1,0 +1,1 @@
+"""One module per protocol: PORTS, DEFAULTS and `async def serve(ctx)`."""
