@@ -20,6 +20,7 @@ if $needs_bed; then
   bash hack/build-binaries.sh all >/dev/null
   bash hack/docker-up.sh
   bash hack/images.sh
+  bash hack/clients.sh
 fi
 log "set-up took $((SECONDS - start)) s"
 
