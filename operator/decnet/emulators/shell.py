@@ -358,6 +358,26 @@ def build_fs(persona: Persona, lures: dict[str, Node] | None = None) -> FileSyst
     return FileSystem(nodes, persona.boot_time)
 
 
+class TreeCache:
+    """The tree for a persona, rebuilt at most every `ttl` seconds to pick up new lures.
+
+    The node agent may place lure files after the service started; a rescan is a
+    bounded walk of a few small directories.
+    """
+
+    def __init__(self, persona: Persona, root: str = "/", ttl: float = 60.0) -> None:
+        self.persona, self.root, self.ttl = persona, root, ttl
+        self._fs: FileSystem | None = None
+        self._built = 0.0
+
+    def get(self) -> FileSystem:
+        now = time.monotonic()
+        if self._fs is None or now - self._built > self.ttl:
+            self._fs = build_fs(self.persona, lure_files(self.root))
+            self._built = now
+        return self._fs
+
+
 def _owner_for(persona: Persona, path: str) -> str:
     parts = path.split("/")
     if len(parts) > 2 and parts[1] == "home" and parts[2] in persona.users:
@@ -690,6 +710,10 @@ class Shell:
 
     def _name(self) -> str:
         return "-sh" if self.persona.busybox else "-bash"
+
+    def pending_password(self) -> bool:
+        """Is the next line a password (sudo/su asked for one)?"""
+        return self._pending_sudo is not None
 
     def _sudo_password(self, password: str) -> Result:
         assert self._pending_sudo is not None
