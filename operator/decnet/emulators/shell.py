@@ -18,16 +18,19 @@ the history and the environment change; the tree itself is never modified.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import os
 import posixpath
 import re
+import socket
 import stat
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 LURE_DIRS = ("/home", "/root", "/srv", "/opt", "/var/www", "/var/backups", "/etc/ssh")
 MAX_LURE_FILES = 256
@@ -125,6 +128,59 @@ class FileSystem:
     def listdir(self, path: str) -> list[str]:
         real, _ = self.resolve(path)
         return list(self.children.get(real, []))
+
+
+# ---------------------------------------------------------------- logins (ssh and telnet)
+
+MAX_FAILURE_TABLE = 4096
+
+
+def accounts(config: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """`users` as name -> accepted passwords; a single string is one password."""
+    out: dict[str, tuple[str, ...]] = {}
+    raw = config.get("users")
+    if not isinstance(raw, dict):
+        return out
+    for name, value in list(raw.items())[:64]:
+        if isinstance(value, str):
+            out[str(name)] = (value,)
+        elif isinstance(value, list):
+            out[str(name)] = tuple(str(v) for v in value[:64])
+    return out
+
+
+def password_ok(config: dict[str, Any], username: str, password: str, failures: int) -> bool:
+    """Is this pair accepted, given how often this address already failed?"""
+    if failures < int(config.get("acceptAfter") or 0):
+        return False
+    return password in accounts(config).get(username, ())
+
+
+def home_users(config: dict[str, Any]) -> tuple[str, ...]:
+    """The non-root accounts, which get a /home directory and a line in /etc/passwd."""
+    names = [u for u in accounts(config) if u != "root" and u.isprintable() and "/" not in u]
+    return tuple(names[:16]) or ("admin",)
+
+
+def persona(config: dict[str, Any]) -> Persona:
+    hostname = str(config.get("hostname") or "") or socket.gethostname()
+    return Persona(hostname=hostname[:64], users=home_users(config))
+
+
+class Failures:
+    """Failed logins per source address, bounded (the oldest addresses are forgotten)."""
+
+    def __init__(self, limit: int = MAX_FAILURE_TABLE) -> None:
+        self.limit = limit
+        self.counts: collections.OrderedDict[str, int] = collections.OrderedDict()
+
+    def get(self, ip: str) -> int:
+        return self.counts.get(ip, 0)
+
+    def add(self, ip: str) -> None:
+        self.counts[ip] = self.counts.pop(ip, 0) + 1
+        while len(self.counts) > self.limit:
+            self.counts.popitem(last=False)
 
 
 # ---------------------------------------------------------------- the base tree

@@ -18,10 +18,8 @@ address. Written against asyncssh 2.10 (Debian bookworm); also runs on 2.2x.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import logging
-import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,7 +37,6 @@ DEFAULTS: dict[str, Any] = {
     "banner": "",
     "filesRoot": "/",
 }
-MAX_FAILURE_TABLE = 4096
 MAX_AUTH_ATTEMPTS = 6
 _KEY_ARGS: dict[str, tuple[str, ...]] = {
     "ssh-ed25519": ("ssh-ed25519",),
@@ -60,54 +57,6 @@ def software_version(config: dict[str, Any]) -> str:
     return text or "OpenSSH_9.2p1"
 
 
-def accounts(config: dict[str, Any]) -> dict[str, tuple[str, ...]]:
-    """`users` as name -> accepted passwords; a single string is one password."""
-    out: dict[str, tuple[str, ...]] = {}
-    raw = config.get("users")
-    if not isinstance(raw, dict):
-        return out
-    for name, value in list(raw.items())[:64]:
-        if isinstance(value, str):
-            out[str(name)] = (value,)
-        elif isinstance(value, list):
-            out[str(name)] = tuple(str(v) for v in value[:64])
-    return out
-
-
-def password_ok(config: dict[str, Any], username: str, password: str, failures: int) -> bool:
-    """Is this pair accepted, given how often this address already failed?"""
-    if failures < int(config.get("acceptAfter") or 0):
-        return False
-    return password in accounts(config).get(username, ())
-
-
-def home_users(config: dict[str, Any]) -> tuple[str, ...]:
-    """The non-root accounts, which get a /home directory and a line in /etc/passwd."""
-    names = [u for u in accounts(config) if u != "root" and u.isprintable() and "/" not in u]
-    return tuple(names[:16]) or ("admin",)
-
-
-def persona(config: dict[str, Any]) -> shell.Persona:
-    hostname = str(config.get("hostname") or "") or socket.gethostname()
-    return shell.Persona(hostname=hostname[:64], users=home_users(config))
-
-
-class Failures:
-    """Failed logins per source address, bounded (the oldest addresses are forgotten)."""
-
-    def __init__(self, limit: int = MAX_FAILURE_TABLE) -> None:
-        self.limit = limit
-        self.counts: collections.OrderedDict[str, int] = collections.OrderedDict()
-
-    def get(self, ip: str) -> int:
-        return self.counts.get(ip, 0)
-
-    def add(self, ip: str) -> None:
-        self.counts[ip] = self.counts.pop(ip, 0) + 1
-        while len(self.counts) > self.limit:
-            self.counts.popitem(last=False)
-
-
 def scp_refusal(command: str) -> str | None:
     """The answer to an `scp -t`/`scp -f` exec: a protocol-level error, nothing stored."""
     parts = command.split()
@@ -125,9 +74,9 @@ class State:
     def __init__(self, ctx: core.Context) -> None:
         self.ctx = ctx
         self.config = ctx.config
-        self.persona = persona(ctx.config)
+        self.persona = shell.persona(ctx.config)
         self.tree = shell.TreeCache(self.persona, str(ctx.config.get("filesRoot") or "/"))
-        self.failures = Failures()
+        self.failures = shell.Failures()
         self.active = 0
 
 
@@ -187,7 +136,7 @@ class Server(asyncssh.SSHServer):
 
     def _check(self, username: str, password: str, mechanism: str) -> bool:
         self.attempts += 1
-        ok = self.attempts <= MAX_AUTH_ATTEMPTS and password_ok(
+        ok = self.attempts <= MAX_AUTH_ATTEMPTS and shell.password_ok(
             self.state.config, username, password, self.state.failures.get(self.peer.ip))
         if not ok:
             self.state.failures.add(self.peer.ip)
