@@ -262,7 +262,8 @@ def base_tree(persona: Persona) -> dict[str, Node]:
                            text.encode())
 
     for path in ("/boot", "/dev", "/etc", "/home", "/media", "/mnt", "/opt", "/proc", "/run",
-                 "/srv", "/sys", "/usr", "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/share",
+                 "/srv", "/srv/ftp", "/sys", "/usr", "/usr/bin", "/usr/sbin", "/usr/lib",
+                 "/usr/share",
                  "/usr/local", "/usr/local/bin", "/var", "/var/log", "/var/lib", "/var/cache",
                  "/var/backups", "/var/mail", "/var/spool", "/var/spool/cron", "/var/tmp",
                  "/etc/ssh", "/etc/cron.d", "/etc/default", "/etc/network"):
@@ -394,9 +395,7 @@ def lure_files(root: str = "/", dirs: Iterable[str] = LURE_DIRS,
                     continue
                 total += len(data)
                 fake = "/" + os.path.relpath(real, base).replace(os.sep, "/")
-                owner = "root" if info.st_uid == 0 else ""
-                found[fake] = Node("f", stat.S_IMODE(info.st_mode), owner, owner,
-                                   info.st_mtime, data)
+                found[fake] = Node("f", stat.S_IMODE(info.st_mode), "", "", info.st_mtime, data)
     return found
 
 
