@@ -262,7 +262,8 @@ def base_tree(persona: Persona) -> dict[str, Node]:
                            text.encode())
 
     for path in ("/boot", "/dev", "/etc", "/home", "/media", "/mnt", "/opt", "/proc", "/run",
-                 "/srv", "/srv/ftp", "/sys", "/usr", "/usr/bin", "/usr/sbin", "/usr/lib",
+                 "/srv", "/srv/ftp", "/srv/tftp", "/sys", "/usr", "/usr/bin", "/usr/sbin",
+                 "/usr/lib",
                  "/usr/share",
                  "/usr/local", "/usr/local/bin", "/var", "/var/log", "/var/lib", "/var/cache",
                  "/var/backups", "/var/mail", "/var/spool", "/var/spool/cron", "/var/tmp",
