@@ -19,7 +19,8 @@ from .. import core, events, mailproto
 
 PORTS = [(143, "tcp")]
 DEFAULTS: dict[str, Any] = {
-    "greeting": "Dovecot (Debian) ready.",
+    # nmap 7.93 names Dovecot imapd by the upstream greeting, not by Debian's "(Debian)" one
+    "greeting": "Dovecot ready.",
     "hostname": "mail.example.com",
     "domain": "example.com",
     "users": {},  # username -> password accepted for login
