@@ -10,8 +10,11 @@ failure is always `BerError` (never IndexError or a hang).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable, Iterator
+
+from . import core
 
 # Universal tags used here.
 BOOLEAN = 0x01
@@ -202,3 +205,25 @@ def parse_oid(text: str) -> tuple[int, ...]:
 
 def oid_str(arcs: tuple[int, ...]) -> str:
     return ".".join(str(a) for a in arcs)
+
+
+async def read_message(reader: asyncio.StreamReader, timeout: float, limit: int,
+                       tag: int = SEQUENCE) -> bytes | None:
+    """One whole TLV of `tag` from a stream (LDAP, CredSSP), None past `limit` bytes or at EOF."""
+    head = await core.read_exactly(reader, 2, timeout)
+    if head is None or head[0] != tag:
+        return None
+    extra = head[1] & 0x7F if head[1] & 0x80 else 0
+    if extra > 4:
+        return None
+    more = await core.read_exactly(reader, extra, timeout) if extra else b""
+    if more is None:
+        return None
+    try:
+        total = frame_length(head + more)
+    except BerError:
+        return None
+    if total is None or total > limit:
+        return None
+    rest = await core.read_exactly(reader, total - len(head) - len(more), timeout)
+    return None if rest is None else head + more + rest

@@ -159,7 +159,8 @@ def target_info(ident: Identity, now: float | None = None) -> bytes:
     pairs = [
         (AV_NB_DOMAIN, ident.nb_domain),
         (AV_NB_COMPUTER, ident.nb_computer),
-        (AV_DNS_DOMAIN, ident.dns_domain or ident.nb_domain),
+        # a host outside a domain names itself as its DNS domain, as Windows does
+        (AV_DNS_DOMAIN, ident.dns_domain or ident.nb_computer),
         (AV_DNS_COMPUTER, ident.dns_computer or ident.nb_computer),
     ]
     if ident.dns_domain:

@@ -374,31 +374,11 @@ def _identity(config: dict[str, Any]) -> ntlm.Identity:
                          dns_computer=n["fqdn"].lower(), os_version=str(config["osVersion"]))
 
 
-async def read_message(reader: asyncio.StreamReader, timeout: float) -> bytes | None:
-    head = await core.read_exactly(reader, 2, timeout)
-    if head is None or head[0] != ber.SEQUENCE:
-        return None
-    extra = head[1] & 0x7F if head[1] & 0x80 else 0
-    if extra > 4:
-        return None
-    more = await core.read_exactly(reader, extra, timeout) if extra else b""
-    if more is None:
-        return None
-    try:
-        total = ber.frame_length(head + more)
-    except ber.BerError:
-        return None
-    if total is None or total > MAX_MESSAGE:
-        return None
-    rest = await core.read_exactly(reader, total - len(head) - len(more), timeout)
-    return None if rest is None else head + more + rest
-
-
 async def handle(ctx: core.Context, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  peer: core.Peer) -> None:
     session = Session()
     for _ in range(MAX_REQUESTS):
-        data = await read_message(reader, ctx.idle_seconds)
+        data = await ber.read_message(reader, ctx.idle_seconds, MAX_MESSAGE)
         if data is None:
             return
         try:

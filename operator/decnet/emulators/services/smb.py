@@ -94,7 +94,7 @@ def identity(config: dict[str, Any]) -> ntlm.Identity:
         nb_domain=str(config["workgroup"]).upper()[:15] or "WORKGROUP",
         nb_computer=host,
         dns_domain=domain,
-        dns_computer=f"{host.lower()}.{domain}" if domain else host.lower(),
+        dns_computer=f"{host.lower()}.{domain}" if domain else host,
         os_version=str(config["osVersion"]),
     )
 
