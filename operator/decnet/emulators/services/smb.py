@@ -1,0 +1,420 @@
+"""SMB on 445 (and NetBIOS session service on 139): a Windows file server up to login.
+
+Written by hand, not with impacket's smbserver: a server that answers NEGOTIATE and
+SESSION_SETUP is a few hundred lines of structs, while impacket's server is heavy
+to import, follows its own release cycle, and would need real share storage. What
+we emulate:
+
+- SMB1 NEGOTIATE offering SMB 2.x dialects gets an SMB2 NEGOTIATE response with
+  dialect 0x02FF, as Windows does, and the client re-negotiates in SMB2; an
+  SMB1-only client offering "NT LM 0.12" gets the SMB1 answer of a Windows 7-10
+  host (with workgroup and name, what nmap's fingerprint reads), and its
+  SESSION_SETUP_ANDX password responses are captured.
+- SMB2 NEGOTIATE (2.0.2 - 3.1.1, capped by config) with a SPNEGO token offering
+  NTLMSSP; SESSION_SETUP runs NTLMSSP: the CHALLENGE carries the workgroup,
+  computer name, DNS names and the Windows version from the config, and the
+  AUTHENTICATE is captured as a hashcat netntlmv2/v1 line. Every login then
+  fails with STATUS_LOGON_FAILURE, as for a wrong password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import struct
+import uuid
+from typing import Any
+
+from .. import core, events, ntlm
+
+PORTS = [(445, "tcp"), (139, "tcp")]
+DEFAULTS: dict[str, Any] = {
+    "workgroup": "WORKGROUP",
+    "hostname": "WIN-SRV01",
+    "dnsDomain": "",
+    "osVersion": "10.0.17763",
+    "maxDialect": "3.1.1",
+    "smb1": True,
+    "shares": ["ADMIN$", "C$", "IPC$", "Users"],
+}
+MAX_FRAME = 65536
+MAX_REQUESTS = 64
+
+STATUS_SUCCESS = 0
+STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
+STATUS_LOGON_FAILURE = 0xC000006D
+STATUS_ACCESS_DENIED = 0xC0000022
+STATUS_NOT_SUPPORTED = 0xC00000BB
+STATUS_USER_SESSION_DELETED = 0xC0000203
+
+SMB1_MAGIC = b"\xffSMB"
+SMB2_MAGIC = b"\xfeSMB"
+NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, ECHO = 0, 1, 2, 3, 13
+DIALECTS = {"2.0.2": 0x0202, "2.1": 0x0210, "3.0": 0x0300, "3.0.2": 0x0302, "3.1.1": 0x0311}
+DIALECT_NAMES = {v: k for k, v in DIALECTS.items()}
+WILDCARD = 0x02FF
+
+
+@dataclasses.dataclass
+class Server:
+    """Per-process facts a Windows host keeps: its GUID and when it booted."""
+
+    guid: bytes = dataclasses.field(default_factory=lambda: uuid.uuid4().bytes_le)
+    started: int = dataclasses.field(default_factory=ntlm.filetime)
+
+
+@dataclasses.dataclass
+class Session:
+    """Per-connection state: the dialect, the NTLM challenge, the session id."""
+
+    dialect: int = 0
+    challenge: bytes = dataclasses.field(default_factory=lambda: os.urandom(8))
+    session_id: int = dataclasses.field(
+        default_factory=lambda: int.from_bytes(os.urandom(8), "little") & 0x0000FFFFFFFFFFFF)
+    spnego: bool = True
+    smb1: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Header2:
+    command: int
+    message_id: int
+    credits: int
+    flags: int
+    tree_id: int
+    session_id: int
+    process_id: int
+
+
+def identity(config: dict[str, Any]) -> ntlm.Identity:
+    host = str(config["hostname"]).split(".")[0].upper()[:15] or "WIN-SRV01"
+    domain = str(config["dnsDomain"]).lower()
+    return ntlm.Identity(
+        nb_domain=str(config["workgroup"]).upper()[:15] or "WORKGROUP",
+        nb_computer=host,
+        dns_domain=domain,
+        dns_computer=f"{host.lower()}.{domain}" if domain else host,
+        os_version=str(config["osVersion"]),
+    )
+
+
+def allowed_dialects(config: dict[str, Any]) -> list[int]:
+    cap = DIALECTS.get(str(config["maxDialect"]), 0x0311)
+    return [d for d in DIALECTS.values() if d <= cap]
+
+
+# SMB2 ------------------------------------------------------------------------------------
+
+def parse_header2(data: bytes) -> Header2 | None:
+    if len(data) < 64 or not data.startswith(SMB2_MAGIC):
+        return None
+    (command, credits, flags, _next, message_id, process_id, tree_id,
+     session_id) = struct.unpack_from("<HHIIQIIQ", data, 12)
+    return Header2(command, message_id, credits, flags, tree_id, session_id, process_id)
+
+
+def header2(req: Header2 | None, command: int, status: int, session_id: int = 0,
+            credits: int = 1) -> bytes:
+    message_id = req.message_id if req else 0
+    granted = max(credits, min(req.credits, 64) if req else 1)
+    return (SMB2_MAGIC + struct.pack("<HHIHHII", 64, 0, status, command, granted, 0x1, 0)
+            + struct.pack("<QIIQ", message_id, req.process_id if req else 0xFEFF,
+                          req.tree_id if req else 0, session_id)
+            + b"\x00" * 16)
+
+
+def error2(req: Header2, status: int, session_id: int = 0) -> bytes:
+    return header2(req, req.command, status, session_id) + struct.pack("<HBBI", 9, 0, 0, 0) + b"\0"
+
+
+def parse_negotiate2(data: bytes) -> tuple[list[int], list[int]]:
+    """The client's dialects and, for 3.1.1, the ciphers of its encryption context."""
+    if len(data) < 64 + 36:
+        return [], []
+    count = struct.unpack_from("<H", data, 66)[0]
+    count = min(count, 32)
+    dialects = list(struct.unpack_from(f"<{count}H", data, 100)) if len(data) >= 100 + 2 * count \
+        else []
+    ciphers: list[int] = []
+    ctx_offset, ctx_count = struct.unpack_from("<IH", data, 64 + 28)
+    pos = ctx_offset
+    for _ in range(min(ctx_count, 16)):
+        if pos + 8 > len(data):
+            break
+        ctype, dlen = struct.unpack_from("<HH", data, pos)
+        body = data[pos + 8 : pos + 8 + dlen]
+        if ctype == 2 and len(body) >= 2:
+            n = min(struct.unpack_from("<H", body)[0], (len(body) - 2) // 2)
+            ciphers = list(struct.unpack_from(f"<{n}H", body, 2))
+        pos += 8 + dlen
+        pos += (-pos) % 8
+    return dialects, ciphers
+
+
+def choose_dialect(offered: list[int], allowed: list[int]) -> int:
+    common = [d for d in offered if d in allowed]
+    return max(common) if common else 0
+
+
+def negotiate_contexts(ciphers: list[int]) -> list[bytes]:
+    salt = os.urandom(32)
+    preauth = struct.pack("<HHH", 1, 32, 1) + salt  # SHA-512
+    cipher = 0x0002 if 0x0002 in ciphers else (ciphers[0] if ciphers else 0x0001)
+    encryption = struct.pack("<HH", 1, cipher)
+    return [struct.pack("<HHI", 1, len(preauth), 0) + preauth,
+            struct.pack("<HHI", 2, len(encryption), 0) + encryption]
+
+
+def negotiate_response2(server: Server, req: Header2 | None, dialect: int,
+                        ciphers: list[int] | None = None, now: int | None = None) -> bytes:
+    token = ntlm.neg_token_init()
+    caps = 0x1 if dialect == 0x0202 else 0x7  # DFS, and LEASING|LARGE_MTU from 2.1 on
+    contexts = negotiate_contexts(ciphers or []) if dialect == 0x0311 else []
+    sec_offset = 64 + 64
+    ctx_offset = 0
+    tail = token
+    if contexts:
+        pad = (-(sec_offset + len(token))) % 8
+        ctx_offset = sec_offset + len(token) + pad
+        tail += b"\0" * pad
+        for i, ctx in enumerate(contexts):
+            tail += ctx
+            if i + 1 < len(contexts):
+                tail += b"\0" * ((-len(ctx)) % 8)
+    body = struct.pack(
+        "<HHHH16sIIIIQQHHI", 65, 0x1, dialect, len(contexts), server.guid, caps,
+        8388608, 8388608, 8388608, now if now is not None else ntlm.filetime(),
+        server.started, sec_offset, len(token), ctx_offset,
+    )
+    return header2(req, NEGOTIATE, STATUS_SUCCESS) + body + tail
+
+
+def security_buffer(data: bytes) -> bytes:
+    """The security blob of an SMB2 SESSION_SETUP request."""
+    if len(data) < 64 + 24:
+        return b""
+    offset, size = struct.unpack_from("<HH", data, 64 + 12)
+    return data[offset : offset + min(size, MAX_FRAME)]
+
+
+def session_setup_response(req: Header2, status: int, session_id: int, token: bytes) -> bytes:
+    body = struct.pack("<HHHH", 9, 0, 72 if token else 0, len(token))
+    return header2(req, SESSION_SETUP, status, session_id) + body + token
+
+
+# SMB1 ------------------------------------------------------------------------------------
+
+def smb1_dialects(data: bytes) -> list[str]:
+    if len(data) < 35 or not data.startswith(SMB1_MAGIC) or data[4] != 0x72:
+        return []
+    wordcount = data[32]
+    pos = 33 + 2 * wordcount
+    if pos + 2 > len(data):
+        return []
+    size = struct.unpack_from("<H", data, pos)[0]
+    blob = data[pos + 2 : pos + 2 + size]
+    return [part[1:].decode("latin-1") for part in blob.split(b"\0") if part[:1] == b"\x02"][:64]
+
+
+def smb1_header(req: bytes, command: int, status: int, flags2: int = 0xC001,
+                uid: int = 0) -> bytes:
+    tid, pid, _uid, mid = struct.unpack_from("<HHHH", req, 24)
+    pid_high = struct.unpack_from("<H", req, 12)[0]
+    return (SMB1_MAGIC + bytes([command]) + struct.pack("<I", status) + b"\x88"
+            + struct.pack("<HH", flags2, pid_high) + b"\0" * 8 + b"\0\0"
+            + struct.pack("<HHHH", tid, pid, uid, mid))
+
+
+def smb1_negotiate_response(req: bytes, index: int, ident: ntlm.Identity, challenge: bytes,
+                            now: int | None = None) -> bytes:
+    """NT LM 0.12 without extended security, as a Windows 7-10 host with SMB1 answers."""
+    words = struct.pack("<HBHHIIII", index, 0x03, 50, 1, 4356, 65536, 0, 0x0001E3FC)
+    words += struct.pack("<QhB", now if now is not None else ntlm.filetime(), 0, 8)
+    data = (challenge + (ident.nb_domain + "\0").encode("utf-16-le")
+            + (ident.nb_computer + "\0").encode("utf-16-le"))
+    return (smb1_header(req, 0x72, STATUS_SUCCESS, 0x4001) + bytes([17]) + words
+            + struct.pack("<H", len(data)) + data)
+
+
+def smb1_session_setup(req: bytes) -> tuple[ntlm.Auth, str] | None:
+    """Credentials of a non-extended SESSION_SETUP_ANDX (LM/NT responses in the clear)."""
+    if len(req) < 33 + 26 + 2 or req[4] != 0x73 or req[32] != 13:
+        return None
+    oem_len, uni_len = struct.unpack_from("<HH", req, 33 + 14)
+    pos = 33 + 26 + 2
+    lm = req[pos : pos + oem_len]
+    nt = req[pos + oem_len : pos + oem_len + uni_len]
+    pos += oem_len + uni_len
+    flags2 = struct.unpack_from("<H", req, 10)[0]
+    strings: list[str] = []
+    if flags2 & 0x8000:
+        pos += pos % 2
+        rest = req[pos:]
+        parts = [rest[i : i + 2] for i in range(0, len(rest) - 1, 2)]
+        current = b""
+        for unit in parts:
+            if unit == b"\0\0":
+                strings.append(current.decode("utf-16-le", "replace"))
+                current = b""
+                if len(strings) == 4:
+                    break
+            else:
+                current += unit
+    else:
+        strings = [s.decode("latin-1") for s in req[pos:].split(b"\0")[:4]]
+    strings += [""] * (4 - len(strings))
+    auth = ntlm.Auth(domain=strings[1], username=strings[0], workstation="",
+                     lm_response=lm, nt_response=nt, flags=0)
+    return auth, strings[2]
+
+
+def smb1_error(req: bytes, status: int) -> bytes:
+    return smb1_header(req, req[4], status) + b"\0\0\0"
+
+
+# Transport and state machine -------------------------------------------------------------
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload) & 0xFFFFFF) + payload
+
+
+@dataclasses.dataclass
+class Reply:
+    payloads: list[bytes]
+    close: bool = False
+    auth: ntlm.Auth | None = None
+    client: str = ""
+    note: str = ""
+
+
+def handle_message(config: dict[str, Any], server: Server, session: Session,
+                   data: bytes) -> Reply:
+    """One SMB message in, the answer out; pure but for the session's state."""
+    ident = identity(config)
+    if data.startswith(SMB1_MAGIC):
+        return _handle_smb1(config, server, session, ident, data)
+    hdr = parse_header2(data)
+    if hdr is None:
+        return Reply([], close=True, note="not smb")
+    if hdr.command == NEGOTIATE:
+        offered, ciphers = parse_negotiate2(data)
+        dialect = choose_dialect(offered, allowed_dialects(config))
+        if not dialect:
+            return Reply([error2(hdr, STATUS_NOT_SUPPORTED)], close=True,
+                         note="no common dialect")
+        session.dialect = dialect
+        return Reply([negotiate_response2(server, hdr, dialect, ciphers)],
+                     note=f"NEGOTIATE {DIALECT_NAMES.get(dialect, hex(dialect))}")
+    if hdr.command == SESSION_SETUP:
+        blob = security_buffer(data)
+        message = ntlm.find(blob)
+        session.spnego = ntlm.is_spnego(blob)
+        kind = ntlm.message_type(message)
+        if kind == ntlm.NEGOTIATE:
+            chal = ntlm.challenge(ident, session.challenge, ntlm.negotiate_flags(message))
+            token = ntlm.neg_token_resp(1, chal) if session.spnego else chal
+            return Reply([session_setup_response(hdr, STATUS_MORE_PROCESSING_REQUIRED,
+                                                 session.session_id, token)])
+        if kind == ntlm.AUTHENTICATE:
+            auth = ntlm.parse_authenticate(message)
+            return Reply([error2(hdr, STATUS_LOGON_FAILURE, session.session_id)], auth=auth)
+        return Reply([error2(hdr, STATUS_LOGON_FAILURE, session.session_id)],
+                     note="session setup without NTLMSSP")
+    if hdr.command == ECHO:
+        return Reply([header2(hdr, ECHO, STATUS_SUCCESS, hdr.session_id)
+                      + struct.pack("<HH", 4, 0)])
+    if hdr.command == LOGOFF:
+        return Reply([header2(hdr, LOGOFF, STATUS_SUCCESS, hdr.session_id)
+                      + struct.pack("<HH", 4, 0)])
+    return Reply([error2(hdr, STATUS_USER_SESSION_DELETED, hdr.session_id)],
+                 note=f"command {hdr.command}")
+
+
+def _handle_smb1(config: dict[str, Any], server: Server, session: Session,
+                 ident: ntlm.Identity, data: bytes) -> Reply:
+    if len(data) < 33:
+        return Reply([], close=True, note="short smb1")
+    if data[4] == 0x72:
+        dialects = smb1_dialects(data)
+        if any(d == "SMB 2.???" for d in dialects) and allowed_dialects(config)[-1] > 0x0202:
+            return Reply([negotiate_response2(server, None, WILDCARD)], note="NEGOTIATE 2.???")
+        if "SMB 2.002" in dialects:
+            session.dialect = 0x0202
+            return Reply([negotiate_response2(server, None, 0x0202)], note="NEGOTIATE 2.002")
+        if "NT LM 0.12" in dialects and config["smb1"]:
+            session.smb1 = True
+            index = dialects.index("NT LM 0.12")
+            return Reply([smb1_negotiate_response(data, index, ident, session.challenge)],
+                         note="NEGOTIATE NT LM 0.12")
+        return Reply([], close=True, note="SMB1 refused")
+    if data[4] == 0x73 and session.smb1:
+        found = smb1_session_setup(data)
+        if found is not None:
+            auth, native_os = found
+            return Reply([smb1_error(data, STATUS_LOGON_FAILURE)], auth=auth, client=native_os)
+    return Reply([smb1_error(data, STATUS_NOT_SUPPORTED)], note=f"smb1 command {data[4]}")
+
+
+async def read_frame(reader: asyncio.StreamReader, timeout: float) -> tuple[int, bytes] | None:
+    head = await core.read_exactly(reader, 4, timeout)
+    if head is None:
+        return None
+    size = int.from_bytes(head[1:], "big")
+    if size > MAX_FRAME:
+        return None
+    body = await core.read_exactly(reader, size, timeout) if size else b""
+    if body is None:
+        return None
+    return head[0], body
+
+
+async def handle(ctx: core.Context, server: Server, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, peer: core.Peer) -> None:
+    session = Session()
+    for _ in range(MAX_REQUESTS):
+        got = await read_frame(reader, ctx.idle_seconds)
+        if got is None:
+            return
+        kind, body = got
+        if kind == 0x81:  # NetBIOS session request on 139: positive response
+            await core.send(writer, b"\x82\x00\x00\x00")
+            continue
+        if kind != 0x00:
+            continue
+        reply = handle_message(ctx.config, server, session, body)
+        if reply.note.startswith("NEGOTIATE"):
+            ctx.emit(events.COMMAND, peer, reply.note, command=reply.note)
+        elif reply.note:
+            ctx.emit(events.DATA, peer, reply.note, command=reply.note, size=len(body))
+        if reply.auth is not None:
+            _emit_auth(ctx, peer, session, reply.auth, reply.client)
+        for payload in reply.payloads:
+            await core.send(writer, frame(payload))
+        if reply.close:
+            return
+
+
+def _emit_auth(ctx: core.Context, peer: core.Peer, session: Session, auth: ntlm.Auth,
+               client: str) -> None:
+    hash_type = auth.hash_type()
+    ctx.emit(
+        events.AUTH, peer, "login attempt",
+        username=auth.username or "anonymous",
+        domain=auth.domain,
+        workstation=auth.workstation or None,
+        password_hash=auth.hashcat(session.challenge) or None,
+        hash_type=hash_type or None,
+        mechanism="NTLMSSP" if not session.smb1 else "NTLM (SMB1)",
+        client=client or None,
+    )
+
+
+async def serve(ctx: core.Context) -> None:
+    server = Server()
+
+    async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: core.Peer) -> None:
+        await handle(ctx, server, r, w, p)
+
+    for port, _proto in PORTS:
+        await core.serve_tcp(ctx, port, on_conn)
