@@ -278,6 +278,8 @@ def base_tree(persona: Persona) -> dict[str, Node]:
         files[f"/usr/bin/{name}"] = Node("f", 0o755, mtime=t, size=35000 + 7919 * i % 140000)
     for i, name in enumerate(_SBINARIES):
         files[f"/usr/sbin/{name}"] = Node("f", 0o755, mtime=t, size=52000 + 6007 * i % 90000)
+    if persona.busybox:
+        files["/usr/bin/busybox"] = Node("f", 0o755, mtime=t, size=1013224)
     f("/etc/hostname", persona.hostname + "\n")
     f("/etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{persona.hostname}\n\n"
       "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\n"

@@ -7,7 +7,8 @@ config plus the lure files under `root` in the shared file tree) are served in
 gets tftpd-hpa's "File not found". Writes (WRQ) are acknowledged block by block,
 hashed and dropped (`data` event with size and sha256). Replies come from port 69
 itself rather than a fresh port; clients (tftp-hpa, busybox tftp, curl) accept it.
-Per-peer transfer state is bounded in count, size and age.
+Like tftpd-hpa, the server stays silent on anything but a request or a packet of
+a transfer in progress. Per-peer transfer state is bounded in count, size and age.
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ class Server:
     def handle(self, packet: bytes, peer: core.Peer) -> bytes | None:
         key = (peer.ip, peer.port)
         if len(packet) < 4:
-            return error_packet(ERR_ILLEGAL, "Illegal TFTP operation")
+            return None  # tftpd-hpa answers nothing that is not a request
+
         (opcode,) = struct.unpack("!H", packet[:2])
         if opcode in (RRQ, WRQ):
             return self.request(packet, key, peer)
@@ -154,7 +156,7 @@ class Server:
             self.transfers.pop(key, None)
             return None
         if transfer is None:
-            return error_packet(ERR_UNKNOWN_TID, "Unknown transfer ID")
+            return None
         (block,) = struct.unpack("!H", packet[2:4])
         if opcode == ACK and transfer.kind == RRQ:
             return self.next_block(key, transfer, block)
