@@ -175,9 +175,14 @@ def rdata_soa(mname: str, rname: str, serial: int, refresh: int = 604800, retry:
 
 def response(query: Query, rcode: int, answers: Sequence[Record] = (),
              authority: Sequence[Record] = (), authoritative: bool = True,
-             limit: int = 512, extra_flags: int = 0) -> bytes:
-    """A response echoing the question; TC set (answers dropped) if over `limit` bytes."""
-    flags = 0x8000 | (query.opcode << 11) | (query.flags & 0x0100) | (rcode & 0x0F) | extra_flags
+             limit: int = 512, copy_rd: bool = True) -> bytes:
+    """A response echoing the question; TC set (answers dropped) if over `limit` bytes.
+
+    LLMNR reuses the RD bit as T (tentative), which a responder clears: copy_rd=False.
+    """
+    flags = 0x8000 | (query.opcode << 11) | (rcode & 0x0F)
+    if copy_rd:
+        flags |= query.flags & 0x0100
     if authoritative:
         flags |= 0x0400
     opt = b""

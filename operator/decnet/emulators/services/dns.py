@@ -67,6 +67,7 @@ def build_zone(config: dict[str, Any]) -> Zone:
     """The zone from the config; lines that do not parse are skipped."""
     origin = str(config["zone"]).strip(".").lower() or "example.com"
     records: dict[tuple[str, int], list[bytes]] = {}
+    reverse: dict[str, str] = {}
 
     def add(name: str, rtype: int, rdata: bytes) -> None:
         records.setdefault((name, rtype), []).append(rdata)
@@ -79,10 +80,10 @@ def build_zone(config: dict[str, Any]) -> Zone:
         try:
             if rtype == "A":
                 add(owner, dnsproto.A, dnsproto.rdata_a(value))
-                add(dnsproto.reverse_name(value), dnsproto.PTR, dnsproto.encode_name(owner))
+                reverse.setdefault(dnsproto.reverse_name(value), owner)
             elif rtype == "AAAA":
                 add(owner, dnsproto.AAAA, dnsproto.rdata_aaaa(value))
-                add(dnsproto.reverse_name(value), dnsproto.PTR, dnsproto.encode_name(owner))
+                reverse.setdefault(dnsproto.reverse_name(value), owner)
             elif rtype == "TXT":
                 add(owner, dnsproto.TXT, dnsproto.rdata_txt(value.strip('"')))
             elif rtype == "MX":
@@ -92,6 +93,8 @@ def build_zone(config: dict[str, Any]) -> Zone:
                 add(owner, dnsproto.BY_NAME[rtype], dnsproto.encode_name(_fqdn(value, origin)))
         except (ValueError, UnicodeError):
             continue
+    for ptr, owner in reverse.items():  # one PTR per address: the first name that has it
+        add(ptr, dnsproto.PTR, dnsproto.encode_name(owner))
     soa = dnsproto.rdata_soa(_fqdn(str(config["nameserver"]), origin),
                              _fqdn(str(config["hostmaster"]), origin), int(config["serial"]))
     add(origin, dnsproto.SOA, soa)

@@ -51,7 +51,8 @@ def answer(query: dnsproto.Query, ours: set[str], address: str, address6: str,
     if query.qtype in (dnsproto.AAAA, dnsproto.ANY) and address6:
         found.append(dnsproto.Record("", dnsproto.AAAA, dnsproto.rdata_aaaa(address6), ttl))
     # LLMNR flags: QR set, C/TC/T clear, RD unused; authoritative for our own name
-    return dnsproto.response(query, dnsproto.NOERROR, found, authoritative=False, limit=512)
+    return dnsproto.response(query, dnsproto.NOERROR, found, authoritative=False, limit=512,
+                             copy_rd=False)
 
 
 def own_address(bind_host: str) -> str:
