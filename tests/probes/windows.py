@@ -136,3 +136,20 @@ def ldap(host: str, port: Port) -> list[Expect]:
         Expect("auth", {"username": "CN=svc_backup,CN=Users,DC=corp,DC=local",
                         "password": "Backup#2024", "mechanism": "simple"}),
     ]
+
+
+def netntlmv2_matches(line: str, password: str) -> bool:
+    """Whether a captured hashcat -m 5600 line is the NTLMv2 response for password.
+
+    This is what cracking it offline does; impacket computes the NT hash (MD4).
+    """
+    import hashlib
+    import hmac
+
+    from impacket import ntlm
+
+    user, _, domain, challenge, proof, blob = line.split(":")
+    nt_hash = ntlm.compute_nthash(password)
+    key = hmac.new(nt_hash, (user.upper() + domain).encode("utf-16-le"), hashlib.md5).digest()
+    expected = hmac.new(key, bytes.fromhex(challenge + blob), hashlib.md5).hexdigest()
+    return hmac.compare_digest(expected, proof)
