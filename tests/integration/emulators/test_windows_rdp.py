@@ -8,7 +8,6 @@ import struct
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-
 from tests import emulator_harness as h
 from tests.probes import windows
 
