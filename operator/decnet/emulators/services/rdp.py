@@ -199,11 +199,15 @@ async def handle(ctx: core.Context, tls: ssl.SSLContext, reader: asyncio.StreamR
              requested_protocols=cr.requested, selected_protocol=selected)
     if cr.cookie:
         ctx.emit(events.AUTH, peer, "mstshash cookie", username=cr.cookie, mechanism="cookie")
-    await core.send(writer, connection_confirm(cr.requested, selected, failure))
+    confirm = connection_confirm(cr.requested, selected, failure)
     if selected not in (PROTOCOL_SSL, PROTOCOL_HYBRID):
+        await core.send(writer, confirm)
         await core.read_some(reader, 4096, min(ctx.idle_seconds, 10))
         return
-    await asyncio.wait_for(writer.start_tls(tls), 30)
+    # No await between the confirm and start_tls: the stream must not read the
+    # ClientHello into its own buffer before the TLS protocol takes over.
+    writer.write(confirm)
+    await writer.start_tls(tls, ssl_handshake_timeout=30)
     if selected == PROTOCOL_HYBRID:
         await credssp(ctx, reader, writer, peer)
         return

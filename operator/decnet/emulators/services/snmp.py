@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import struct
 import time
 from typing import Any
 
@@ -244,14 +245,17 @@ def parse_v3(data: bytes) -> V3Request | None:
 
 
 def engine_id(config: dict[str, Any]) -> bytes:
-    """A Net-SNMP style engine ID (enterprise 8072, format 128 = random), stable per name."""
+    """An RFC 3411 engine ID for the vendor of sysObjectID (8072 = Net-SNMP), stable per name."""
     if config["engineId"]:
         try:
             return bytes.fromhex(str(config["engineId"]))[:32]
         except ValueError:
             pass
+    arcs = _safe_oid(str(config["sysObjectID"]))
+    enterprise = arcs[6] if arcs[:6] == (1, 3, 6, 1, 4, 1) and len(arcs) > 6 else 8072
     seed = hashlib.sha256(str(config["sysName"]).encode()).digest()
-    return b"\x80\x00\x1f\x88\x80" + seed[:8] + b"\x00\x00\x00\x00"
+    head = struct.pack(">I", 0x80000000 | (enterprise & 0x7FFFFFFF))
+    return head + b"\x80" + seed[:8] + b"\x00\x00\x00\x00"
 
 
 def report_v3(config: dict[str, Any], req: V3Request, boots: int, uptime_s: int,
