@@ -18,10 +18,7 @@ import secrets
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TextIO
-
-if TYPE_CHECKING:  # ssl is loaded only by the services that speak TLS
-    import ssl
+from typing import Any, TextIO
 
 from . import events
 
@@ -155,8 +152,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Peer], Awaitable
 
 
 async def serve_tcp(
-    ctx: Context, port: int, handler: Handler, *, log_connect: bool = True,
-    tls: ssl.SSLContext | None = None,
+    ctx: Context, port: int, handler: Handler, *, log_connect: bool = True
 ) -> asyncio.Server:
     """Listen on a (remapped) port; each connection gets a Peer, limits and connect events."""
 
@@ -183,8 +179,7 @@ async def serve_tcp(
             await close(writer)
 
     return await asyncio.start_server(
-        on_connect, ctx.host, ctx.port(port), limit=MAX_LINE, reuse_address=True, ssl=tls,
-        ssl_handshake_timeout=None if tls is None else 30.0,
+        on_connect, ctx.host, ctx.port(port), limit=MAX_LINE, reuse_address=True
     )
 
 

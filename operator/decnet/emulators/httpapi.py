@@ -22,6 +22,9 @@ MAX_BODY = 65536
 MAX_REQUESTS = 100
 
 Answer = Callable[[http.Request, bytes, core.Peer], http.Response]
+# What Go's HTTP server (container engine, cluster API) writes for an unparsable request.
+GO_BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                  b"Connection: close\r\n\r\n400 Bad Request")
 
 
 def http_date() -> str:
@@ -88,7 +91,8 @@ async def read_body(reader: asyncio.StreamReader, req: http.Request, timeout: fl
 
 
 async def serve_requests(ctx: core.Context, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter, peer: core.Peer, answer: Answer) -> None:
+                         writer: asyncio.StreamWriter, peer: core.Peer, answer: Answer,
+                         bad_request: bytes | None = None) -> None:
     """Read requests until the client stops; each gets answer(req, body, peer)."""
     for _ in range(MAX_REQUESTS):
         req = await http.read_request(reader, ctx.idle_seconds)
@@ -98,7 +102,7 @@ async def serve_requests(ctx: core.Context, reader: asyncio.StreamReader,
             ctx.emit(events.REQUEST, peer, "malformed request", raw=req.target)
             bad = http.Response(400, "Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
                                 ("Connection", "close")], b"400 Bad Request")
-            await core.send(writer, bad.encode())
+            await core.send(writer, bad_request if bad_request is not None else bad.encode())
             return
         body, complete = await read_body(reader, req, ctx.idle_seconds)
         response = answer(req, body, peer)

@@ -87,7 +87,8 @@ def version_doc(config: dict[str, Any]) -> dict[str, Any]:
         "Version": config["version"], "ApiVersion": config["apiVersion"],
         "MinAPIVersion": config["minApiVersion"], "GitCommit": "311b9ff",
         "GoVersion": "go1.20.10", "Os": "linux", "Arch": "amd64",
-        "KernelVersion": config["kernelVersion"], "BuildTime": "2023-10-26T09:07:41.000000000+00:00",
+        "KernelVersion": config["kernelVersion"],
+        "BuildTime": "2023-10-26T09:07:41.000000000+00:00",
     }
 
 
@@ -216,8 +217,9 @@ class Engine:
         return not_found()
 
     def _inspect(self, ident: str) -> http.Response:
-        known = [(c["Id"], c["Names"][0][1:], c["Image"], c["Command"]) for c in containers(
-            self.config)] + [(cid, c["name"], c["image"], c["cmd"]) for cid, c in self.created.items()]
+        known = [(c["Id"], c["Names"][0][1:], c["Image"], c["Command"])
+                 for c in containers(self.config)]
+        known += [(cid, c["name"], c["image"], c["cmd"]) for cid, c in self.created.items()]
         for cid, name, image, cmd in known:
             if ident and (cid.startswith(ident) or name == ident):
                 return _json(self.config, 200, {
@@ -299,7 +301,7 @@ async def serve(ctx: core.Context) -> None:
 
             return engine.answer(req, body, emit)
 
-        await httpapi.serve_requests(ctx, r, w, p, answer)
+        await httpapi.serve_requests(ctx, r, w, p, answer, httpapi.GO_BAD_REQUEST)
 
     for port, _proto in PORTS:
         await core.serve_tcp(ctx, port, on_conn)

@@ -9,6 +9,8 @@ process runs and never outlives it.
 from __future__ import annotations
 
 import asyncio
+import functools
+import html
 from typing import Any
 
 from .. import core, tlscert
@@ -18,11 +20,30 @@ PORTS = [(443, "tcp")]
 DEFAULTS: dict[str, Any] = {**http.DEFAULTS, "hostname": ""}
 
 
+def plain_http_answer(config: dict[str, Any], hostname: str, port: int, _first: bytes = b""
+                      ) -> bytes:
+    """What Apache's TLS module answers a client speaking plain HTTP (no status line)."""
+    server = str(config["serverHeader"])
+    if not server.startswith("Apache"):
+        return b""
+    return (
+        '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n'
+        "<title>400 Bad Request</title>\n</head><body>\n<h1>Bad Request</h1>\n"
+        "<p>Your browser sent a request that this server could not understand.<br />\n"
+        "Reason: You're speaking plain HTTP to an SSL-enabled server port.<br />\n"
+        " Instead use the HTTPS scheme to access this URL, please.<br />\n</p>\n<hr>\n"
+        f"<address>{html.escape(server)} Server at {html.escape(hostname)} Port {port}"
+        "</address>\n</body></html>\n"
+    ).encode()
+
+
 async def serve(ctx: core.Context) -> None:
-    tls = tlscert.server_context(str(ctx.config["hostname"]) or None, alpn=("http/1.1",))
+    hostname = str(ctx.config["hostname"]) or ctx.emitter.hostname
+    tls = tlscert.server_context(hostname, alpn=("http/1.1",))
 
     async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: core.Peer) -> None:
         await http.handle(ctx, r, w, p)
 
     for port, _proto in PORTS:
-        await core.serve_tcp(ctx, port, on_conn, tls=tls)
+        plain = functools.partial(plain_http_answer, ctx.config, hostname, port)
+        await tlscert.serve_tls(ctx, port, on_conn, tls, plain=plain)
