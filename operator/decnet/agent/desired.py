@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from decnet.agent import planner
+from decnet.agent import hardening, planner
 from decnet.api import v1alpha1
 from decnet.kube import names
 
@@ -73,6 +73,10 @@ def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.Decky
                 dmz=n.dmz,
                 driver=n.driver,
                 parent=n.parent,
+                topology=n.topology,
+                egress=tuple(
+                    planner.EgressWant(e.cidr, e.protocol, tuple(e.ports)) for e in n.egress
+                ),
             )
             for n in plan.networks
         ),
@@ -83,6 +87,9 @@ def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.Decky
                 command=tuple(s.command),
                 env=tuple(sorted(s.env.items())),
                 config_hash=s.config_hash,
+                security=hardening.Security.from_wire(
+                    s.security.model_dump(by_alias=True) if s.security else None
+                ),
             )
             for s in plan.services
         ),

@@ -28,7 +28,7 @@ import structlog
 from lightkube import ApiError, Client
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from decnet.agent import converge, desired, kube, planner, reporter
+from decnet.agent import converge, desired, hardening, kube, lures, planner, reporter
 from decnet.agent.runtime import engine as runtime
 from decnet.api import v1alpha1
 
@@ -308,6 +308,10 @@ class Agent:
                 self.orphan_grace_seconds,
             )
             self._run_gc(actions)
+            # lure directories of deckies that are gone (their containers went above)
+            with_containers = {c.uid for c in observed.containers}
+            for uid in self.engine.lures.prune(live | with_containers):
+                log.info("gc", action=f"lure files of {uid}")
 
     def collect_networks(self) -> None:
         """Networks nobody uses or plans; no container is touched here."""
@@ -393,7 +397,9 @@ def configure_logging() -> None:
     )
 
 
-def connect_docker(node: str) -> runtime.Engine | None:
+def connect_docker(
+    node: str, lure_store: lures.LureStore, logs: hardening.LogLimits
+) -> runtime.Engine | None:
     """The Docker SDK negotiates the API version on connect: wait for an engine that answers."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -401,7 +407,7 @@ def connect_docker(node: str) -> runtime.Engine | None:
     delay = 1.0
     while not stop.is_set():
         try:
-            return runtime.Engine.from_env(node)
+            return runtime.Engine.from_env(node, lure_store=lure_store, logs=logs)
         except runtime.EngineUnavailable as error:
             log.warning("docker_unavailable", error=str(error)[:300], retry_in=delay)
             stop.wait(delay)
@@ -417,6 +423,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
     parser.add_argument("--metrics-port", type=int, default=0)
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("DECNET_STATE_DIR", "/var/lib/decnet-agent"),
+        help="node directory for lure files; the same path on the host and in the agent",
+    )
+    parser.add_argument("--log-max-size", default="10m", help="json-file max-size per container")
+    parser.add_argument("--log-max-files", type=int, default=3, help="json-file max-file")
     return parser.parse_args(argv)
 
 
@@ -428,7 +441,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.metrics_port:
         start_http_server(args.metrics_port)
-    engine = connect_docker(args.node)
+    engine = connect_docker(
+        args.node,
+        lures.LureStore(os.path.join(args.state_dir, "lures")),
+        hardening.LogLimits(args.log_max_size, args.log_max_files),
+    )
     if engine is None:
         return 1
     agent = Agent(
