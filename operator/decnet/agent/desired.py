@@ -63,23 +63,7 @@ def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.Decky
         hostname=plan.hostname,
         base_image=plan.base_image,
         forwards_l3=plan.forwards_l3,
-        networks=tuple(
-            planner.NetworkWant(
-                lan=n.lan,
-                network=n.network,
-                ip=n.ip,
-                subnet=n.subnet,
-                gateway=n.gateway,
-                dmz=n.dmz,
-                driver=n.driver,
-                parent=n.parent,
-                topology=n.topology,
-                egress=tuple(
-                    planner.EgressWant(e.cidr, e.protocol, tuple(e.ports)) for e in n.egress
-                ),
-            )
-            for n in plan.networks
-        ),
+        networks=networks_of(plan),
         services=tuple(
             planner.ServiceWant(
                 name=s.name,
@@ -97,6 +81,40 @@ def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.Decky
         allow_recreate=annotations.get(names.ANNOTATION_ALLOW_RECREATE) == "true",
         config=config,
     )
+
+
+def networks_of(plan: v1alpha1.Plan) -> tuple[planner.NetworkWant, ...]:
+    return tuple(
+        planner.NetworkWant(
+            lan=n.lan,
+            network=n.network,
+            ip=n.ip,
+            subnet=n.subnet,
+            gateway=n.gateway,
+            dmz=n.dmz,
+            driver=n.driver,
+            parent=n.parent,
+            topology=n.topology,
+            egress=tuple(planner.EgressWant(e.cidr, e.protocol, tuple(e.ports)) for e in n.egress),
+        )
+        for n in plan.networks
+    )
+
+
+def planned_networks(raw: Mapping[str, Any]) -> tuple[str, tuple[planner.NetworkWant, ...]] | None:
+    """(namespace, networks) of a planned, live Decky as a dict; None otherwise.
+
+    A plan that does not parse is skipped (the converge reports it), never fatal.
+    """
+    meta = raw.get("metadata") or {}
+    plan = (raw.get("status") or {}).get("plan")
+    if not plan or meta.get("deletionTimestamp"):
+        return None
+    try:
+        parsed = v1alpha1.Plan.model_validate(plan)
+    except ValueError:
+        return None
+    return str(meta.get("namespace", "")), networks_of(parsed)
 
 
 def _files(

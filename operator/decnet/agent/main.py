@@ -28,8 +28,9 @@ import structlog
 from lightkube import ApiError, Client
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from decnet.agent import converge, desired, hardening, kube, lures, planner, reporter
+from decnet.agent import converge, desired, egress, hardening, kube, lures, planner, reporter
 from decnet.agent.runtime import engine as runtime
+from decnet.agent.runtime import firewall
 from decnet.api import v1alpha1
 
 log = structlog.get_logger("decnet.agent")
@@ -39,6 +40,9 @@ CONVERGE_SECONDS = Histogram("decnet_agent_converge_seconds", "Time of one decky
 STATUS_WRITES = Counter("decnet_agent_status_writes_total", "Status reports written")
 DECKIES = Gauge("decnet_agent_deckies", "Deckies of this node known to the agent")
 REAPED = Counter("decnet_agent_orphans_reaped_total", "Orphan containers removed")
+FIREWALL_SYNCS = Counter(
+    "decnet_agent_firewall_syncs_total", "Egress rule reconciliations", ["result"]
+)
 
 MAX_BACKOFF = 60.0
 LEASE_RENEW_SECONDS = 10.0
@@ -53,6 +57,8 @@ class Agent:
         workers: int = 8,
         resync_seconds: float = 30.0,
         orphan_grace_seconds: float = 60.0,
+        firewall_enabled: bool = False,
+        denied_cidrs: tuple[str, ...] = egress.DEFAULT_DENIED,
     ) -> None:
         self.client = client
         self.engine = engine
@@ -73,6 +79,10 @@ class Agent:
         # (or repaired) everything that was on its node when it started.
         self._initial: set[str] | None = None
         self._started = time.monotonic()
+        self.firewall_enabled = firewall_enabled
+        self.denied_cidrs = denied_cidrs
+        self._fw_lock = threading.Lock()
+        self._fw_applied = ""  # fingerprint of the last ruleset applied without error
 
     # ------------------------------------------------------------------ scheduling
 
@@ -190,6 +200,7 @@ class Agent:
         with self._lock:
             self._retry.pop(uid, None)
             self._done[uid] = fp
+        self.sync_firewall()
         log.info("converged", decky=f"{namespace}/{name}", state=outcome.state)
 
     def _safe_observe(self, namespace: str, name: str) -> planner.Observed:
@@ -284,6 +295,8 @@ class Agent:
             uids = list(self._objects)
         for uid in uids:
             self.enqueue(uid, force=True)
+        if live is not None:
+            self.sync_firewall(force=True)
         try:
             observed = self.engine.observe_node()
         except (runtime.DockerError, runtime.EngineUnavailable) as error:
@@ -312,6 +325,31 @@ class Agent:
             with_containers = {c.uid for c in observed.containers}
             for uid in self.engine.lures.prune(live | with_containers):
                 log.info("gc", action=f"lure files of {uid}")
+
+    def sync_firewall(self, force: bool = False) -> None:
+        """Egress rules for the LANs planned on this node; a no-op when nothing changed
+        since the last successful sync, unless forced (the resync repairs drift)."""
+        if not self.firewall_enabled or not self._listed.is_set():
+            return  # before the first list, "no LANs" would only mean "not known yet"
+        with self._lock:
+            planned = [p for o in self._objects.values() if (p := desired.planned_networks(o))]
+        v4, v6 = egress.wanted(self.node, egress.lans_from_plans(planned), self.denied_cidrs)
+        fp = egress.fingerprint(v4) + egress.fingerprint(v6)
+        with self._fw_lock:
+            if not force and fp == self._fw_applied:
+                return
+            try:
+                done = firewall.sync(self.node, v4, firewall.IPV4)
+                done += firewall.sync(self.node, v6, firewall.IPV6)
+            except firewall.FirewallError as error:
+                self._fw_applied = ""
+                FIREWALL_SYNCS.labels("failed").inc()
+                log.error("firewall_sync_failed", error=str(error)[:500])
+                return
+            self._fw_applied = fp
+            FIREWALL_SYNCS.labels("ok").inc()
+            if done:
+                log.info("firewall_synced", actions=[type(a).__name__ for a in done])
 
     def collect_networks(self) -> None:
         """Networks nobody uses or plans; no container is touched here."""
@@ -430,6 +468,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-max-size", default="10m", help="json-file max-size per container")
     parser.add_argument("--log-max-files", type=int, default=3, help="json-file max-file")
+    parser.add_argument(
+        "--firewall",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("DECNET_FIREWALL", "") == "true",
+        help="enforce egress rules with iptables (the chart turns it on)",
+    )
+    parser.add_argument(
+        "--denied-cidrs",
+        default=os.environ.get("DECNET_DENIED_CIDRS", ",".join(egress.DEFAULT_DENIED)),
+        help="comma-separated CIDRs no decky may reach (cluster, pod, service, metadata)",
+    )
+    parser.add_argument(
+        "--cleanup-firewall",
+        action="store_true",
+        help="remove every iptables rule of this node's agent and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -439,6 +493,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.node:
         log.error("no_node", hint="set NODE_NAME or --node")
         return 2
+    if args.cleanup_firewall:
+        for family in (firewall.IPV4, firewall.IPV6):
+            done = firewall.cleanup(args.node, family)
+            log.info("firewall_removed", family=family.save, actions=len(done))
+        return 0
     if args.metrics_port:
         start_http_server(args.metrics_port)
     engine = connect_docker(
@@ -455,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         resync_seconds=args.resync_seconds,
         orphan_grace_seconds=args.orphan_grace_seconds,
+        firewall_enabled=args.firewall,
+        denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
