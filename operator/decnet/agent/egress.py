@@ -210,7 +210,9 @@ def wanted(node: str, lans: Sequence[Lan], denied: Sequence[str]) -> tuple[Rules
             continue
         bridge = names.bridge_name(node, lan.namespace, lan.name)
         chain = lan_chain(node, bridge)
-        fwd_rules.append(f"-i {bridge} -j {chain}")
+        # goto, not jump: the LAN chain's RETURN must end our verdict (back to
+        # DOCKER-USER), not fall through to the catch-all REJECT below
+        fwd_rules.append(f"-i {bridge} -g {chain}")
         chains[chain] = tuple(_lan_rules(bridge, lan, lans, denied))
     fwd_rules.append(f"-i {ours} {REJECT}")  # a bridge of ours with no chain yet
     chains[fwd] = tuple(fwd_rules)
@@ -227,23 +229,26 @@ def wanted(node: str, lans: Sequence[Lan], denied: Sequence[str]) -> tuple[Rules
 def plan(node: str, want: Ruleset, seen: Ruleset) -> list[Action]:
     """Actions from what iptables holds (`seen`: only chains with our prefix) to `want`.
 
-    Order keeps it closed: chains are filled before any hook points at them, stale
-    hooks go before their chains are deleted, and a content change is one atomic
-    restore (never a flush followed by a refill).
+    Order keeps it closed: chains are filled before any hook points at them, unwanted
+    hooks go first, stale chains are emptied (with the jumps to them gone) in the same
+    atomic restore that changes the others, and only then deleted; a content change is
+    never a flush followed by a refill.
     """
     prefix = chain_prefix(node)
-    actions: list[Action] = []
-    changed = {c: r for c, r in want.chains.items() if tuple(seen.chains.get(c, ())) != r}
-    missing = {c: () for c in want.chains if c not in seen.chains}
-    if changed or missing:
-        actions.append(Apply({**missing, **changed}))
+    actions: list[Action] = [
+        Unhook(builtin, chain)
+        for builtin, chain in sorted(seen.hooks.items())
+        if chain.startswith(prefix) and want.hooks.get(builtin) != chain
+    ]
+    stale = sorted(c for c in seen.chains if c.startswith(prefix) and c not in want.chains)
+    contents = {c: r for c, r in want.chains.items() if seen.chains.get(c) != r}
+    # stale chains are emptied in the same transaction that drops the jumps to them
+    contents.update({c: () for c in stale if seen.chains.get(c)})
+    if contents:
+        actions.append(Apply(contents))
     for builtin, chain in sorted(want.hooks.items()):
         if seen.hooks.get(builtin) != chain:
             actions.append(Hook(builtin, chain))
-    for builtin, chain in sorted(seen.hooks.items()):
-        if chain.startswith(prefix) and want.hooks.get(builtin) != chain:
-            actions.append(Unhook(builtin, chain))
-    stale = sorted(c for c in seen.chains if c.startswith(prefix) and c not in want.chains)
     actions.extend(DeleteChain(c) for c in stale)
     return actions
 

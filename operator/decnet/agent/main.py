@@ -181,6 +181,8 @@ class Agent:
         except (runtime.DockerError, desired.FileSourceError) as error:
             observed = self._safe_observe(namespace, name)
             outcome = converge.Outcome("failed", str(error), observed)
+        # rules for a new LAN before Ready is reported (until then its bridge is closed)
+        self.sync_firewall()
         CONVERGE_SECONDS.observe(time.monotonic() - started)
         CONVERGES.labels(outcome.state).inc()
         report = reporter.build_report(
@@ -200,7 +202,6 @@ class Agent:
         with self._lock:
             self._retry.pop(uid, None)
             self._done[uid] = fp
-        self.sync_firewall()
         log.info("converged", decky=f"{namespace}/{name}", state=outcome.state)
 
     def _safe_observe(self, namespace: str, name: str) -> planner.Observed:

@@ -65,7 +65,15 @@ def _lan_extras(lan: views.Lan) -> dict[str, Any]:
     if lan.topology:
         extras["topology"] = lan.topology
     if lan.egress:
-        extras["egress"] = [dict(e) for e in lan.egress]
+        # what the agent enforces; the descriptions stay on the LAN
+        extras["egress"] = [
+            {
+                "cidr": str(e.get("cidr", "")),
+                "protocol": str(e.get("protocol") or "tcp"),
+                "ports": sorted(int(p) for p in e.get("ports") or ()),
+            }
+            for e in lan.egress
+        ]
     return extras
 
 

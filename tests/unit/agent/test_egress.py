@@ -76,6 +76,9 @@ def test_the_node_itself_is_closed_to_every_bridge_of_ours_and_unknown_bridges_f
     assert inp[-1] == f"-i {ours} {egress.REJECT}"
     fwd = v4.chains[egress.forward_chain(NODE)]
     assert fwd[0] == f"-i {ours} {egress.ESTABLISHED}"
+    # a LAN chain's RETURN ends the verdict (goto), it never falls through to the REJECT
+    bridge = names.bridge_name(NODE, "decoys", "office")
+    assert f"-i {bridge} -g {chain_of('office')}" in fwd
     assert fwd[-1] == f"-i {ours} {egress.REJECT}"
     assert v4.hooks == {
         egress.HOOK_FORWARD: egress.forward_chain(NODE),
@@ -122,7 +125,11 @@ def test_a_gone_lan_loses_its_chain_and_only_ours_are_touched() -> None:
     seen = egress.Ruleset(someone_else, two.hooks)
     actions = egress.plan(NODE, one, seen)
     assert isinstance(actions[0], egress.Apply)
-    assert list(actions[0].chains) == [egress.forward_chain(NODE)]
+    # one transaction: the jump to b's chain goes and b's chain is emptied
+    assert actions[0].chains == {
+        egress.forward_chain(NODE): one.chains[egress.forward_chain(NODE)],
+        chain_of("b"): (),
+    }
     assert actions[1:] == [egress.DeleteChain(chain_of("b"))]
 
 
@@ -130,7 +137,8 @@ def test_cleanup_unhooks_then_deletes_everything_of_this_node() -> None:
     v4, _ = egress.wanted(NODE, [lan("a", "10.1.0.0/24")], DENIED)
     actions = egress.cleanup(NODE, v4)
     kinds = [type(a).__name__ for a in actions]
-    assert kinds[:2] == ["Unhook", "Unhook"]
+    assert kinds[:3] == ["Unhook", "Unhook", "Apply"]
+    assert all(rules == () for rules in actions[2].chains.values())  # type: ignore[union-attr]
     assert sorted(a.chain for a in actions if isinstance(a, egress.DeleteChain)) == sorted(
         v4.chains
     )

@@ -110,6 +110,6 @@ def test_a_templates_security_and_a_lans_topology_and_egress_reach_the_agent() -
     assert "security" not in by_name["rdp"]  # absent = the agent's defaults
     net = plan["networks"][0]  # type: ignore[index]
     assert net["topology"] == "maze"
-    assert net["egress"] == egress
+    assert net["egress"] == [{"cidr": "198.51.100.0/24", "protocol": "tcp", "ports": [443]}]
     # a LAN without topology or egress plans exactly as before (no hash churn on upgrade)
     assert "egress" not in build(decky())["networks"][0]  # type: ignore[index]

@@ -20,7 +20,6 @@ from decnet.api.v1alpha1.common import (
     Operation,
     Phase,
 )
-from decnet.api.v1alpha1.lan import EgressRule
 from decnet.api.v1alpha1.servicetemplate import PortSpec, SecuritySpec
 
 MAX_SERVICES = 32
@@ -261,6 +260,16 @@ class Lifecycle(Model):
     )
 
 
+class PlanEgress(Model):
+    """One egress allowance of the LAN, as the agent enforces it."""
+
+    cidr: str = Field(description="Destination network (CIDR).", max_length=18)
+    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp or udp.")
+    ports: list[int] = Field(
+        default_factory=list, description="Destination ports; empty = all.", max_length=16
+    )
+
+
 class PlanNetwork(Model):
     """A LAN as the agent must realise it on its node."""
 
@@ -275,8 +284,10 @@ class PlanNetwork(Model):
     topology: str = Field(
         default="", description="The LAN's topology: its LANs reach each other, nothing else."
     )
-    egress: list[EgressRule] = Field(
-        default_factory=list, description="The LAN's egress allowance (spec.egress)."
+    egress: list[PlanEgress] = Field(
+        default_factory=list,
+        description="The LAN's egress allowance (spec.egress).",
+        max_length=32,
     )
 
 
