@@ -10,7 +10,6 @@ containers, the ServiceTemplates) is removed at the end, and that is checked.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import socket
@@ -473,10 +472,10 @@ def test_a_forged_manifest_and_a_2gb_file_in_a_decky_do_not_touch_the_agent(
     )
     ct.wait_ready(["ws-01"], timeout=180)
     attacker = shell(ct, "ws-01", WRITABLE)
-    forged = json.dumps({f"/x{i}": "0" * 64 for i in range(2000)})
+    # what the agent used to trust: a manifest claiming 2,000 files, then garbage
     script = (
-        "mkdir -p /.decnet && "
-        f"echo '{forged}' > /.decnet/files.json && "
+        "mkdir -p /.decnet && i=0 && { printf '{'; while [ $i -lt 2000 ]; do "
+        "printf '\"/x%d\":\"%064d\",' $i 0; i=$((i+1)); done; } > /.decnet/files.json && "
         "head -c 100000 /dev/urandom >> /.decnet/files.json && "
         "dd if=/dev/zero of=/.decnet/huge bs=1M count=1 seek=2047 2>/dev/null && "
         "ln -sf /.decnet/huge /home/admin/evil"
