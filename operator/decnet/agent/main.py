@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pydantic
 import structlog
 from lightkube import ApiError, Client
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -181,6 +182,15 @@ class Agent:
         except (runtime.DockerError, desired.FileSourceError) as error:
             observed = self._safe_observe(namespace, name)
             outcome = converge.Outcome("failed", str(error), observed)
+        except pydantic.ValidationError as error:
+            # a Decky (or plan) this agent cannot read: reported, never a crash loop
+            # locations and reasons only: input values may be lure content or config
+            where = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in error.errors(include_input=False)[:5]
+            )
+            message = f"unreadable Decky or plan ({error.error_count()} error(s)): {where}"
+            outcome = converge.Outcome("failed", message, self._safe_observe(namespace, name))
         # rules for a new LAN before Ready is reported (until then its bridge is closed)
         self.sync_firewall()
         CONVERGE_SECONDS.observe(time.monotonic() - started)

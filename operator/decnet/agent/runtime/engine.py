@@ -96,11 +96,11 @@ class Engine:
         raw = self._call(
             self.api.containers, all=True, filters={"label": self._ours() + list(extra_labels)}
         )
-        return [_container_seen(c) for c in raw]
+        return _parsed(_container_seen, raw, "container")
 
     def list_networks(self) -> list[planner.NetworkSeen]:
         raw = self._call(self.api.networks, filters={"label": self._ours()})
-        return [_network_seen(n) for n in raw]
+        return _parsed(_network_seen, raw, "network")
 
     def observe_decky(
         self, namespace: str, name: str, with_files: bool, uid: str = ""
@@ -360,9 +360,33 @@ def network_options(node: str, namespace: str, net: planner.NetworkWant) -> dict
     return {BRIDGE_NAME_OPTION: names.bridge_name(node, namespace, net.lan)}
 
 
+# Bounds on what is taken from a Docker listing (labels and names are ours, but the
+# agent trusts nothing it reads back without a limit).
+LABEL_MAX = 256
+LABELS_MAX = 64
+NETWORKS_MAX = 64
+
+
+def _parsed(parse: Any, raw: Any, what: str) -> list[Any]:
+    """Every entry parsed, or a DockerError naming what was unreadable (reported on the
+    decky as a failed converge, never a crash)."""
+    if not isinstance(raw, list):
+        raise DockerError(f"unreadable {what} list from Docker: {type(raw).__name__}")
+    try:
+        return [parse(entry) for entry in raw]
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DockerError(f"unreadable {what} entry from Docker: {error!r}"[:500]) from error
+
+
+def _labels_of(raw: Any) -> dict[str, str]:
+    items = list((raw or {}).items())[:LABELS_MAX]
+    return {str(k)[:LABEL_MAX]: str(v)[:LABEL_MAX] for k, v in items}
+
+
 def _container_seen(raw: Mapping[str, Any]) -> planner.ContainerSeen:
     networks: dict[str, str] = {}
-    for net_name, endpoint in ((raw.get("NetworkSettings") or {}).get("Networks") or {}).items():
+    attached = ((raw.get("NetworkSettings") or {}).get("Networks") or {}).items()
+    for net_name, endpoint in list(attached)[:NETWORKS_MAX]:
         endpoint = endpoint or {}
         ipam = endpoint.get("IPAMConfig") or {}
         networks[net_name] = ipam.get("IPv4Address") or endpoint.get("IPAddress") or ""
@@ -370,9 +394,9 @@ def _container_seen(raw: Mapping[str, Any]) -> planner.ContainerSeen:
     name = next(iter(raw_names), "").lstrip("/")
     return planner.ContainerSeen(
         id=str(raw["Id"]),
-        name=name,
-        labels=dict(raw.get("Labels") or {}),
-        state=str(raw.get("State", "")),
+        name=name[:LABEL_MAX],
+        labels=_labels_of(raw.get("Labels")),
+        state=str(raw.get("State", ""))[:32],
         networks=networks,
         network_mode=str((raw.get("HostConfig") or {}).get("NetworkMode", "")),
     )
@@ -382,8 +406,8 @@ def _network_seen(raw: Mapping[str, Any]) -> planner.NetworkSeen:
     config = ((raw.get("IPAM") or {}).get("Config") or [{}])[0] or {}
     return planner.NetworkSeen(
         id=str(raw["Id"]),
-        name=str(raw["Name"]),
-        labels=dict(raw.get("Labels") or {}),
+        name=str(raw["Name"])[:LABEL_MAX],
+        labels=_labels_of(raw.get("Labels")),
         driver=str(raw.get("Driver", "")),
         subnet=str(config.get("Subnet", "")),
         gateway=str(config.get("Gateway", "")),
