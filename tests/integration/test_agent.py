@@ -417,7 +417,8 @@ def test_files_from_the_spec_and_a_secret_are_placed_and_never_logged(
     started = time.time()
     h1 = fleet.plan("fs-01", ["smb"], [fleet.net()], files=files)
     fleet.wait_state("fs-01", "converged", h1, agent)
-    base = docker_client.containers.get(names.base_container_name(namespace, "fs-01"))
+    # lures are bind-mounted into the service containers (where an attacker lands)
+    base = docker_client.containers.get(names.service_container_name(namespace, "fs-01", "smb"))
     out = base.exec_run(
         ["stat", "-c", "%a %Y", "/home/admin/passwords.txt", "/root/notes.txt"]
     ).output.decode()
@@ -428,6 +429,8 @@ def test_files_from_the_spec_and_a_secret_are_placed_and_never_logged(
 
     h2 = fleet.plan("fs-01", ["smb"], [fleet.net()], files=files[:1])
     fleet.wait_state("fs-01", "converged", h2, agent)
+    # a path gone is a bind mount gone: the service container was recreated without it
+    base = docker_client.containers.get(names.service_container_name(namespace, "fs-01", "smb"))
     assert base.exec_run(["test", "-e", "/home/admin/passwords.txt"]).exit_code == 1
     assert secret_text not in agent.text() and "inline-lure" not in agent.text()
     assert secret_text not in json.dumps(fleet.get("fs-01").get("status"))

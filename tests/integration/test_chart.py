@@ -163,10 +163,27 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     assert agent["command"] == ["python", "-m", "decnet.agent"]
     node_env = next(e for e in agent["env"] if e["name"] == "NODE_NAME")
     assert node_env["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
-    assert pod["hostNetwork"] is False
+    # the egress firewall: iptables in the host's network namespace with NET_ADMIN only
+    assert pod["hostNetwork"] is True
+    assert agent["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]}
+    assert "--firewall" in agent["args"]
+    assert "--denied-cidrs=10.96.0.0/12,10.244.0.0/16,169.254.0.0/16" in agent["args"]
     assert pod["nodeSelector"] == {"role": "decoy"}
     sock = next(v for v in pod["volumes"] if v["name"] == "docker-sock")
     assert sock["hostPath"] == {"path": "/var/run/docker.sock", "type": "Socket"}
+    lock = next(v for v in pod["volumes"] if v["name"] == "xtables-lock")
+    assert lock["hostPath"] == {"path": "/run/xtables.lock", "type": "FileOrCreate"}
+    # lure files: the same host path inside the agent (dockerd resolves bind sources)
+    state = next(v for v in pod["volumes"] if v["name"] == "state")
+    mount = next(m for m in agent["volumeMounts"] if m["name"] == "state")
+    assert state["hostPath"]["path"] == mount["mountPath"] == "/var/lib/decnet-agent"
+
+    # turning the firewall off (a loosened default) drops hostNetwork and NET_ADMIN
+    loose = _docs(_render(helm, "decnet", "containment.firewall=false"))
+    pod = next(d for d in loose if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is False
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "--no-firewall" in pod["containers"][0]["args"]
 
     standalone = _docs(_render(helm, "decnet", "operator.peering.enabled=false"))
     deploy = next(d for d in standalone if d["kind"] == "Deployment")
@@ -181,6 +198,7 @@ def test_operator_and_agent_pods_are_wired_as_documented(
         ("agent.dockerSocket=var/run/docker.sock", "at '/agent/dockerSocket'"),
         ("operator.logFormat=xml", "at '/operator/logFormat'"),
         ("webhook.port=70000", "at '/webhook/port'"),
+        ("containment.deniedCIDRs[0]=10.96.0.0", "at '/containment/deniedCIDRs/0'"),
     ],
 )
 def test_values_schema_rejects_bad_values_with_a_message(

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from decnet.agent import planner
+from decnet.agent import hardening, planner
 from decnet.api import v1alpha1
 from decnet.kube import names
 
@@ -63,19 +63,7 @@ def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.Decky
         hostname=plan.hostname,
         base_image=plan.base_image,
         forwards_l3=plan.forwards_l3,
-        networks=tuple(
-            planner.NetworkWant(
-                lan=n.lan,
-                network=n.network,
-                ip=n.ip,
-                subnet=n.subnet,
-                gateway=n.gateway,
-                dmz=n.dmz,
-                driver=n.driver,
-                parent=n.parent,
-            )
-            for n in plan.networks
-        ),
+        networks=networks_of(plan),
         services=tuple(
             planner.ServiceWant(
                 name=s.name,
@@ -83,6 +71,9 @@ def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.Decky
                 command=tuple(s.command),
                 env=tuple(sorted(s.env.items())),
                 config_hash=s.config_hash,
+                security=hardening.Security.from_wire(
+                    s.security.model_dump(by_alias=True) if s.security else None
+                ),
             )
             for s in plan.services
         ),
@@ -90,6 +81,40 @@ def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.Decky
         allow_recreate=annotations.get(names.ANNOTATION_ALLOW_RECREATE) == "true",
         config=config,
     )
+
+
+def networks_of(plan: v1alpha1.Plan) -> tuple[planner.NetworkWant, ...]:
+    return tuple(
+        planner.NetworkWant(
+            lan=n.lan,
+            network=n.network,
+            ip=n.ip,
+            subnet=n.subnet,
+            gateway=n.gateway,
+            dmz=n.dmz,
+            driver=n.driver,
+            parent=n.parent,
+            topology=n.topology,
+            egress=tuple(planner.EgressWant(e.cidr, e.protocol, tuple(e.ports)) for e in n.egress),
+        )
+        for n in plan.networks
+    )
+
+
+def planned_networks(raw: Mapping[str, Any]) -> tuple[str, tuple[planner.NetworkWant, ...]] | None:
+    """(namespace, networks) of a planned, live Decky as a dict; None otherwise.
+
+    A plan that does not parse is skipped (the converge reports it), never fatal.
+    """
+    meta = raw.get("metadata") or {}
+    plan = (raw.get("status") or {}).get("plan")
+    if not plan or meta.get("deletionTimestamp"):
+        return None
+    try:
+        parsed = v1alpha1.Plan.model_validate(plan)
+    except ValueError:
+        return None
+    return str(meta.get("namespace", "")), networks_of(parsed)
 
 
 def _files(

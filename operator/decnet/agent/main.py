@@ -24,12 +24,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pydantic
 import structlog
 from lightkube import ApiError, Client
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from decnet.agent import converge, desired, kube, planner, reporter
+from decnet.agent import converge, desired, egress, hardening, kube, lures, planner, reporter
 from decnet.agent.runtime import engine as runtime
+from decnet.agent.runtime import firewall
 from decnet.api import v1alpha1
 
 log = structlog.get_logger("decnet.agent")
@@ -39,6 +41,9 @@ CONVERGE_SECONDS = Histogram("decnet_agent_converge_seconds", "Time of one decky
 STATUS_WRITES = Counter("decnet_agent_status_writes_total", "Status reports written")
 DECKIES = Gauge("decnet_agent_deckies", "Deckies of this node known to the agent")
 REAPED = Counter("decnet_agent_orphans_reaped_total", "Orphan containers removed")
+FIREWALL_SYNCS = Counter(
+    "decnet_agent_firewall_syncs_total", "Egress rule reconciliations", ["result"]
+)
 
 MAX_BACKOFF = 60.0
 LEASE_RENEW_SECONDS = 10.0
@@ -53,6 +58,8 @@ class Agent:
         workers: int = 8,
         resync_seconds: float = 30.0,
         orphan_grace_seconds: float = 60.0,
+        firewall_enabled: bool = False,
+        denied_cidrs: tuple[str, ...] = egress.DEFAULT_DENIED,
     ) -> None:
         self.client = client
         self.engine = engine
@@ -73,6 +80,10 @@ class Agent:
         # (or repaired) everything that was on its node when it started.
         self._initial: set[str] | None = None
         self._started = time.monotonic()
+        self.firewall_enabled = firewall_enabled
+        self.denied_cidrs = denied_cidrs
+        self._fw_lock = threading.Lock()
+        self._fw_applied = ""  # fingerprint of the last ruleset applied without error
 
     # ------------------------------------------------------------------ scheduling
 
@@ -171,6 +182,17 @@ class Agent:
         except (runtime.DockerError, desired.FileSourceError) as error:
             observed = self._safe_observe(namespace, name)
             outcome = converge.Outcome("failed", str(error), observed)
+        except pydantic.ValidationError as error:
+            # a Decky (or plan) this agent cannot read: reported, never a crash loop
+            # locations and reasons only: input values may be lure content or config
+            where = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in error.errors(include_input=False)[:5]
+            )
+            message = f"unreadable Decky or plan ({error.error_count()} error(s)): {where}"
+            outcome = converge.Outcome("failed", message, self._safe_observe(namespace, name))
+        # rules for a new LAN before Ready is reported (until then its bridge is closed)
+        self.sync_firewall()
         CONVERGE_SECONDS.observe(time.monotonic() - started)
         CONVERGES.labels(outcome.state).inc()
         report = reporter.build_report(
@@ -284,6 +306,8 @@ class Agent:
             uids = list(self._objects)
         for uid in uids:
             self.enqueue(uid, force=True)
+        if live is not None:
+            self.sync_firewall(force=True)
         try:
             observed = self.engine.observe_node()
         except (runtime.DockerError, runtime.EngineUnavailable) as error:
@@ -308,6 +332,35 @@ class Agent:
                 self.orphan_grace_seconds,
             )
             self._run_gc(actions)
+            # lure directories of deckies that are gone (their containers went above)
+            with_containers = {c.uid for c in observed.containers}
+            for uid in self.engine.lures.prune(live | with_containers):
+                log.info("gc", action=f"lure files of {uid}")
+
+    def sync_firewall(self, force: bool = False) -> None:
+        """Egress rules for the LANs planned on this node; a no-op when nothing changed
+        since the last successful sync, unless forced (the resync repairs drift)."""
+        if not self.firewall_enabled or not self._listed.is_set():
+            return  # before the first list, "no LANs" would only mean "not known yet"
+        with self._lock:
+            planned = [p for o in self._objects.values() if (p := desired.planned_networks(o))]
+        v4, v6 = egress.wanted(self.node, egress.lans_from_plans(planned), self.denied_cidrs)
+        fp = egress.fingerprint(v4) + egress.fingerprint(v6)
+        with self._fw_lock:
+            if not force and fp == self._fw_applied:
+                return
+            try:
+                done = firewall.sync(self.node, v4, firewall.IPV4)
+                done += firewall.sync(self.node, v6, firewall.IPV6)
+            except firewall.FirewallError as error:
+                self._fw_applied = ""
+                FIREWALL_SYNCS.labels("failed").inc()
+                log.error("firewall_sync_failed", error=str(error)[:500])
+                return
+            self._fw_applied = fp
+            FIREWALL_SYNCS.labels("ok").inc()
+            if done:
+                log.info("firewall_synced", actions=[type(a).__name__ for a in done])
 
     def collect_networks(self) -> None:
         """Networks nobody uses or plans; no container is touched here."""
@@ -393,7 +446,9 @@ def configure_logging() -> None:
     )
 
 
-def connect_docker(node: str) -> runtime.Engine | None:
+def connect_docker(
+    node: str, lure_store: lures.LureStore, logs: hardening.LogLimits
+) -> runtime.Engine | None:
     """The Docker SDK negotiates the API version on connect: wait for an engine that answers."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -401,7 +456,7 @@ def connect_docker(node: str) -> runtime.Engine | None:
     delay = 1.0
     while not stop.is_set():
         try:
-            return runtime.Engine.from_env(node)
+            return runtime.Engine.from_env(node, lure_store=lure_store, logs=logs)
         except runtime.EngineUnavailable as error:
             log.warning("docker_unavailable", error=str(error)[:300], retry_in=delay)
             stop.wait(delay)
@@ -417,6 +472,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
     parser.add_argument("--metrics-port", type=int, default=0)
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("DECNET_STATE_DIR", "/var/lib/decnet-agent"),
+        help="node directory for lure files; the same path on the host and in the agent",
+    )
+    parser.add_argument("--log-max-size", default="10m", help="json-file max-size per container")
+    parser.add_argument("--log-max-files", type=int, default=3, help="json-file max-file")
+    parser.add_argument(
+        "--firewall",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("DECNET_FIREWALL", "") == "true",
+        help="enforce egress rules with iptables (the chart turns it on)",
+    )
+    parser.add_argument(
+        "--denied-cidrs",
+        default=os.environ.get("DECNET_DENIED_CIDRS", ",".join(egress.DEFAULT_DENIED)),
+        help="comma-separated CIDRs no decky may reach (cluster, pod, service, metadata)",
+    )
+    parser.add_argument(
+        "--cleanup-firewall",
+        action="store_true",
+        help="remove every iptables rule of this node's agent and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -426,9 +504,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.node:
         log.error("no_node", hint="set NODE_NAME or --node")
         return 2
+    if args.cleanup_firewall:
+        for family in (firewall.IPV4, firewall.IPV6):
+            done = firewall.cleanup(args.node, family)
+            log.info("firewall_removed", family=family.save, actions=len(done))
+        return 0
     if args.metrics_port:
         start_http_server(args.metrics_port)
-    engine = connect_docker(args.node)
+    engine = connect_docker(
+        args.node,
+        lures.LureStore(os.path.join(args.state_dir, "lures")),
+        hardening.LogLimits(args.log_max_size, args.log_max_files),
+    )
     if engine is None:
         return 1
     agent = Agent(
@@ -438,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         resync_seconds=args.resync_seconds,
         orphan_grace_seconds=args.orphan_grace_seconds,
+        firewall_enabled=args.firewall,
+        denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())

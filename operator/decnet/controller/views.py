@@ -35,6 +35,7 @@ class Lan:
     parent: str = ""
     topology: str | None = None
     status_subnet: str | None = None
+    egress: tuple[Mapping[str, Any], ...] = dataclasses.field(default=(), hash=False)
 
     @property
     def effective_subnet(self) -> str | None:
@@ -54,6 +55,7 @@ class Lan:
             parent=str(spec.get("parent") or ""),
             topology=spec.get("topology") or None,
             status_subnet=status.get("subnet") or None,
+            egress=tuple(dict(e) for e in spec.get("egress") or ()),
         )
 
 
@@ -130,6 +132,7 @@ class Template:
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     config_schema: Mapping[str, Any] | None = None
     fleet_singleton: bool = False
+    security: Mapping[str, Any] | None = None
 
     @classmethod
     def from_obj(cls, obj: Mapping[str, Any]) -> Template:
@@ -145,4 +148,5 @@ class Template:
             env={str(k): str(v) for k, v in (spec.get("env") or {}).items()},
             config_schema=spec.get("configSchema") or None,
             fleet_singleton=bool(spec.get("fleetSingleton", False)),
+            security=dict(spec["security"]) if spec.get("security") else None,
         )

@@ -58,10 +58,11 @@ from decnet.api.v1alpha1.decky import (
     PlanNetwork,
     PlanService,
 )
-from decnet.api.v1alpha1.lan import LAN, LANSpec, LANStatus
+from decnet.api.v1alpha1.lan import LAN, EgressRule, LANSpec, LANStatus
 from decnet.api.v1alpha1.servicetemplate import (
     BuildSpec,
     PortSpec,
+    SecuritySpec,
     ServiceTemplate,
     ServiceTemplateSpec,
     ServiceTemplateStatus,
@@ -153,6 +154,7 @@ __all__ = [
     "Holder",
     "KeyRef",
     "LANSpec",
+    "EgressRule",
     "LANStatus",
     "LastMutation",
     "Lifecycle",
@@ -164,6 +166,7 @@ __all__ = [
     "PlanNetwork",
     "PlanService",
     "PortSpec",
+    "SecuritySpec",
     "PrinterColumn",
     "ServiceTemplate",
     "ServiceTemplateSpec",

@@ -20,7 +20,7 @@ from decnet.api.v1alpha1.common import (
     Operation,
     Phase,
 )
-from decnet.api.v1alpha1.servicetemplate import PortSpec
+from decnet.api.v1alpha1.servicetemplate import PortSpec, SecuritySpec
 
 MAX_SERVICES = 32
 MAX_NETWORKS = 16
@@ -260,6 +260,16 @@ class Lifecycle(Model):
     )
 
 
+class PlanEgress(Model):
+    """One egress allowance of the LAN, as the agent enforces it."""
+
+    cidr: str = Field(description="Destination network (CIDR).", max_length=18)
+    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp or udp.")
+    ports: list[int] = Field(
+        default_factory=list, description="Destination ports; empty = all.", max_length=16
+    )
+
+
 class PlanNetwork(Model):
     """A LAN as the agent must realise it on its node."""
 
@@ -271,6 +281,14 @@ class PlanNetwork(Model):
     dmz: bool = Field(default=False, description="DMZ LANs are not internal (they have egress).")
     driver: Literal["bridge", "macvlan"] = Field(default="bridge", description="Docker driver.")
     parent: str = Field(default="", description="macvlan parent interface.")
+    topology: str = Field(
+        default="", description="The LAN's topology: its LANs reach each other, nothing else."
+    )
+    egress: list[PlanEgress] = Field(
+        default_factory=list,
+        description="The LAN's egress allowance (spec.egress).",
+        max_length=32,
+    )
 
 
 class PlanService(Model):
@@ -282,6 +300,9 @@ class PlanService(Model):
     command: list[str] = Field(default_factory=list, description="Command; empty = image default.")
     env: dict[str, str] = Field(default_factory=dict, description="Environment (template only).")
     config_hash: str = Field(default="", description="sha256 of spec.serviceConfig[name].")
+    security: SecuritySpec | None = Field(
+        default=None, description="The template's confinement (absent = the defaults)."
+    )
 
 
 class PlanFile(Model):
