@@ -143,7 +143,7 @@ async def _cleanup(**_: Any) -> None:
 
 
 def _in_system(namespace: str | None, **_: Any) -> bool:
-    return namespace == names.SYSTEM_NAMESPACE
+    return namespace == RT.config.system_namespace
 
 
 @kopf.index(

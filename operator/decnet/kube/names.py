@@ -7,7 +7,9 @@ can never disagree on a label key or a Docker object name.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from collections.abc import Mapping
 
 GROUP = "decnet.io"
 VERSION = "v1alpha1"
@@ -51,8 +53,12 @@ FINALIZER = "decnet.io/teardown"
 OPERATOR_MANAGER = "decnet-operator"
 AGENT_MANAGER = "decnet-agent"
 
-# Agent leases live here, one per node, named LEASE_PREFIX + node.
+# Agent leases live in the system namespace, one per node, named LEASE_PREFIX + node.
+# The chart passes its release namespace in SYSTEM_NAMESPACE_ENV to the operator and
+# the agents; SYSTEM_NAMESPACE is the default for local runs. Nobody creates it at run
+# time: the agent has no right to create namespaces.
 SYSTEM_NAMESPACE = "decnet-system"
+SYSTEM_NAMESPACE_ENV = "DECNET_SYSTEM_NAMESPACE"
 LEASE_PREFIX = "decnet-agent-"
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
@@ -78,6 +84,12 @@ def base_container_name(namespace: str, decky: str) -> str:
 
 def service_container_name(namespace: str, decky: str, service: str) -> str:
     return _bounded(f"decnet-{namespace}-{decky}-svc-{service}", 120)
+
+
+def system_namespace(env: Mapping[str, str] | None = None) -> str:
+    """The namespace of the agents' Leases: the environment's choice, else the default."""
+    value = (os.environ if env is None else env).get(SYSTEM_NAMESPACE_ENV, "").strip()
+    return value or SYSTEM_NAMESPACE
 
 
 def lease_name(node: str) -> str:
