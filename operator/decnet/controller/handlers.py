@@ -35,6 +35,7 @@ from decnet.controller import (
     runtime,
     scheduling,
     topology,
+    validation,
     views,
 )
 from decnet.kube import client as kclient
@@ -493,8 +494,15 @@ async def _reconcile_decky(key: runtime.Key, body: dict[str, Any]) -> None:
         if net.lan not in lans:
             waiting = lifecycle.Stall("LANNotFound", f"LAN {net.lan} does not exist (yet)")
 
-    # Addresses (not while deleting: keep what is published).
-    if deleting:
+    # What admission checks, checked again: the webhook may have been bypassed (or
+    # failed open), and nothing it would refuse may be allocated, planned or run.
+    if not deleting:
+        problem = validation.decky(decky, lans, templates()) or _lans_overlap(decky)
+        if problem is not None and problem.reason != validation.LAN_NOT_FOUND:
+            stall = lifecycle.Stall(problem.reason, problem.message)
+
+    # Addresses (not while deleting or refused: keep what is published).
+    if deleting or stall is not None:
         addresses = [dict(a) for a in status.get("addresses") or ()]
     else:
         addresses, held = await _allocate(decky, uid, status, lans)
@@ -614,6 +622,41 @@ async def decky_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> No
 # -- LANs -------------------------------------------------------------------------------------
 
 
+def _holder(body: Mapping[str, Any], subnet: str) -> validation.SubnetHolder:
+    meta = body.get("metadata") or {}
+    return validation.SubnetHolder(
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+        subnet,
+        str(meta.get("creationTimestamp") or ""),
+    )
+
+
+def lan_overlap(body: Mapping[str, Any]) -> validation.Problem | None:
+    """A pinned subnet overlapping an older LAN's, in any namespace."""
+    subnet = views.Lan.from_obj(body).subnet
+    if not subnet:
+        return None
+    others = [
+        _holder(other, theirs)
+        for _, other in RT.values("lan_idx")
+        if (theirs := views.Lan.from_obj(other).effective_subnet)
+    ]
+    return validation.subnet_overlap(_holder(body, subnet), others)
+
+
+def _lans_overlap(decky: views.Decky) -> validation.Problem | None:
+    for net in decky.networks:
+        body = RT.one("lan_idx", (decky.namespace, net.lan))
+        problem = lan_overlap(body) if body else None
+        if problem is not None:
+            return validation.Problem(
+                problem.code, problem.reason, f"LAN {net.lan}: {problem.message}"
+            )
+    return None
+
+
+
 async def reconcile_lan(given: Mapping[str, Any]) -> None:
     key = _key(given)
     async with RT.locks[("lan",) + key]:
@@ -625,7 +668,10 @@ async def reconcile_lan(given: Mapping[str, Any]) -> None:
         holder = {"kind": "LAN", "name": lan.name, "uid": uid}
         subnet = lan.subnet or status.get("subnet")
         held_by: str | None = None
-        if lan.subnet:
+        overlap = lan_overlap(body)
+        if overlap is not None:
+            held_by = overlap.message
+        elif lan.subnet:
             held_by = await _claim(
                 lan.namespace, names.subnet_claim_name(lan.subnet), lan.subnet, None, holder
             )
@@ -654,7 +700,11 @@ async def reconcile_lan(given: Mapping[str, Any]) -> None:
             if ns == lan.namespace
             and any(n.get("lan") == lan.name for n in (d.get("spec") or {}).get("networks") or ())
         )
-        if held_by:
+        if overlap is not None:
+            ready = conditions.make(
+                conditions.READY, conditions.FALSE, overlap.reason, overlap.message, gen
+            )
+        elif held_by:
             ready = conditions.make(
                 conditions.READY,
                 conditions.FALSE,
@@ -674,13 +724,20 @@ async def reconcile_lan(given: Mapping[str, Any]) -> None:
                 "no free subnet in the pool",
                 gen,
             )
+        stalled = conditions.make(
+            conditions.STALLED,
+            conditions.TRUE if overlap is not None else conditions.FALSE,
+            overlap.reason if overlap is not None else "NoFailure",
+            overlap.message if overlap is not None else "",
+            gen,
+        )
         wanted: dict[str, Any] = {
             "observedGeneration": gen,
             "subnet": None if held_by else subnet,
             "gateway": allocation.gateway(subnet) if subnet and not held_by else None,
             "deckies": deckies,
             "topology": lan.topology,
-            "conditions": conditions.merge(status.get("conditions"), [ready]),
+            "conditions": conditions.merge(status.get("conditions"), [ready, stalled]),
         }
         wanted = {k: v for k, v in wanted.items() if v is not None}
         if {k: status.get(k) for k in wanted} != wanted or set(status) - set(wanted) - {
