@@ -656,7 +656,6 @@ def _lans_overlap(decky: views.Decky) -> validation.Problem | None:
     return None
 
 
-
 async def reconcile_lan(given: Mapping[str, Any]) -> None:
     key = _key(given)
     async with RT.locks[("lan",) + key]:
