@@ -52,6 +52,9 @@ FINALIZER = "decnet.io/teardown"
 # Field managers for server-side apply on the status subresource.
 OPERATOR_MANAGER = "decnet-operator"
 AGENT_MANAGER = "decnet-agent"
+# Decky status fields the agent owns; the rest of status is the operator's. The chart's
+# ValidatingAdmissionPolicy refuses an agent write that changes anything else.
+AGENT_STATUS_FIELDS = ("agent", "containers", "activity")
 
 # Agent leases live in the system namespace, one per node, named LEASE_PREFIX + node.
 # The chart passes its release namespace in SYSTEM_NAMESPACE_ENV to the operator and
