@@ -30,7 +30,15 @@ def node(kubectl: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def operator(identities: Any, kubectl: Any, crds: list[str], node: str) -> Iterator[h.Operator]:
-    yield from h.start(identities, kubectl, DECNET_MUTATION_INTERVAL_MINUTES="0")
+    yield from h.start(
+        identities,
+        kubectl,
+        DECNET_MUTATION_INTERVAL_MINUTES="0",
+        # the admin's limits, as the chart's operator.limits values set them
+        DECNET_SUBNET_POOLS="10.0.0.0/8",
+        DECNET_PREFIX_LENGTHS="16-28",
+        DECNET_MACVLAN_PARENTS="veth-decoy",
+    )
 
 
 @pytest.fixture
@@ -206,3 +214,102 @@ def test_with_the_webhook_bypassed_a_subnet_overlapping_another_namespace_stalls
                 )
                 kubectl("delete", obj, "-n", other_ns, "--wait=false", check=False)
         kubectl("delete", "namespace", other_ns, "--wait=false", check=False)
+
+
+def test_the_admins_limits_refuse_subnets_prefixes_parents_and_setid_files(
+    kubectl: Any, operator: h.Operator, namespace: str, node: str
+) -> None:
+    cases = [
+        (h.lan("outside", namespace, subnet="192.168.7.0/24"), "outside the allowed pools"),
+        (h.lan("tiny", namespace, subnet="10.5.0.0/30"), "prefix length must be between"),
+        (
+            h.lan("mac", namespace, subnet="10.6.0.0/24", driver="macvlan", parent="eth0"),
+            "macvlan parent eth0 is not allowed",
+        ),
+    ]
+    for obj, text in cases:
+        result = h.apply(kubectl, obj, check=False)
+        assert result.returncode != 0 and text in result.stderr, result.stderr
+    allowed = h.lan("mac", namespace, subnet="10.6.0.0/24", driver="macvlan", parent="veth-decoy")
+    h.apply(kubectl, allowed)
+    setuid = h.decky(
+        "suid",
+        namespace,
+        nodeName=node,
+        networks=[{"lan": "mac"}],
+        files=[{"path": "/usr/bin/helper", "mode": 0o4755, "content": {"inline": "eA=="}}],
+    )
+    result = h.apply(kubectl, setuid, check=False)
+    assert result.returncode != 0 and "setuid/setgid bits are not allowed" in result.stderr
+
+
+def test_with_the_webhook_bypassed_a_lan_outside_the_pools_stalls(
+    kubectl: Any,
+    kube_client: Any,
+    operator: h.Operator,
+    namespace: str,
+    node: str,
+    bypassed: None,
+) -> None:
+    h.apply(kubectl, h.lan("outside", namespace, subnet="192.168.7.0/24"))
+    h.apply(kubectl, h.decky("on-it", namespace, nodeName=node, networks=[{"lan": "outside"}]))
+    lan = _stalled(kube_client, operator, namespace, "outside", kclient.LAN)
+    assert h.condition(lan, "Stalled")["reason"] == "SubnetNotAllowed"
+    assert not lan["status"].get("subnet")
+    decky = _stalled(kube_client, operator, namespace, "on-it", kclient.Decky)
+    assert h.condition(decky, "Stalled")["reason"] == "SubnetNotAllowed"
+    assert not decky["status"].get("plan")
+    claims = kubectl("get", "addressclaims.decnet.io", "-n", namespace, "-o", "name").stdout
+    assert claims.strip() == ""
+
+
+def test_claims_whose_holder_vanished_while_the_operator_was_down_are_released(
+    kubectl: Any, kube_client: Any, operator: h.Operator, namespace: str, node: str
+) -> None:
+    h.apply(kubectl, h.lan("office", namespace, subnet=_subnet()))
+    h.apply(kubectl, h.decky("kept", namespace, nodeName=node))
+    live = h.wait_for(
+        lambda: (
+            (o := h.get(kube_client, kclient.Decky, "kept", namespace))
+            and (o.get("status") or {}).get("addresses")
+            and o
+        ),
+        30,
+        "kept has an address",
+        operator,
+    )
+    claims = json.loads(
+        kubectl("get", "addressclaims.decnet.io", "-n", namespace, "-o", "json").stdout
+    )["items"]
+    ip_claim = next(c for c in claims if c["spec"]["holder"]["kind"] == "Decky")
+    owner = ip_claim["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "Decky",
+        "kept",
+        live["metadata"]["uid"],
+    )
+    operator.stop()
+    try:
+        orphan = {
+            "apiVersion": "decnet.io/v1alpha1",
+            "kind": "AddressClaim",
+            "metadata": {"name": "ip.office.10-250-0-9", "namespace": namespace},
+            "spec": {
+                "address": "10.250.0.9",
+                "lan": "office",
+                "holder": {"kind": "Decky", "name": "gone", "uid": str(uuid.uuid4())},
+            },
+        }
+        h.apply(kubectl, orphan)
+    finally:
+        operator.start()
+
+    def released() -> bool:
+        names = kubectl("get", "addressclaims.decnet.io", "-n", namespace, "-o", "name").stdout
+        return "ip.office.10-250-0-9" not in names
+
+    h.wait_for(released, 30, "the orphan claim released", operator)
+    left = json.loads(
+        kubectl("get", "addressclaims.decnet.io", "-n", namespace, "-o", "json").stdout
+    )["items"]
+    assert {c["metadata"]["name"] for c in left} == {c["metadata"]["name"] for c in claims}

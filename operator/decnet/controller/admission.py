@@ -54,7 +54,7 @@ def decky_problems(
             if holder:
                 return 409, f"{net.ip} on LAN {net.lan} is held by decky {holder}"
     known = handlers.templates() if known is None else known
-    problem = validation.services(decky, known)
+    problem = validation.services(decky, known) or validation.files(decky)
     return (problem.code, problem.message) if problem is not None else None
 
 
@@ -73,8 +73,14 @@ def _ip_holder(decky: views.Decky, lan: str, ip: str, uid: str | None) -> str | 
     return None
 
 
-def lan_problems(body: Mapping[str, Any]) -> tuple[int, str] | None:
+def lan_problems(
+    body: Mapping[str, Any], limits: validation.Limits | None = None
+) -> tuple[int, str] | None:
     lan = views.Lan.from_obj(body)
+    limits = handlers.RT.config.limits if limits is None else limits
+    problem = validation.lan(lan, limits)
+    if problem is not None:
+        return problem.code, problem.message
     if not lan.subnet:
         return None
     for (ns, name), other in handlers.RT.values("lan_idx"):

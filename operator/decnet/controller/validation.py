@@ -12,6 +12,7 @@ the condition reason reconcile reports.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 
@@ -94,7 +95,7 @@ def decky(
         problem = network(decky, net, lans)
         if problem is not None:
             return problem
-    return services(decky, known)
+    return services(decky, known) or files(decky)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,5 +124,92 @@ def subnet_overlap(mine: SubnetHolder, others: Iterable[SubnetHolder]) -> Proble
                 "SubnetOverlap",
                 f"subnet {mine.subnet} overlaps {other.subnet} of LAN "
                 f"{other.namespace}/{other.name}",
+            )
+    return None
+
+
+# -- admin-owned limits ---------------------------------------------------------------
+
+SETID_BITS = 0o6000  # setuid | setgid: a lure must never be a privilege escalation
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What the cluster admin allows namespace editors (chart values -> operator env).
+
+    Empty pools mean anywhere, and no parent list means any parent: that is the
+    default for local runs; the chart always sets all three.
+    """
+
+    subnet_pools: tuple[str, ...] = ()
+    min_prefix: int = 0
+    max_prefix: int = 32
+    macvlan_parents: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        pools = tuple(p.strip() for p in env.get("DECNET_SUBNET_POOLS", "").split(",") if p.strip())
+        low, high = 0, 32
+        lengths = env.get("DECNET_PREFIX_LENGTHS", "").strip()
+        if lengths:
+            first, _, last = lengths.partition("-")
+            low, high = int(first), int(last or first)
+        parents: tuple[str, ...] | None = None
+        if "DECNET_MACVLAN_PARENTS" in env:
+            raw = env["DECNET_MACVLAN_PARENTS"].split(",")
+            parents = tuple(p.strip() for p in raw if p.strip())
+        return cls(pools, low, high, parents)
+
+
+def subnet_allowed(subnet: str, limits: Limits) -> Problem | None:
+    net = ipaddress.ip_network(subnet, strict=False)
+    if not limits.min_prefix <= net.prefixlen <= limits.max_prefix:
+        return Problem(
+            422,
+            "PrefixNotAllowed",
+            f"subnet {subnet}: prefix length must be between /{limits.min_prefix} and "
+            f"/{limits.max_prefix} (the operator's limits)",
+        )
+    if limits.subnet_pools and not any(
+        net.version == pool.version and net.subnet_of(pool)  # type: ignore[arg-type]
+        for pool in (ipaddress.ip_network(p, strict=False) for p in limits.subnet_pools)
+    ):
+        return Problem(
+            422,
+            "SubnetNotAllowed",
+            f"subnet {subnet} is outside the allowed pools {', '.join(limits.subnet_pools)}",
+        )
+    return None
+
+
+def lan(lan: views.Lan, limits: Limits) -> Problem | None:
+    """A LAN against the admin's limits (pinned subnet, macvlan parent)."""
+    if lan.subnet:
+        problem = subnet_allowed(lan.subnet, limits)
+        if problem is not None:
+            return problem
+    if lan.driver == "macvlan" and limits.macvlan_parents is not None:
+        if lan.parent not in limits.macvlan_parents:
+            allowed = ", ".join(limits.macvlan_parents) or "none"
+            return Problem(
+                422,
+                "ParentNotAllowed",
+                f"macvlan parent {lan.parent or '(none)'} is not allowed (allowed: {allowed})",
+            )
+    return None
+
+
+def files(decky: views.Decky) -> Problem | None:
+    for i, spec in enumerate(decky.files):
+        mode = spec.get("mode", 0o644)
+        try:
+            bits = int(mode, 8) if isinstance(mode, str) else int(mode)
+        except (TypeError, ValueError):
+            continue  # the CRD schema rejects it already
+        if bits & SETID_BITS:
+            return Problem(
+                422,
+                "FileModeNotAllowed",
+                f"spec.files[{i}].mode {oct(bits)}: setuid/setgid bits are not allowed",
             )
     return None
