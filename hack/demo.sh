@@ -60,6 +60,8 @@ up() {
   "${k[@]}" apply --server-side -f crds/ >/dev/null
   "${k[@]}" wait --for=condition=Established crd --all --timeout=60s >/dev/null
   "${k[@]}" apply --server-side -f examples/servicetemplates.yaml >/dev/null
+  # The agents' Leases live here; agents never create namespaces (helm's --create-namespace does).
+  "${k[@]}" create namespace decnet-system --dry-run=client -o yaml | "${k[@]}" apply -f - >/dev/null
 
   if [[ ! -f "$STATE/operator.pid" ]] || ! kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
     log "starting the operator (log: $STATE/operator.log)"

@@ -33,6 +33,7 @@ from decnet.agent import converge, desired, egress, hardening, kube, lures, plan
 from decnet.agent.runtime import engine as runtime
 from decnet.agent.runtime import firewall
 from decnet.api import v1alpha1
+from decnet.kube import names
 
 log = structlog.get_logger("decnet.agent")
 
@@ -60,8 +61,10 @@ class Agent:
         orphan_grace_seconds: float = 60.0,
         firewall_enabled: bool = False,
         denied_cidrs: tuple[str, ...] = egress.DEFAULT_DENIED,
+        system_namespace: str = names.SYSTEM_NAMESPACE,
     ) -> None:
         self.client = client
+        self.system_namespace = system_namespace
         self.engine = engine
         self.node = node
         self.resync_seconds = resync_seconds
@@ -162,6 +165,11 @@ class Agent:
         status = raw.get("status") or {}
         plan = status.get("plan") or {}
         lifecycle_id = str((status.get("lifecycle") or {}).get("id", ""))
+        if not owned_by(status, self.node):
+            # Labelled for this node but scheduled elsewhere (a hand-edited label, or a
+            # label the operator has not corrected yet): never run another node's plan.
+            log.warning("decky_not_ours", decky=f"{namespace}/{name}", node=str(status.get("node")))
+            return
         started = time.monotonic()
         want: planner.DeckyWant | None = None
         try:
@@ -392,13 +400,9 @@ class Agent:
 
     def lease_loop(self) -> None:
         acquired = dt.datetime.now(dt.UTC)
-        ensured = False
         while not self.stop.is_set():
             try:
-                if not ensured:
-                    kube.ensure_system_namespace(self.client)
-                    ensured = True
-                kube.renew_lease(self.client, self.node, acquired)
+                kube.renew_lease(self.client, self.node, acquired, self.system_namespace)
             except Exception as error:  # noqa: BLE001 - retried on the next tick
                 log.warning("lease_renew_failed", error=str(error)[:300])
             self.stop.wait(LEASE_RENEW_SECONDS)
@@ -425,6 +429,16 @@ class Agent:
             t.start()
         self.stop.wait()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def owned_by(status: dict[str, Any], node: str) -> bool:
+    """A decky is this agent's only when the operator scheduled it here (status.node).
+
+    The server-side label selector is a filter, not an authority: anyone who may
+    edit a Decky may set decnet.io/node. An unscheduled decky (no status.node) has
+    no plan yet and is left alone too.
+    """
+    return str(status.get("node") or "") == node
 
 
 def configure_logging() -> None:
@@ -527,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         orphan_grace_seconds=args.orphan_grace_seconds,
         firewall_enabled=args.firewall,
         denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
+        system_namespace=names.system_namespace(),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())

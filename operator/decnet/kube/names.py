@@ -7,7 +7,9 @@ can never disagree on a label key or a Docker object name.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from collections.abc import Mapping
 
 GROUP = "decnet.io"
 VERSION = "v1alpha1"
@@ -50,9 +52,16 @@ FINALIZER = "decnet.io/teardown"
 # Field managers for server-side apply on the status subresource.
 OPERATOR_MANAGER = "decnet-operator"
 AGENT_MANAGER = "decnet-agent"
+# Decky status fields the agent owns; the rest of status is the operator's. The chart's
+# ValidatingAdmissionPolicy refuses an agent write that changes anything else.
+AGENT_STATUS_FIELDS = ("agent", "containers", "activity")
 
-# Agent leases live here, one per node, named LEASE_PREFIX + node.
+# Agent leases live in the system namespace, one per node, named LEASE_PREFIX + node.
+# The chart passes its release namespace in SYSTEM_NAMESPACE_ENV to the operator and
+# the agents; SYSTEM_NAMESPACE is the default for local runs. Nobody creates it at run
+# time: the agent has no right to create namespaces.
 SYSTEM_NAMESPACE = "decnet-system"
+SYSTEM_NAMESPACE_ENV = "DECNET_SYSTEM_NAMESPACE"
 LEASE_PREFIX = "decnet-agent-"
 
 _NOT_NAME = re.compile(r"[^a-z0-9.-]+")
@@ -111,6 +120,12 @@ def bridge_prefix(node: str) -> str:
 def bridge_name(node: str, namespace: str, lan: str) -> str:
     """The Linux bridge of a LAN's network (com.docker.network.bridge.name), 15 chars."""
     return f"{bridge_prefix(node)}{_hex(namespace, lan, length=8)}"
+
+
+def system_namespace(env: Mapping[str, str] | None = None) -> str:
+    """The namespace of the agents' Leases: the environment's choice, else the default."""
+    value = (os.environ if env is None else env).get(SYSTEM_NAMESPACE_ENV, "").strip()
+    return value or SYSTEM_NAMESPACE
 
 
 def lease_name(node: str) -> str:
