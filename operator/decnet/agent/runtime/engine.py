@@ -30,7 +30,16 @@ BASE_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $
 # Where the base remembers which files the agent placed (path -> digest).
 MANIFEST_DIR = ".decnet"
 MANIFEST_PATH = f"/{MANIFEST_DIR}/files.json"
-CONFIG_ENV = "DECNET_CONFIG"
+# The service's config (JSON); a neutral name, as everything inside a service container.
+CONFIG_ENV = "SVC_CONFIG"
+
+
+def base_sysctls(want: planner.DeckyWant) -> dict[str, str] | None:
+    """The persona's per-netns sysctls, plus forwarding for a gateway."""
+    sysctls = dict(want.sysctls)
+    if want.forwards_l3:
+        sysctls["net.ipv4.ip_forward"] = "1"
+    return sysctls or None
 
 
 class DockerError(Exception):
@@ -285,7 +294,7 @@ class Engine:
             cap_add=["NET_ADMIN"],
             network_mode=home.network,
             restart_policy={"Name": "no"},
-            sysctls={"net.ipv4.ip_forward": "1"} if want.forwards_l3 else None,
+            sysctls=base_sysctls(want),
         )
         networking = self.api.create_networking_config(
             {home.network: self.api.create_endpoint_config(ipv4_address=home.ip)}
@@ -296,6 +305,7 @@ class Engine:
             command=BASE_COMMAND,
             name=want.base_name,
             hostname=want.hostname,
+            mac_address=want.mac_address or None,  # the home network's; never Docker's 02:42
             labels=self._labels(want, names.ROLE_BASE, "", hash_),
             host_config=host_config,
             networking_config=networking,
