@@ -70,7 +70,12 @@ def layout(modules: list[str]) -> dict[str, tuple[str | None, list[str]]]:
     have = set(modules)
     fleet: dict[str, tuple[str | None, list[str]]] = {}
     for archetype, pool in sorted(v1alpha1.ARCHETYPES.items()):
-        chosen = [s for s in pool if s in have]
+        chosen: list[str] = []
+        used: set[tuple[int, str]] = set()
+        for service in pool:  # a port clash (see the test below) would keep the decky unready
+            if service in have and not ports_of(service) & used:
+                chosen.append(service)
+                used |= ports_of(service)
         if not chosen and archetype in ("windows-workstation", "linux-server"):
             chosen = ["http"]
         if chosen:
@@ -222,6 +227,19 @@ def test_every_builtin_service_has_an_emulator_module_and_a_probe() -> None:
     no_probe = [s for s in v1alpha1.PER_DECKY_SERVICES if s not in PROBES]
     require(not no_module and not no_probe,
             f"no emulator module: {no_module or 'none'}; no probe: {no_probe or 'none'}")
+
+
+def test_no_archetype_runs_two_services_on_one_port() -> None:
+    """Services of one decky share its network namespace: two on one port cannot both bind."""
+    clashes = []
+    for archetype, pool in sorted(v1alpha1.ARCHETYPES.items()):
+        have = [s for s in pool if has_module(s)]
+        for i, first in enumerate(have):
+            for second in have[i + 1:]:
+                shared = ports_of(first) & ports_of(second)
+                if shared:
+                    clashes.append(f"{archetype}: {first} and {second} both use {sorted(shared)}")
+    assert clashes == []
 
 
 # --- real clients against deployed deckies ---------------------------------------------
