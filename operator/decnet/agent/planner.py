@@ -99,8 +99,13 @@ class DeckyWant:
     # None: the file contents could not be resolved now, leave files alone.
     files: tuple[FileWant, ...] | None = ()
     allow_recreate: bool = False
-    # service name -> JSON text of spec.serviceConfig[name]; never logged.
+    # service name -> JSON text of the service's config (persona defaults under
+    # spec.serviceConfig[name]); never logged.
     config: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The archetype persona, applied when the base is created (not part of base_hash:
+    # an archetype change does not recreate a running base).
+    mac_address: str = ""
+    sysctls: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:

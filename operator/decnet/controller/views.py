@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from decnet.api import v1alpha1
+from decnet.api.v1alpha1 import personas
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -101,12 +102,18 @@ class Decky:
         spec = _spec(obj)
         mutation = spec.get("mutation") or {}
         name = str(meta.get("name", ""))
+        namespace = str(meta.get("namespace", ""))
         labels = meta.get("labels") or {}
+        archetype = spec.get("archetype") or None
+        # Without spec.hostname, the name the archetype's machine would have out of the box.
+        hostname = spec.get("hostname") or personas.default_hostname(
+            archetype, f"{namespace}/{name}", fallback=name
+        )
         return cls(
             name=name,
-            namespace=str(meta.get("namespace", "")),
-            hostname=str(spec.get("hostname") or name),
-            archetype=spec.get("archetype") or None,
+            namespace=namespace,
+            hostname=str(hostname),
+            archetype=archetype,
             services=tuple(spec.get("services") or ()),
             service_config=dict(spec.get("serviceConfig") or {}),
             networks=tuple(

@@ -24,7 +24,14 @@ from decnet.kube import names
 
 # The base container: PID 1 is a shell that sleeps and exits at once on SIGTERM.
 BASE_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
-CONFIG_ENV = "DECNET_CONFIG"
+# The service's config (JSON); a neutral name, as everything inside a service container.
+CONFIG_ENV = "SVC_CONFIG"
+
+
+def base_sysctls(want: planner.DeckyWant) -> dict[str, str] | None:
+    """The persona's per-netns sysctls, plus forwarding for a gateway."""
+    sysctls = {**hardening.base_sysctls(want.forwards_l3), **dict(want.sysctls)}
+    return sysctls or None
 
 
 class DockerError(Exception):
@@ -267,7 +274,7 @@ class Engine:
         host_config = self.api.create_host_config(
             network_mode=home.network,
             restart_policy={"Name": "no"},
-            sysctls=hardening.base_sysctls(want.forwards_l3),
+            sysctls=base_sysctls(want),
             **hardening.base_host_config_options(self.logs),
         )
         networking = self.api.create_networking_config(
@@ -279,6 +286,7 @@ class Engine:
             command=BASE_COMMAND,
             name=want.base_name,
             hostname=want.hostname,
+            mac_address=want.mac_address or None,  # the home network's; never Docker's 02:42
             labels=self._labels(want, names.ROLE_BASE, "", hash_),
             host_config=host_config,
             networking_config=networking,

@@ -189,7 +189,11 @@ class DeckySpec(Model):
     )
     hostname: str | None = Field(
         default=None,
-        description="Hostname inside the decky; defaults to the object name.",
+        description=(
+            "Hostname inside the decky; defaults to a name the archetype's machine would have"
+            " out of the box (DESKTOP-XXXXXXX for windows-workstation, web07 for web-server),"
+            " stable per decky, or to the object name when there is no archetype."
+        ),
         max_length=63,
         pattern=HOSTNAME_PATTERN,
     )
