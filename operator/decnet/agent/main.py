@@ -22,13 +22,14 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import structlog
 from lightkube import ApiError, Client
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from decnet.agent import converge, desired, kube, planner, reporter
+from decnet.agent import attacker, converge, desired, kube, planner, reporter
 from decnet.agent.runtime import engine as runtime
 from decnet.api import v1alpha1
 
@@ -125,6 +126,11 @@ class Agent:
             self._converge_one(uid)
         finally:
             self._initial_visited(uid)
+
+    def decky(self, uid: str) -> dict[str, Any] | None:
+        """The latest Decky object of this node with that uid (for event enrichment)."""
+        with self._lock:
+            return self._objects.get(uid)
 
     def _initial_visited(self, uid: str) -> None:
         with self._lock:
@@ -417,6 +423,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
     parser.add_argument("--metrics-port", type=int, default=0)
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("DECNET_STATE_DIR", "/var/lib/decnet-agent"),
+        help="Node-local state: event checkpoint and per-sink spools (a hostPath in the chart).",
+    )
+    parser.add_argument(
+        "--spool-bytes",
+        type=int,
+        default=int(os.environ.get("DECNET_SPOOL_BYTES", attacker.DEFAULT_SPOOL_BYTES)),
+        help="Disk cap of each sink's spool; the oldest events are dropped (and counted) beyond.",
+    )
     return parser.parse_args(argv)
 
 
@@ -439,6 +456,11 @@ def main(argv: list[str] | None = None) -> int:
         resync_seconds=args.resync_seconds,
         orphan_grace_seconds=args.orphan_grace_seconds,
     )
+    events = attacker.AttackerEvents(
+        agent.client, args.node, Path(args.state_dir), args.spool_bytes, agent.decky, agent.stop
+    )
+    engine.before_remove = events.before_remove
+    events.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
     log.info("agent_started", node=args.node, workers=args.workers)

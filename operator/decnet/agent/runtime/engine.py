@@ -15,7 +15,7 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import docker
@@ -57,6 +57,9 @@ class Engine:
         self._images: set[str] = set()
         # base id -> its file manifest; read from the container once per agent process.
         self._manifests: dict[str, dict[str, str]] = {}
+        # Called with a container id before it is removed: the event collector stops the
+        # container and reads its last output (no removal loses an attacker's last words).
+        self.before_remove: Callable[[str], None] | None = None
 
     @classmethod
     def from_env(cls, node: str, timeout: int = 120) -> Engine:
@@ -334,6 +337,8 @@ class Engine:
 
     def remove_container(self, container_id: str) -> None:
         self._manifests.pop(container_id, None)
+        if self.before_remove is not None:
+            self.before_remove(container_id)
         try:
             self.api.remove_container(container_id, force=True)
         except docker.errors.NotFound:
