@@ -13,9 +13,13 @@ import datetime
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
+from decnet.api import v1alpha1
+
 MAX_PICK = 3
 MAX_TRIES = 20
 DEFAULT_INTERVAL_MINUTES = 30
+
+DEFAULT_QUIET_SECONDS = v1alpha1.DEFAULT_QUIET_SECONDS
 
 MANUAL = "manual"
 SCHEDULED = "scheduled"
@@ -84,3 +88,18 @@ def next_due(*, interval: float, last: datetime.datetime | None) -> datetime.dat
     if interval <= 0 or last is None:
         return None
     return last + datetime.timedelta(minutes=interval)
+
+
+def quiet(
+    *,
+    last_contact: datetime.datetime | None,
+    now: datetime.datetime,
+    quiet_seconds: float | None,
+) -> bool:
+    """May a scheduled mutation run? Only when no attacker touched the decky for the quiet
+    period (status.activity.lastContact), so a rotation never cuts a live session.
+    A manual mutation does not ask."""
+    period = DEFAULT_QUIET_SECONDS if quiet_seconds is None else quiet_seconds
+    if period <= 0 or last_contact is None:
+        return True
+    return now >= last_contact + datetime.timedelta(seconds=period)
