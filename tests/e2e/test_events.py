@@ -403,3 +403,50 @@ def test_a_brute_force_is_one_aggregated_event_and_last_contact_moves(
     wait_for(
         lambda: cluster.status("brute-01")["activity"]["contacts"] >= 1000, 60, "contacts 1000"
     )
+
+
+def test_a_scheduled_mutation_waits_until_the_attacker_is_quiet(
+    cluster: Cluster, sinks: Sinks, login_template: None
+) -> None:
+    # Due 60 s after deploy; the attack runs from 20 s to 110 s and holds one session open.
+    started = time.monotonic()
+    ip = deploy(
+        cluster,
+        "quiet-01",
+        mutation={"pool": [SERVICE, "http"], "intervalMinutes": 1, "quietSeconds": 45},
+    )
+    time.sleep(max(0.0, 20 - (time.monotonic() - started)))
+    session = socket.create_connection((ip, 22), timeout=10)
+    try:
+        i = 0
+        while time.monotonic() - started < 110:
+            attack(ip, "root", f"q-{i}")
+            i += 1
+            time.sleep(2)
+            assert cluster.status("quiet-01").get("lastMutation") is None, "mutated mid-attack"
+        # The session opened before the mutation was due still talks to the same service.
+        session.sendall(b"root still-here\n")
+        assert session.recv(100) == b"Permission denied\n"
+    finally:
+        session.close()
+    stopped = time.monotonic()
+    wait_for(
+        lambda: (
+            (cluster.status("quiet-01").get("lastMutation") or {}).get("trigger") == "scheduled"
+        ),
+        150,
+        "the scheduled mutation after the attack",
+        cluster.operator,
+    )
+    assert time.monotonic() - stopped >= 10  # not at once: after a quiet period
+    assert (
+        any(e["fields"].get("password") == "still-here" for e in sinks.webhook_events())
+        or wait_for(
+            lambda: any(
+                e["fields"].get("password") == "still-here" for e in sinks.webhook_events()
+            ),
+            30,
+            "the late session's event",
+        )
+        is None
+    )

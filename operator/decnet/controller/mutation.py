@@ -20,6 +20,9 @@ MAX_TRIES = 20
 DEFAULT_INTERVAL_MINUTES = 30
 
 DEFAULT_QUIET_SECONDS = v1alpha1.DEFAULT_QUIET_SECONDS
+# status.activity.lastContact is written at most every 30 s during an attack, so it can
+# lag the real last contact by that much: a shorter quiet period could cut a session.
+MIN_QUIET_SECONDS = 45
 
 MANUAL = "manual"
 SCHEDULED = "scheduled"
@@ -102,4 +105,5 @@ def quiet(
     period = DEFAULT_QUIET_SECONDS if quiet_seconds is None else quiet_seconds
     if period <= 0 or last_contact is None:
         return True
+    period = max(period, MIN_QUIET_SECONDS)
     return now >= last_contact + datetime.timedelta(seconds=period)

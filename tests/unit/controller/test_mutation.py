@@ -62,6 +62,9 @@ def test_a_scheduled_mutation_waits_for_the_quiet_period_after_contact() -> None
     assert not mutation.quiet(last_contact=contact, now=now, quiet_seconds=None)  # default 300
     assert not mutation.quiet(last_contact=contact, now=now, quiet_seconds=101)
     assert mutation.quiet(last_contact=contact, now=now, quiet_seconds=100)
+    # activity lags by up to 30 s: a shorter period is lengthened to MIN_QUIET_SECONDS
+    recent = now - datetime.timedelta(seconds=40)
+    assert not mutation.quiet(last_contact=recent, now=now, quiet_seconds=10)
     assert mutation.quiet(last_contact=contact, now=now, quiet_seconds=0)  # 0 = never wait
     assert mutation.quiet(last_contact=None, now=now, quiet_seconds=300)  # never touched
     assert mutation.quiet(

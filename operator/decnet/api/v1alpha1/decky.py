@@ -65,7 +65,8 @@ class MutationPolicy(Model):
         description=(
             "A scheduled mutation waits until the decky has had no attacker contact for this"
             " many seconds (status.activity.lastContact), so it never cuts a live session;"
-            f" absent = {DEFAULT_QUIET_SECONDS}, 0 = never wait. A manual mutation happens at once."
+            f" absent = {DEFAULT_QUIET_SECONDS}, 0 = never wait, at least 45 (lastContact is"
+            " written at most every 30 s). A manual mutation happens at once."
         ),
         ge=0,
         le=86400,
