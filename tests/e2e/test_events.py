@@ -12,6 +12,7 @@ import base64
 import json
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Cluster, condition, free_port, wait_for
+from harness import Cluster, condition, env_for, free_port, wait_for
 from receivers import Rsyslog, Webhook
 
 from decnet.controller import certs
@@ -398,6 +399,34 @@ def test_a_brute_force_is_one_aggregated_event_and_last_contact_moves(
     assert src in found[0]["message"]
     described = cluster.kubectl("describe", "decky", "brute-01", "-n", cluster.ns).stdout
     assert "AttackerContact" in described
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "decnet.cli.main",
+            "events",
+            "brute-01",
+            "-n",
+            cluster.ns,
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env_for(kubeconfig),
+        check=True,
+    )
+    (row,) = json.loads(cli.stdout)["items"]
+    assert (row["decky"], row["source"], row["service"]) == ("brute-01", src, SERVICE)
+    assert row["count"] >= 1000
+    table = subprocess.run(
+        [sys.executable, "-m", "decnet.cli.main", "events", "-n", cluster.ns],
+        capture_output=True,
+        text=True,
+        env=env_for(kubeconfig),
+        check=True,
+    ).stdout
+    assert "brute-01" in table and src in table
     activity = cluster.status("brute-01")["activity"]
     assert activity["lastSource"] == src and activity["lastService"] == SERVICE
     wait_for(

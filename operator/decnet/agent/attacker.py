@@ -366,6 +366,8 @@ class AttackerEvents:
                     self.client,
                     namespace=c.namespace,
                     decky=c.decky,
+                    source=c.source,
+                    service=c.service,
                     decky_uid=uids.get((c.namespace, c.decky), ""),
                     name=c.name,
                     count=c.count,

@@ -24,6 +24,8 @@ from decnet.kube import names
 
 EVENTS_MANAGER = "decnet-agent-events"
 REASON = "AttackerContact"
+ANNOTATION_SOURCE = "decnet.io/source"
+ANNOTATION_SERVICE = "decnet.io/service"
 EventSink = create_global_resource(names.GROUP, names.VERSION, "EventSink", "eventsinks")
 Decky = create_namespaced_resource(names.GROUP, names.VERSION, "Decky", names.DECKIES)
 
@@ -96,6 +98,8 @@ def write_contact_event(
     *,
     namespace: str,
     decky: str,
+    source: str,
+    service: str,
     decky_uid: str,
     name: str,
     count: int,
@@ -115,7 +119,12 @@ def write_contact_event(
             raise
     first_time = dt.datetime.strptime(first, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     event = Event(
-        metadata=ObjectMeta(name=name, namespace=namespace),
+        metadata=ObjectMeta(
+            name=name,
+            namespace=namespace,
+            # structured, for `kubectl decnet events` (the message is for humans)
+            annotations={ANNOTATION_SOURCE: source[:64], ANNOTATION_SERVICE: service[:63]},
+        ),
         involvedObject=ObjectReference(
             apiVersion=names.API_VERSION,
             kind="Decky",
