@@ -88,8 +88,15 @@ class Collector:
             self._ensure_follower(c)
         with self._lock:
             for cid in [cid for cid in self._origins if cid not in live]:
+                thread = self._followers.get(cid)
+                ended = self._ended.get(cid)
+                if (thread is not None and thread.is_alive()) or (
+                    ended is not None and not ended.is_set()
+                ):
+                    continue  # still reading, or its last lines are still in the queue
                 self._origins.pop(cid, None)
                 self._ended.pop(cid, None)
+                self._followers.pop(cid, None)
             self.positions = checkpoint.forget(self.positions, live)
 
     def _ensure_follower(self, c: runtime_logs.ServiceContainer) -> threading.Event:
