@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pydantic
@@ -29,7 +30,17 @@ import structlog
 from lightkube import ApiError, Client
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from decnet.agent import converge, desired, egress, hardening, kube, lures, planner, reporter
+from decnet.agent import (
+    attacker,
+    converge,
+    desired,
+    egress,
+    hardening,
+    kube,
+    lures,
+    planner,
+    reporter,
+)
 from decnet.agent.runtime import engine as runtime
 from decnet.agent.runtime import firewall
 from decnet.api import v1alpha1
@@ -139,6 +150,11 @@ class Agent:
             self._converge_one(uid)
         finally:
             self._initial_visited(uid)
+
+    def decky(self, uid: str) -> dict[str, Any] | None:
+        """The latest Decky object of this node with that uid (for event enrichment)."""
+        with self._lock:
+            return self._objects.get(uid)
 
     def _initial_visited(self, uid: str) -> None:
         with self._lock:
@@ -489,7 +505,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--state-dir",
         default=os.environ.get("DECNET_STATE_DIR", "/var/lib/decnet-agent"),
-        help="node directory for lure files; the same path on the host and in the agent",
+        help="node directory for lure files, the event checkpoint and the per-sink spools "
+        "(a hostPath in the chart; the same path on the host and in the agent)",
     )
     parser.add_argument("--log-max-size", default="10m", help="json-file max-size per container")
     parser.add_argument("--log-max-files", type=int, default=3, help="json-file max-file")
@@ -508,6 +525,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cleanup-firewall",
         action="store_true",
         help="remove every iptables rule of this node's agent and exit",
+    )
+    parser.add_argument(
+        "--spool-bytes",
+        type=int,
+        default=int(os.environ.get("DECNET_SPOOL_BYTES", attacker.DEFAULT_SPOOL_BYTES)),
+        help="Disk cap of each sink's spool; the oldest events are dropped (and counted) beyond.",
     )
     return parser.parse_args(argv)
 
@@ -543,6 +566,11 @@ def main(argv: list[str] | None = None) -> int:
         denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
         system_namespace=names.system_namespace(),
     )
+    events = attacker.AttackerEvents(
+        agent.client, args.node, Path(args.state_dir), args.spool_bytes, agent.decky, agent.stop
+    )
+    engine.before_remove = events.before_remove
+    events.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
     log.info("agent_started", node=args.node, workers=args.workers)

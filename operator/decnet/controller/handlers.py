@@ -473,8 +473,10 @@ def _mutate(
         )
         rec = status.get("lifecycle") or {}
         since = conditions.parse_time((last or {}).get("at") or rec.get("startedAt"))
-        if rec.get("phase") == lifecycle.SUCCEEDED and mutation.due(
-            interval=interval, last=since, now=_now()
+        if (
+            rec.get("phase") == lifecycle.SUCCEEDED
+            and mutation.due(interval=interval, last=since, now=_now())
+            and _quiet(body)
         ):
             trigger = mutation.SCHEDULED
     if trigger is None:
@@ -968,7 +970,18 @@ def _due(body: Mapping[str, Any], live: set[str], changed: set[str]) -> bool:
     since = conditions.parse_time(
         (status.get("lastMutation") or {}).get("at") or rec.get("startedAt")
     )
-    return mutation.due(interval=interval, last=since, now=_now())
+    return mutation.due(interval=interval, last=since, now=_now()) and _quiet(body)
+
+
+def _quiet(body: Mapping[str, Any]) -> bool:
+    """No attacker contact within spec.mutation.quietSeconds (status.activity, agent-written)."""
+    policy = (body.get("spec") or {}).get("mutation") or {}
+    activity = (body.get("status") or {}).get("activity") or {}
+    return mutation.quiet(
+        last_contact=conditions.parse_time(activity.get("lastContact")),
+        now=_now(),
+        quiet_seconds=policy.get("quietSeconds"),
+    )
 
 
 async def _loop() -> None:

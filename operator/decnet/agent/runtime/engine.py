@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import docker
@@ -64,6 +64,9 @@ class Engine:
         self._net_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._images: set[str] = set()
+        # Called with a container id before it is removed: the event collector stops the
+        # container and reads its last output (no removal loses an attacker's last words).
+        self.before_remove: Callable[[str], None] | None = None
 
     @classmethod
     def from_env(
@@ -325,6 +328,8 @@ class Engine:
         return service_id
 
     def remove_container(self, container_id: str) -> None:
+        if self.before_remove is not None:
+            self.before_remove(container_id)
         try:
             self.api.remove_container(container_id, force=True)
         except docker.errors.NotFound:

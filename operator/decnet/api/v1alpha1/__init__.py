@@ -40,6 +40,8 @@ from decnet.api.v1alpha1.common import (
     PrinterColumn,
 )
 from decnet.api.v1alpha1.decky import (
+    DEFAULT_QUIET_SECONDS,
+    Activity,
     Address,
     AgentReport,
     ContainerStatus,
@@ -57,6 +59,19 @@ from decnet.api.v1alpha1.decky import (
     PlanFile,
     PlanNetwork,
     PlanService,
+)
+from decnet.api.v1alpha1.eventsink import (
+    CONDITION_DEGRADED,
+    EventSink,
+    EventSinkSpec,
+    EventSinkStatus,
+    NodeDelivery,
+    SecretKeyRef,
+    SecretRef,
+    Selector,
+    SyslogSink,
+    SyslogTLS,
+    WebhookSink,
 )
 from decnet.api.v1alpha1.lan import LAN, EgressRule, LANSpec, LANStatus
 from decnet.api.v1alpha1.servicetemplate import (
@@ -91,11 +106,20 @@ from decnet.api.v1alpha1.topology import (
 )
 
 # The top-level kinds, in CRD generation order.
-KINDS: tuple[type[Model], ...] = (Decky, LAN, Topology, ServiceTemplate, AddressClaim)
+KINDS: tuple[type[Model], ...] = (
+    Decky,
+    LAN,
+    Topology,
+    ServiceTemplate,
+    AddressClaim,
+    EventSink,
+)
 
 __all__ = [
     "API_VERSION",
     "ARCHETYPES",
+    "CONDITION_DEGRADED",
+    "DEFAULT_QUIET_SECONDS",
     "ARCHETYPE_OS",
     "BUILTIN_SERVICES",
     "CONDITION_READY",
@@ -138,6 +162,7 @@ __all__ = [
     "TERMINAL_PHASES",
     "UNKNOWN_SERVICE",
     "VERSION",
+    "Activity",
     "Address",
     "AddressClaim",
     "AddressClaimSpec",
@@ -149,6 +174,9 @@ __all__ = [
     "Decky",
     "DeckySpec",
     "DeckyStatus",
+    "EventSink",
+    "EventSinkSpec",
+    "EventSinkStatus",
     "FileContent",
     "FileSpec",
     "Holder",
@@ -161,6 +189,7 @@ __all__ = [
     "Model",
     "MutationPolicy",
     "NetworkAttachment",
+    "NodeDelivery",
     "Plan",
     "PlanFile",
     "PlanNetwork",
@@ -168,11 +197,17 @@ __all__ = [
     "PortSpec",
     "SecuritySpec",
     "PrinterColumn",
+    "SecretKeyRef",
+    "SecretRef",
+    "Selector",
     "ServiceTemplate",
     "ServiceTemplateSpec",
     "ServiceTemplateStatus",
+    "SyslogSink",
+    "SyslogTLS",
     "Topology",
     "TopologySpec",
     "TopologyStatus",
     "ValidationIssue",
+    "WebhookSink",
 ]
