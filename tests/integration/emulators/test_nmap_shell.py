@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from tests import emulator_harness as h
 from tests.probes import NMAP
 from tests.probes import shell as _shell_probes  # noqa: F401  (registers NMAP entries)

@@ -308,6 +308,16 @@ def _host_keys(config: dict[str, Any]) -> list[asyncssh.SSHKey]:
     return keys or [asyncssh.generate_private_key("ssh-ed25519")]
 
 
+def _release_startup_memory() -> None:
+    """Hand the heap freed after imports and key generation back to the kernel (glibc only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 async def serve(ctx: core.Context) -> None:
     logging.getLogger("asyncssh").setLevel(logging.CRITICAL)
     state = State(ctx)
@@ -327,3 +337,4 @@ async def serve(ctx: core.Context) -> None:
         encoding="utf-8", errors="replace", line_editor=True, line_history=0,
         max_line_length=core.MAX_LINE, reuse_address=True, keepalive_interval=0,
     )
+    _release_startup_memory()
