@@ -656,6 +656,7 @@ class Shell:
         }
         self.urls: list[str] = []
         self.depth = 0
+        self.piped = False
         self._pending_sudo: tuple[list[str], int] | None = None
 
     # -- prompt and banners
@@ -717,7 +718,8 @@ class Shell:
             joiner = step.joiner
             data = ""
             out = Output()
-            for simple in step.pipeline:
+            for index, simple in enumerate(step.pipeline):
+                self.piped = index < len(step.pipeline) - 1 or simple.drop_stdout
                 out = self.run_simple(simple, data, depth)
                 if out.stdout == "\x00exit":
                     return Result("".join(text), exit=True)
@@ -883,7 +885,8 @@ def _ls(sh: Shell, argv: list[str], stdin: str) -> Output:
                         (sh.fs.nodes.get(posixpath.join(path, n)) for n in names) if c)
             out.append(f"total {total}\n" + "".join(e + "\n" for e in entries))
         elif entries:
-            out.append(("\n" if not sh.interactive else "  ").join(entries) + "\n")
+            one_per_line = not sh.interactive or sh.piped or "1" in flags
+            out.append(("\n" if one_per_line else "  ").join(entries) + "\n")
     return Output("".join(out), "".join(err), status)
 
 

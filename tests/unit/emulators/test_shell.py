@@ -48,6 +48,7 @@ def test_navigation_and_listing() -> None:
     assert sh.run("ls /nope").output == "ls: cannot access '/nope': No such file or directory\n"
     assert sh.run("cd /nope").output == "-bash: cd: /nope: No such file or directory\n"
     assert "bash" in sh.run("ls /bin").output.split()  # /bin -> usr/bin
+    assert sh.run("ls -a ~ | head -3").output == ".\n..\n.bash_logout\n"  # one per line
     assert sh.run("cat /etc/shadow").output == "cat: /etc/shadow: Permission denied\n"
     assert "Permission denied" in sh.run("ls /root").output
 

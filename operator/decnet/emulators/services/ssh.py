@@ -267,6 +267,8 @@ async def _session(state: State, process: asyncssh.SSHServerProcess[str]) -> Non
         process.stdout.write(prompt)
         line = await _readline(process, idle)
         if line is None:
+            if pty:
+                process.stdout.write("logout\n")
             break
         if sh.pending_password():
             state.ctx.emit(events.AUTH, server.peer, "sudo attempt", username=sh.user,
