@@ -182,3 +182,17 @@ def test_accepted_logins_follow_the_config() -> None:
     for ip in ("a", "b", "c", "d"):
         failures.add(ip)
     assert failures.get("a") == 0 and failures.get("d") == 1 and len(failures.counts) == 3
+
+
+def test_family_modules_never_spawn_evaluate_or_write() -> None:
+    """A guard on the source: no process, no eval, no file written, in any of these modules."""
+    import re
+
+    from decnet.emulators.services import ftp, ssh, telnet, tftp
+
+    forbidden = re.compile(r"subprocess|os\.(system|popen|exec|spawn|fork|remove|unlink|mkdir|"
+                           r"makedirs|rename|replace|chmod)|\beval\(|\bexec\(|(?<!re\.)\bcompile\(|"
+                           r"__import__|shutil|\.write_(text|bytes)|open\([^)]*['\"][wax+]")
+    for module in (shell, ssh, telnet, ftp, tftp):
+        source = Path(str(module.__file__)).read_text()
+        assert not forbidden.search(source), (module.__name__, forbidden.search(source))
