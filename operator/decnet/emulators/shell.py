@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-LURE_DIRS = ("/home", "/root", "/srv", "/opt", "/var/www", "/var/backups", "/etc/ssh")
+LURE_DIRS = ("/home", "/root", "/srv", "/opt", "/var/www", "/var/backups")
 MAX_LURE_FILES = 256
 MAX_LURE_BYTES = 256 * 1024
 MAX_LURE_TOTAL = 4 * 1024 * 1024
@@ -42,6 +42,9 @@ MAX_COMMANDS = 64
 MAX_OUTPUT = 256 * 1024
 MAX_HISTORY = 500
 MAX_DEPTH = 4
+# Build and tool caches an image may carry: never lures, and they would name the tooling.
+SKIP_DIRS = frozenset({".cache", "__pycache__", ".npm", ".pip", ".git", ".local", "node_modules",
+                       "site-packages", "dist-packages"})
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
@@ -369,8 +372,8 @@ def lure_files(root: str = "/", dirs: Iterable[str] = LURE_DIRS,
     """Regular files under `dirs` (below `root`) as nodes at their absolute paths.
 
     Read-only and bounded: at most `max_files` files, each cut at `max_bytes`, and
-    `max_total` bytes overall; symlinks are not followed and this package's own
-    directory is skipped wherever it is installed.
+    `max_total` bytes overall; symlinks are not followed, and this package's own
+    directory and tool caches (`SKIP_DIRS`) are skipped wherever they are.
     """
     found: dict[str, Node] = {}
     total = 0
@@ -380,10 +383,10 @@ def lure_files(root: str = "/", dirs: Iterable[str] = LURE_DIRS,
         if not os.path.isdir(start) or os.path.islink(start):
             continue
         for current, subdirs, names in os.walk(start, followlinks=False):
-            if os.path.realpath(current).startswith(_PACKAGE_DIR) or "__pycache__" in current:
+            if os.path.realpath(current).startswith(_PACKAGE_DIR):
                 subdirs[:] = []
                 continue
-            subdirs[:] = sorted(s for s in subdirs if s != "__pycache__")[:64]
+            subdirs[:] = sorted(s for s in subdirs if s not in SKIP_DIRS)[:64]
             for name in sorted(names)[:256]:
                 if len(found) >= max_files or total >= max_total:
                     return found

@@ -131,8 +131,12 @@ def test_lure_files_appear_at_their_paths(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "not-scanned.conf").write_text("x")
     os.symlink("/etc/hostname", tmp_path / "home" / "admin" / "link")
+    (tmp_path / "root" / ".cache" / "pip").mkdir(parents=True)
+    (tmp_path / "root" / ".cache" / "pip" / "wheel.txt").write_text("asyncssh-2.10.1")
+    (tmp_path / "root" / ".ssh").mkdir()
+    (tmp_path / "root" / ".ssh" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     lures = shell.lure_files(str(tmp_path))
-    assert set(lures) == {"/home/admin/passwords.txt", "/srv/backup/db.sql"}
+    assert set(lures) == {"/home/admin/passwords.txt", "/srv/backup/db.sql", "/root/.ssh/id_rsa"}
     sh = _shell("admin", lures=lures)
     assert sh.run("cat /home/admin/passwords.txt").output == "vpn: Winter2024!\n"
     assert "passwords.txt" in sh.run("ls").output
