@@ -27,6 +27,12 @@ RSS_LIMIT = {"ssh": 96_000, "telnet": 64_000, "ftp": 64_000, "tftp": 48_000}
 PORT = {"ssh": 22, "telnet": 23, "ftp": 21}
 
 
+@pytest.fixture()
+def config(tmp_path: Path) -> dict[str, str]:
+    """Lures from an empty directory: these tests need none, and never the host's files."""
+    return {"filesRoot": str(tmp_path)}
+
+
 def _still_serves(service: str, emu: h.Emulator) -> None:
     if service == "ssh":
         done = p.ssh_run("127.0.0.1", emu.port(22), "root", "123456", "echo ok", timeout=120)
@@ -92,8 +98,8 @@ GARBAGE: list[Callable[[], bytes]] = [
 
 
 @pytest.mark.parametrize("service", ["ssh", "telnet", "ftp"])
-def test_oversized_lines_and_garbage(service: str) -> None:
-    with h.run(service) as emu:
+def test_oversized_lines_and_garbage(service: str, config: dict[str, str]) -> None:
+    with h.run(service, config) as emu:
         for make in GARBAGE:
             _send_and_close(emu.port(PORT[service]), make())
         _still_serves(service, emu)
@@ -101,8 +107,8 @@ def test_oversized_lines_and_garbage(service: str) -> None:
 
 
 @pytest.mark.parametrize("service", ["ssh", "telnet", "ftp"])
-def test_thousand_parallel_connections(service: str) -> None:
-    with h.run(service) as emu:
+def test_thousand_parallel_connections(service: str, config: dict[str, str]) -> None:
+    with h.run(service, config) as emu:
         before = emu.rss_kib()
         result: list[int] = []
         flood = threading.Thread(target=lambda: result.append(
@@ -120,8 +126,8 @@ def test_thousand_parallel_connections(service: str) -> None:
 
 
 @pytest.mark.parametrize("service", ["ssh", "telnet", "ftp"])
-def test_slowloris_does_not_starve_real_clients(service: str) -> None:
-    with h.run(service) as emu:
+def test_slowloris_does_not_starve_real_clients(service: str, config: dict[str, str]) -> None:
+    with h.run(service, config) as emu:
         port = emu.port(PORT[service])
         slow = []
         for _ in range(100):
@@ -142,8 +148,8 @@ def test_slowloris_does_not_starve_real_clients(service: str) -> None:
         assert emu.rss_kib() < RSS_LIMIT[service]
 
 
-def test_ssh_clients_that_never_finish_the_handshake() -> None:
-    with h.run("ssh") as emu:
+def test_ssh_clients_that_never_finish_the_handshake(config: dict[str, str]) -> None:
+    with h.run("ssh", config) as emu:
         port = emu.port(22)
         stuck = []
         try:
@@ -161,8 +167,8 @@ def test_ssh_clients_that_never_finish_the_handshake() -> None:
         assert emu.rss_kib() < RSS_LIMIT["ssh"]
 
 
-def test_tftp_floods_are_bounded(tmp_path: Path) -> None:
-    with h.run("tftp") as emu:
+def test_tftp_floods_are_bounded(tmp_path: Path, config: dict[str, str]) -> None:
+    with h.run("tftp", config) as emu:
         port = emu.port(69)
         senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(50)]
         try:
