@@ -706,7 +706,11 @@ class Shell:
         except SyntaxProblem as problem:
             self.status = 2
             return Result(f"{self._name()}: {problem}\n")
-        result = self.run_steps(steps, depth=0)
+        try:
+            result = self.run_steps(steps, depth=0)
+        except Exception:  # noqa: BLE001 - a bug in one table entry never ends a session
+            self.status = 139
+            return Result("Segmentation fault\n", urls=list(self.urls))
         result.urls = list(self.urls)
         return result
 
@@ -1371,13 +1375,17 @@ def _passwd(sh: Shell, argv: list[str], stdin: str) -> Output:
 def _url_host(url: str) -> tuple[str, int, str]:
     if "://" not in url:
         url = "http://" + url
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return url.split("://", 1)[1].split("/", 1)[0][:255], 80, url
     try:
         port = parts.port or (443 if parts.scheme == "https" else 21 if parts.scheme == "ftp"
                               else 80)
     except ValueError:
         port = 80
-    return parts.hostname or "", port, url
+    return host, port, url
 
 
 def _is_ip(host: str) -> bool:
