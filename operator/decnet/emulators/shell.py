@@ -642,9 +642,9 @@ class Shell:
 
     def __init__(self, fs: FileSystem, persona: Persona, user: str = "root",
                  interactive: bool = True, src_ip: str = "10.0.0.4",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, via: str = "ssh") -> None:
         self.fs, self.persona, self.user = fs, persona, user
-        self.interactive, self.clock, self.src_ip = interactive, clock, src_ip
+        self.interactive, self.clock, self.src_ip, self.via = interactive, clock, src_ip, via
         self.home = home_of(user)
         self.cwd = self.home if fs.resolve(self.home)[1] else "/"
         self.history: list[str] = []
@@ -655,8 +655,9 @@ class Shell:
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
             if user == "root" else "/usr/local/bin:/usr/bin:/bin:/usr/games",
             "MAIL": f"/var/mail/{user}", "HOSTNAME": persona.hostname,
-            "SSH_CONNECTION": f"{src_ip} 51234 {persona.ip} 22",
         }
+        if via == "ssh":
+            self.env["SSH_CONNECTION"] = f"{src_ip} 51234 {persona.ip} 22"
         self.urls: list[str] = []
         self.depth = 0
         self.piped = False
@@ -1083,7 +1084,8 @@ def _ps(sh: Shell, argv: list[str], stdin: str) -> Output:
     flags, _ = _flags(argv)
     args = "".join(argv[1:])
     session = [
-        ("root", 28617, "0.0", "0.2", 17724, 10960, "?", "Ss", f"sshd: {sh.user} [priv]"),
+        ("root", 28617, "0.0", "0.2", 17724, 10960, "?", "Ss",
+         f"sshd: {sh.user} [priv]" if sh.via == "ssh" else f"login -- {sh.user}"),
         (sh.user, 28623, "0.0", "0.1", 8772, 5316, "pts/0", "Ss", "-bash"),
         (sh.user, 28690, "0.0", "0.0", 11084, 4392, "pts/0", "R+", "ps " + " ".join(argv[1:])),
     ]

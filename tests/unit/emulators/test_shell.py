@@ -113,6 +113,14 @@ def test_sudo_asks_three_times_and_fails() -> None:
     assert "a terminal is required" in exec_mode.run("sudo id").output
 
 
+def test_telnet_sessions_look_like_login_not_sshd() -> None:
+    persona = shell.Persona(hostname="web-01")
+    sh = shell.Shell(shell.build_fs(persona), persona, "root", via="telnet")
+    assert "login -- root" in sh.run("ps aux").output
+    assert "SSH_CONNECTION" not in sh.run("env").output
+    assert "sshd: root [priv]" in _shell().run("ps aux").output
+
+
 def test_env_history_and_exit() -> None:
     sh = _shell()
     sh.run("ls")
