@@ -10,9 +10,10 @@ What is captured: every password and keyboard-interactive attempt (`auth` with
 username, password, success), every public key offered (`auth` with key type and
 fingerprint, always refused), each shell line or exec command (`command`), URLs
 a `wget`/`curl` line names and every forwarding or subsystem request (`request`,
-always refused). Accepted logins come from `users` (name -> password or list of
-passwords), optionally only after `acceptAfter` failed attempts from the same
-address. Written against asyncssh 2.10 (Debian bookworm); also runs on 2.2x.
+always refused; asyncssh itself refuses `sftp` before we see it). Accepted logins
+come from `users` (name -> password or list of passwords), optionally only after
+`acceptAfter` failed attempts from the same address. Written against asyncssh 2.10
+(Debian bookworm); also runs on 2.2x.
 """
 
 from __future__ import annotations
@@ -38,11 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "filesRoot": "/",
 }
 MAX_AUTH_ATTEMPTS = 6
-_KEY_ARGS: dict[str, tuple[str, ...]] = {
-    "ssh-ed25519": ("ssh-ed25519",),
-    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
-    "ssh-rsa": ("ssh-rsa",),
-}
+KEY_TYPES = frozenset({"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ssh-rsa"})
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -301,7 +298,7 @@ def _set_echo(process: asyncssh.SSHServerProcess[str], echo: bool) -> None:
 def _host_keys(config: dict[str, Any]) -> list[asyncssh.SSHKey]:
     keys = []
     for name in config.get("hostKeys") or DEFAULTS["hostKeys"]:
-        if name not in _KEY_ARGS:
+        if name not in KEY_TYPES:
             continue
         if name == "ssh-rsa":
             keys.append(asyncssh.generate_private_key("ssh-rsa", key_size=3072))
