@@ -84,3 +84,16 @@ def test_the_older_lan_keeps_an_overlapping_subnet() -> None:
     assert "LAN a/first" in problem.message
     apart = validation.SubnetHolder("c", "third", "10.9.0.0/24", "2026-01-03T00:00:00Z")
     assert validation.subnet_overlap(apart, [old, new, apart]) is None
+
+
+def test_claims_whose_holder_is_gone_are_orphans() -> None:
+    from decnet.controller import handlers
+
+    def claim(name: str, uid: str) -> dict[str, Any]:
+        return {
+            "metadata": {"namespace": "d", "name": name},
+            "spec": {"holder": {"kind": "Decky", "name": name, "uid": uid}},
+        }
+
+    claims = [claim("a", "u1"), claim("b", "u2"), {"metadata": {"namespace": "d", "name": "c"}}]
+    assert handlers.orphaned_claims(claims, {"u1"}) == [("d", "b"), ("d", "c")]
