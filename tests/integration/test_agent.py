@@ -640,18 +640,27 @@ def test_the_agent_under_the_charts_rbac_keeps_its_lease_and_creates_no_namespac
 
 
 def test_an_agent_may_write_only_its_own_nodes_deckies_and_only_its_fields(
-    kube_client: Any, identities: Any, namespace: str, crds: list[str]
+    start_agent: Callable[..., AgentProc],
+    kube_client: Any,
+    identities: Any,
+    namespace: str,
 ) -> None:
-    """The chart's ValidatingAdmissionPolicy, with tokens bound to two Node objects."""
+    """Two agents, each with a token bound to its own Node: each reports its own decky;
+    the chart's ValidatingAdmissionPolicy refuses A's identity writing B's decky or the
+    operator's part of its own."""
     from lightkube import ApiError
 
     node_a, node_b = f"node-a-{uuid.uuid4().hex[:4]}", f"node-b-{uuid.uuid4().hex[:4]}"
+    running_a, running_b = start_agent(node_a), start_agent(node_b)
     fleet_a = Fleet(kube_client, namespace, node_a)
     fleet_b = Fleet(kube_client, namespace, node_b)
     fleet_a.create("mine")
     fleet_b.create("theirs")
-    fleet_a.plan("mine", ["smb"], [fleet_a.net()])
-    fleet_b.plan("theirs", ["smb"], [fleet_b.net()])
+    h_a = fleet_a.plan("mine", ["smb"], [fleet_a.net()])
+    h_b = fleet_b.plan("theirs", ["smb"], [fleet_a.net(host=11)])
+    fleet_a.wait_state("mine", "converged", h_a, running_a)
+    fleet_b.wait_state("theirs", "converged", h_b, running_b)
+    before_b = fleet_b.agent_report("theirs")
     agent_a = _client_as(identities.agent_kubeconfig(node_a))
     report = {"agent": {"node": node_a, "state": "converged", "planHash": "x"}}
 
@@ -666,7 +675,8 @@ def test_an_agent_may_write_only_its_own_nodes_deckies_and_only_its_fields(
     assert f'may not write the status of a decky of node "{node_b}"' in str(
         denied.value.status.message
     )
-    assert fleet_b.agent_report("theirs") == {}
+    assert fleet_b.agent_report("theirs") == before_b
+    running_a.stop()  # it would repair its own report; the forged one was only a probe
 
     # its own decky, but the operator's plan: refused
     with pytest.raises(ApiError) as denied:
