@@ -703,3 +703,35 @@ def test_an_agent_ignores_a_decky_labelled_for_it_but_scheduled_on_another_node(
     assert docker_ids(docker_client, namespace, "stray") == {}
     assert "agent" not in (fleet.get("stray").get("status") or {})
     assert "decky_not_ours" in agent.text()
+
+
+def test_a_release_in_another_namespace_keeps_its_leases_there(
+    kubeconfig: str, crds: list[str], test_image: str, kube_client: Any, tmp_path: Path
+) -> None:
+    """The system namespace is the chart's release namespace, not a fixed name."""
+    import chart_identities
+    from lightkube import ApiError
+
+    release = f"alt{uuid.uuid4().hex[:4]}"
+    ids = chart_identities.install(kubeconfig, tmp_path, release=release, namespace=f"{release}-ns")
+    node = f"node-{uuid.uuid4().hex[:6]}"
+    agent = AgentProc(ids.agent_kubeconfig(node), node, tmp_path, ids.namespace)
+    agent.start()
+    try:
+
+        def lease() -> Any:
+            try:
+                return kube_client.get(Lease, names.lease_name(node), namespace=ids.namespace)
+            except ApiError:
+                return None
+
+        assert wait_for(lease, 30, f"the Lease in {ids.namespace}", agent)
+        assert "lease_renew_failed" not in agent.text()
+    finally:
+        agent.stop()
+        ids.uninstall_nodes()
+        docs = chart_identities.rbac_objects(chart_identities.render(release, ids.namespace))
+        for doc in docs:
+            kind, name = doc["kind"], doc["metadata"]["name"]
+            ns = doc["metadata"].get("namespace")
+            ids.kubectl("delete", kind, name, *(["-n", ns] if ns else []), check=False)
