@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from decnet.controller import validation, views
 
 
@@ -97,3 +99,20 @@ def test_claims_whose_holder_is_gone_are_orphans() -> None:
 
     claims = [claim("a", "u1"), claim("b", "u2"), {"metadata": {"namespace": "d", "name": "c"}}]
     assert handlers.orphaned_claims(claims, {"u1"}) == [("d", "b"), ("d", "c")]
+
+
+def test_the_operator_reads_its_system_namespace_and_limits_from_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from decnet.controller import runtime
+
+    for key in ("DECNET_SYSTEM_NAMESPACE", "DECNET_MACVLAN_PARENTS", "DECNET_SUBNET_POOLS"):
+        monkeypatch.delenv(key, raising=False)
+    config = runtime.Config.from_env()
+    assert config.system_namespace == "decnet-system"  # local default
+    assert config.limits == validation.Limits()
+    monkeypatch.setenv("DECNET_SYSTEM_NAMESPACE", "decnet-prod")
+    monkeypatch.setenv("DECNET_MACVLAN_PARENTS", "")
+    config = runtime.Config.from_env()
+    assert config.system_namespace == "decnet-prod"
+    assert config.limits.macvlan_parents == ()
