@@ -35,3 +35,11 @@ def test_own_name_is_answered_others_are_not() -> None:
 
 def test_own_address_prefers_the_bind_address() -> None:
     assert llmnr.own_address("10.1.1.1") == "10.1.1.1"
+
+
+def test_reverse_name_of_our_address_gives_the_host_name() -> None:
+    ours = {"ws-01.corp.local", "ws-01", "fileserver"}
+    wire = llmnr.answer(query("7.0.0.10.in-addr.arpa", "PTR"), ours, "10.0.0.7", "", 30, "WS-01")
+    assert wire is not None
+    assert dns.message.from_wire(wire).answer[0][0].to_text() == "WS-01."
+    assert llmnr.answer(query("8.0.0.10.in-addr.arpa", "PTR"), ours, "10.0.0.7", "", 30) is None
