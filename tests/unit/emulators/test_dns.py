@@ -79,3 +79,13 @@ def test_hostile_names_raise_bad_message() -> None:
 
 def test_type_names() -> None:
     assert dnsproto.type_name(dns.rdatatype.AXFR) == "AXFR" and dnsproto.type_name(999) == "TYPE999"
+
+
+def test_edns_queries_get_an_opt_record() -> None:
+    merged = core.load_config(dnssvc.DEFAULTS)
+    zone = dnssvc.build_zone(merged)
+    query = dns.message.make_query("www.example.com", "A", use_edns=0, payload=4096)
+    parsed = dnsproto.parse_query(query.to_wire())
+    assert parsed.edns_size == 4096
+    reply = dns.message.from_wire(dnssvc.answer(zone, parsed, parsed.edns_size)[0])
+    assert reply.edns == 0 and reply.payload == 1232 and reply.answer

@@ -111,3 +111,22 @@ def test_vrfy_expn_and_too_many_errors() -> None:
     last = s.line(b"BOGUS")
     assert last.close and "421 4.7.0 mail.example.com Error: too many errors" in last.reply
     assert s.line(b"QUIT").close
+
+
+def test_auth_disabled_is_not_advertised() -> None:
+    s = session(authMechanisms="")
+    assert "AUTH" not in s.line(b"EHLO x").reply
+    assert s.line(b"AUTH PLAIN AGEAYg==").reply == "503 5.5.1 Error: authentication not enabled\r\n"
+
+
+def test_envelope_and_header_helpers() -> None:
+    from decnet.emulators import mailproto
+
+    assert mailproto.address("FROM:<a@b.c> SIZE=10") == "a@b.c"
+    assert mailproto.address("TO: user@host") == "user@host"
+    assert mailproto.address("FROM:<>") == ""
+    assert mailproto.address("FROM:<unterminated") == "unterminated"
+    assert mailproto.domain_of("x@Example.COM.") == "example.com" and mailproto.domain_of("x") == ""
+    assert mailproto.header_value(b"From: a\r\n\r\nSubject: in body\r\n", "subject") == ""
+    assert mailproto.sasl_plain(base64.b64encode(b"only-two\0parts")) is None
+    assert mailproto.sasl_plain(base64.b64encode(b"authz\0\0pw")) == ("authz", "pw")

@@ -187,6 +187,8 @@ class Session:
     def _auth_start(self, arg: str) -> Step:
         mech, _, initial = arg.partition(" ")
         mech, initial = mech.upper(), initial.strip()
+        if not self.mechanisms():
+            return self._error("503 5.5.1 Error: authentication not enabled\r\n")
         if self.auth_user:
             return self._error("503 5.5.1 Error: already authenticated\r\n")
         if mech not in self.mechanisms():
