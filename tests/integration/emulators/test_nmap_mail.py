@@ -59,3 +59,19 @@ def test_nmap_follows_the_configured_version() -> None:
     with h.run("dns", {"version": "9.16.48-Ubuntu"}) as emu:
         line = scan(emu.port(53), "tcp", [])
     assert re.search(r"ISC BIND 9\.16\.48 \(Ubuntu Linux\)", line), line
+
+
+@pytest.mark.parametrize(("service", "verdict"), [
+    ("smtp", "Server doesn't seem to be an open relay, all tests failed"),
+    ("smtp-relay", "Server is an open relay (16/16 tests)"),
+])
+def test_nmap_relay_check_agrees_with_the_mode(service: str, verdict: str) -> None:
+    """nmap's smtp-open-relay tries 16 address tricks (percent hack, bang paths, ...)."""
+    require(shutil.which("nmap") is not None, "nmap (Debian package nmap) is not installed")
+    with h.run(service) as emu:
+        out = subprocess.run(["nmap", "-sV", "-Pn", "-n", "-p", str(emu.port(25)), "--script",
+                              "smtp-open-relay", "127.0.0.1"],
+                             capture_output=True, text=True, timeout=300).stdout
+        assert verdict in out, out
+        if service == "smtp":
+            assert len(emu.find("request", result="relay_denied")) >= 16

@@ -130,3 +130,24 @@ def test_envelope_and_header_helpers() -> None:
     assert mailproto.header_value(b"From: a\r\n\r\nSubject: in body\r\n", "subject") == ""
     assert mailproto.sasl_plain(base64.b64encode(b"only-two\0parts")) is None
     assert mailproto.sasl_plain(base64.b64encode(b"authz\0\0pw")) == ("authz", "pw")
+
+
+def test_relay_tricks_resolve_to_the_foreign_domain() -> None:
+    s = session(hostname="mx.corp.local", domains=["corp.local"])
+    s.local_ips.add("10.0.0.5")
+    tricks = ["relaytest%nmap.scanme.org@[10.0.0.5]", "relaytest%nmap.scanme.org@corp.local",
+              '"relaytest@nmap.scanme.org"', '"relaytest%nmap.scanme.org"',
+              "relaytest@nmap.scanme.org@[10.0.0.5]", '"relaytest@nmap.scanme.org"@[10.0.0.5]',
+              "relaytest@nmap.scanme.org@mx.corp.local", "@[10.0.0.5]:relaytest@nmap.scanme.org",
+              "@mx.corp.local:relaytest@nmap.scanme.org", "nmap.scanme.org!relaytest",
+              "nmap.scanme.org!relaytest@[10.0.0.5]", "nmap.scanme.org!relaytest@corp.local",
+              "x@[8.8.8.8]"]
+    for rcpt in tricks:
+        assert smtp.destination(rcpt, s.local_domain) not in ("", "corp.local"), rcpt
+    s.line(b"EHLO x")
+    s.line(b"MAIL FROM:<a@b.c>")
+    for rcpt in tricks:
+        assert s.line(f"RCPT TO:<{rcpt}>".encode()).reply.startswith("554 5.7.1"), rcpt
+        s.errors = 0
+    for rcpt in ("postmaster", "root@[10.0.0.5]", "ceo@CORP.LOCAL.", "a%corp.local@corp.local"):
+        assert s.line(f"RCPT TO:<{rcpt}>".encode()).reply == "250 2.1.5 Ok\r\n", rcpt
