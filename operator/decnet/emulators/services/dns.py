@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import core, dnsproto, events
 
-PORTS = [(53, "udp"), (53, "tcp")]
+PORTS = [(53, "tcp"), (53, "udp")]  # tcp first: test harnesses pick a tcp-free port
 DEFAULTS: dict[str, Any] = {
     "zone": "example.com",
     # zone-file-like lines: NAME TYPE VALUE; "@" is the zone apex, relative names are in it

@@ -39,13 +39,25 @@ def names(config: dict[str, Any], hostname: str) -> set[str]:
 
 
 def answer(query: dnsproto.Query, ours: set[str], address: str, address6: str,
-           ttl: int) -> bytes | None:
-    """The unicast response for a query, or None: LLMNR stays silent for other names."""
+           ttl: int, host: str = "") -> bytes | None:
+    """The unicast response for a query, or None: LLMNR stays silent for other names.
+
+    The reverse name of our own address is ours too: Windows answers those PTR queries
+    with its host name (`host`, default the shortest of our names).
+    """
     if query.is_response or query.opcode != 0 or query.qclass not in (dnsproto.IN, 255):
         return None
-    if query.qname.lower().rstrip(".") not in ours:
-        return None
+    name = query.qname.lower().rstrip(".")
     found: list[dnsproto.Record] = []
+    reverse = {dnsproto.reverse_name(a) for a in (address, address6) if a}
+    if name in reverse:
+        if query.qtype in (dnsproto.PTR, dnsproto.ANY):
+            ptr = dnsproto.encode_name(host or min(ours, key=len))
+            found.append(dnsproto.Record("", dnsproto.PTR, ptr, ttl))
+        return dnsproto.response(query, dnsproto.NOERROR, found, authoritative=False,
+                                 limit=512, copy_rd=False)
+    if name not in ours:
+        return None
     if query.qtype in (dnsproto.A, dnsproto.ANY) and address:
         found.append(dnsproto.Record("", dnsproto.A, dnsproto.rdata_a(address), ttl))
     if query.qtype in (dnsproto.AAAA, dnsproto.ANY) and address6:
@@ -84,6 +96,7 @@ def join_group(transport: asyncio.DatagramTransport) -> bool:
 
 async def serve(ctx: core.Context) -> None:
     ours = names(ctx.config, ctx.emitter.hostname)
+    host = (str(ctx.config["hostname"]) or ctx.emitter.hostname).split(".")[0]
     address = str(ctx.config["address"]) or own_address(ctx.host)
     address6 = str(ctx.config["address6"])
     ttl = int(ctx.config["ttl"])
@@ -95,7 +108,7 @@ async def serve(ctx: core.Context) -> None:
             return None
         if query.is_response:
             return None
-        reply = answer(query, ours, address, address6, ttl)
+        reply = answer(query, ours, address, address6, ttl, host)
         ctx.emit(events.QUERY, peer, "name query", qname=query.qname,
                  qtype=dnsproto.type_name(query.qtype), answered="yes" if reply else "no")
         return reply

@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import core, events
 
-PORTS = [(5060, "udp"), (5060, "tcp")]
+PORTS = [(5060, "tcp"), (5060, "udp")]  # tcp first: test harnesses pick a tcp-free port
 DEFAULTS: dict[str, Any] = {
     "userAgent": "Asterisk PBX 16.28.0",
     "realm": "asterisk",

@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from .. import core, events, mailproto
@@ -56,6 +57,7 @@ class Session:
     auth_pending: str = ""  # "PLAIN", "LOGIN-USER", "LOGIN-PASS"
     login_user: str = ""
     errors: int = 0
+    local_ips: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def hostname(self) -> str:
@@ -163,6 +165,9 @@ class Session:
         return Step("250 2.1.0 Ok\r\n")
 
     def local_domain(self, domain: str) -> bool:
+        """Ours: a configured domain, the hostname, or a literal of an address we listen on."""
+        if domain.startswith("[") and domain.endswith("]"):
+            return domain[1:-1].removeprefix("ipv6:") in self.local_ips
         local = {str(d).lower().rstrip(".") for d in self.config["domains"]}
         return domain in local or domain == self.hostname.lower()
 
@@ -172,7 +177,7 @@ class Session:
         if not arg.upper().startswith("TO:"):
             return self._error("501 5.5.4 Syntax: RCPT TO:<address>\r\n")
         rcpt = mailproto.address(arg)
-        domain = mailproto.domain_of(rcpt)
+        domain = destination(rcpt, self.local_domain)
         if not self.relay and not self.auth_user and domain and not self.local_domain(domain):
             step = self._error(f"554 5.7.1 <{rcpt}>: Relay access denied\r\n")
             step.notes.append(Note(events.REQUEST, "relay denied", {
@@ -187,6 +192,8 @@ class Session:
     def _auth_start(self, arg: str) -> Step:
         mech, _, initial = arg.partition(" ")
         mech, initial = mech.upper(), initial.strip()
+        if not self.mechanisms():
+            return self._error("503 5.5.1 Error: authentication not enabled\r\n")
         if self.auth_user:
             return self._error("503 5.5.1 Error: already authenticated\r\n")
         if mech not in self.mechanisms():
@@ -261,6 +268,31 @@ class Session:
         return Step(f"250 2.0.0 Ok: queued as {queue_id}\r\n", [note])
 
 
+def destination(addr: str, local: Callable[[str], bool], depth: int = 0) -> str:
+    """The domain a recipient really goes to, as Postfix rewrites it ("" = a local user).
+
+    Relay checkers hide a foreign domain behind ours: `user%foreign@ours` (percent
+    hack), `foreign!user` (bang path), `@ours:user@foreign` (source route), quoted or
+    doubled `@`. Postfix resolves all of these before its relay check; so does this.
+    """
+    a = addr.strip().replace('"', "")
+    if a.startswith("@") and ":" in a:
+        a = a.split(":", 1)[1]
+    user, at, domain = a.rpartition("@")
+    if not at:
+        user, domain = a, ""
+    domain = domain.lower().rstrip(".")
+    if depth < 4 and (not domain or local(domain)):
+        if "@" in user:
+            return destination(user, local, depth + 1)
+        if "%" in user:
+            return destination(user.replace("%", "@"), local, depth + 1)
+        if "!" in user:
+            host, _, rest = user.partition("!")
+            return destination(f"{rest}@{host}", local, depth + 1)
+    return domain
+
+
 def queue_id_new() -> str:
     """A Postfix short queue id: 10 to 11 uppercase hex digits."""
     return secrets.token_hex(5).upper()
@@ -301,6 +333,9 @@ async def read_message(reader: asyncio.StreamReader, timeout: float) -> Digest |
 async def handle(ctx: core.Context, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  peer: core.Peer) -> None:
     session = Session(ctx.config)
+    sockname = writer.get_extra_info("sockname")
+    if sockname:
+        session.local_ips.add(str(sockname[0]))
     await core.send(writer, session.greeting())
     for _ in range(10000):
         raw = await core.read_line(reader, ctx.idle_seconds)

@@ -1,0 +1,61 @@
+"""DNS as dig sees it and LLMNR as a Windows host or a poisoner's scanner sees it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import dns.exception
+import dns.message
+import dns.query
+from tests import emulator_harness as h
+from tests.support import require
+
+
+def dig(port: int, *args: str) -> str:
+    return subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+time=5", "+tries=3", *args],
+                          capture_output=True, text=True, timeout=60).stdout
+
+
+def test_dig_sees_the_configured_zone_and_version() -> None:
+    require(shutil.which("dig") is not None, "dig (Debian package dnsutils)")
+    config = {"zone": "corp.local", "records": ["@ NS ns1", "ns1 A 10.9.0.53", "dc01 A 10.9.0.10",
+                                                "@ MX 5 mail", "mail A 10.9.0.25"],
+              "version": "9.16.1-Ubuntu"}
+    with h.run("dns", config) as emu:
+        port = emu.port(53)
+        assert "dc01.corp.local.\t3600\tIN\tA\t10.9.0.10" in dig(port, "+noall", "+answer",
+                                                                 "dc01.corp.local")
+        assert '"9.16.1-Ubuntu"' in dig(port, "+short", "-c", "CH", "-t", "TXT", "version.bind")
+        assert "status: NXDOMAIN" in dig(port, "+tcp", "secret.corp.local")
+        assert "status: REFUSED" in dig(port, "www.google.com")
+        assert "dc01.corp.local." in dig(port, "+short", "-x", "10.9.0.10")
+        transfer = dig(port, "corp.local", "AXFR")
+        assert "Transfer failed" in transfer or "REFUSED" in transfer, transfer
+        emu.wait_event("query", qname="dc01.corp.local", qtype="A", rcode="NOERROR")
+        emu.wait_event("query", qname="secret.corp.local", proto="tcp", rcode="NXDOMAIN")
+        axfr = emu.wait_event("query", qtype="AXFR")
+        assert axfr.get("rcode") == "REFUSED" and axfr.message == "zone transfer refused"
+
+
+def test_llmnr_answers_its_own_name_and_logs_every_query() -> None:
+    with h.run("llmnr", {"aliases": ["FILESRV"]}, hostname="ws-07") as emu:
+        port = emu.port(5355)
+
+        def ask(name: str, rtype: str = "A") -> dns.message.Message | None:
+            query = dns.message.make_query(name, rtype)
+            query.flags = 0
+            for _ in range(3):
+                try:
+                    return dns.query.udp(query, "127.0.0.1", port=port, timeout=2)
+                except dns.exception.Timeout:
+                    continue
+            return None
+
+        own = ask("WS-07")
+        assert own is not None and own.answer[0][0].to_text() == "127.0.0.1"
+        alias = ask("filesrv")
+        assert alias is not None and alias.answer
+        assert ask("wpad") is None  # never answered: poisoning wpad is the attacker's move
+        emu.wait_event("query", qname="WS-07", qtype="A", answered="yes", proto="udp")
+        assert len(emu.find("query", qname="wpad", answered="no")) >= 1
