@@ -169,27 +169,30 @@ async def _handshake(raw_reader: asyncio.StreamReader, raw: asyncio.StreamWriter
     return False
 
 
+def _decrypt(obj: ssl.SSLObject, app: asyncio.StreamReader) -> bool:
+    """Move what the TLS object can decrypt into the service's reader; False at close."""
+    while True:
+        try:
+            chunk = obj.read(65536)
+        except ssl.SSLWantReadError:
+            return True
+        if not chunk:
+            return False
+        app.feed_data(chunk)
+
+
 async def _pump(raw_reader: asyncio.StreamReader, raw: asyncio.StreamWriter,
                 obj: ssl.SSLObject, inc: ssl.MemoryBIO, out: ssl.MemoryBIO,
                 app: asyncio.StreamReader) -> None:
     try:
-        while True:
+        while _decrypt(obj, app):
+            await _flush(raw, out)
             while len(getattr(app, "_buffer", b"")) > _TLS_BUFFER:
                 await asyncio.sleep(0.05)  # the service has not read what it has: wait
             data = await raw_reader.read(65536)
             if not data:
                 break
             inc.write(data)
-            while True:
-                try:
-                    chunk = obj.read(65536)
-                except ssl.SSLWantReadError:
-                    break
-                if not chunk:
-                    app.feed_eof()
-                    return
-                app.feed_data(chunk)
-            await _flush(raw, out)
     except (ssl.SSLError, ConnectionError, OSError):
         pass
     app.feed_eof()
