@@ -71,7 +71,8 @@ def parse_msg(body: bytes) -> dict[str, Any]:
                 raise bson.BSONError("bad section")
             ident_end = body.index(b"\0", i + 4)
             name = body[i + 4:ident_end].decode("utf-8", "replace")
-            docs, j = [], ident_end + 1
+            docs: list[dict[str, Any]] = []
+            j = ident_end + 1
             while j < i + size and len(docs) < 100:
                 doc, j = bson.decode_at(body[:i + size], j)
                 docs.append(doc)
@@ -154,7 +155,7 @@ def list_databases(config: dict[str, Any], names_only: bool) -> dict[str, Any]:
             size_on_disk = 8192
         entries.append({"name": str(name)} if names_only else {
             "name": str(name), "sizeOnDisk": bson.Int64(size_on_disk), "empty": False})
-    total = sum(int(e.get("sizeOnDisk", 0)) for e in entries)
+    total = sum(int(str(e.get("sizeOnDisk", 0))) for e in entries)
     return {"databases": entries, "totalSize": bson.Int64(total),
             "totalSizeMb": bson.Int64(total // 1048576), "ok": 1.0}
 
@@ -197,6 +198,10 @@ def _preview(value: Any) -> str:
     return json.dumps(plain(value), default=str)[:2048]
 
 
+def _doc(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 class Server:
     """Answers for one process; `handle` returns (reply document, event kind, fields)."""
 
@@ -212,9 +217,8 @@ class Server:
         db = str(cmd.get("$db", "admin"))
         fields: dict[str, object] = {"command": name, "database": db}
         if low in ("hello", "ismaster"):
-            meta = cmd.get("client") if isinstance(cmd.get("client"), dict) else {}
-            driver = meta.get("driver") if isinstance(meta.get("driver"), dict) else {}
-            app = meta.get("application") if isinstance(meta.get("application"), dict) else {}
+            meta = _doc(cmd.get("client"))
+            driver, app = _doc(meta.get("driver")), _doc(meta.get("application"))
             client = " ".join(str(driver.get(k, "")) for k in ("name", "version")).strip()
             fields.update(client=client or None, application=app.get("name"))
             return hello(self.config, cmd, low == "ismaster", conn), events.COMMAND, fields
@@ -314,7 +318,7 @@ async def serve(ctx: core.Context) -> None:
                 ctx.emit(events.DATA, p, "malformed message", opcode=opcode, size=length)
                 return
             reply, kind, fields = server.handle(cmd, conn, legacy)
-            if fields.get("command", "").lower() in ("hello", "ismaster") and n > 0:
+            if str(fields.get("command", "")).lower() in ("hello", "ismaster") and n > 0:
                 pass  # drivers repeat the handshake as a heartbeat: the first one is the news
             elif kind == events.AUTH:
                 ctx.emit(events.AUTH, p, "authentication attempt", **fields)
