@@ -23,7 +23,6 @@ PORTS = [(1433, "tcp")]
 DEFAULTS: dict[str, Any] = {
     "version": "15.0.2000",
     "serverName": "",
-    "instance": "MSSQLSERVER",
 }
 PRELOGIN, LOGIN7, SSPI, TABULAR = 0x12, 0x10, 0x11, 0x04
 ENCRYPT_NOT_SUP = 0x02

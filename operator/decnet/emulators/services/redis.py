@@ -146,8 +146,9 @@ async def read_command(reader: asyncio.StreamReader, timeout: float) -> list[byt
 class Store:
     """The keyspace: bounded in keys and bytes; values are never interpreted."""
 
-    def __init__(self, seed: dict[str, Any]) -> None:
+    def __init__(self, seed: dict[str, Any], settings: dict[str, str] | None = None) -> None:
         self.data: dict[bytes, bytes] = {}
+        self.settings: dict[str, str] = dict(settings or {})
         for k, v in list(seed.items())[:MAX_KEYS]:
             self.set(str(k).encode(), str(v).encode())
 
@@ -214,8 +215,9 @@ class Session:
         self.config, self.store, self.started, self.clients = config, store, started, clients
         self.authed = not config["password"]
         self.proto = 2
-        self.settings: dict[str, str] = {"dir": str(config["dir"]),
-                                         "dbfilename": str(config["dbfilename"])}
+        store.settings.setdefault("dir", str(config["dir"]))
+        store.settings.setdefault("dbfilename", str(config["dbfilename"]))
+        self.settings = store.settings
 
     def answer(self, args: list[bytes]) -> bytes:
         if not args:
@@ -315,7 +317,8 @@ class Session:
             if key == "dir" and not value.startswith("/"):
                 return error("ERR CONFIG SET failed (possibly related to argument 'dir') - No "
                              "such file or directory")
-            self.settings[key[:64]] = value
+            if key in self.settings or len(self.settings) < 64:
+                self.settings[key[:64]] = value
             return simple("OK")
         if sub in (b"resetstat", b"rewrite"):
             return simple("OK")
