@@ -38,3 +38,11 @@ def test_plain_http_on_the_tls_port_gets_apaches_complaint() -> None:
     assert b"<address>Apache/2.4.57 (Debian) Server at www.x Port 443</address>" in page
     iis = dict(https.DEFAULTS, serverHeader="Microsoft-IIS/10.0")
     assert https.plain_http_answer(iis, "www.x", 443) == b""
+
+
+def test_certificate_is_made_in_a_child_process_so_the_service_stays_small() -> None:
+    cert_pem, key_pem = tlscert.certificate_pem_isolated("files-02", ("files-02.corp",))
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["files-02", "files-02.corp"]
+    assert b"PRIVATE KEY" in key_pem
