@@ -108,7 +108,9 @@ async def serve_requests(ctx: core.Context, reader: asyncio.StreamReader,
         response = answer(req, body, peer)
         version = "HTTP/1.0" if req.version == "HTTP/1.0" else "HTTP/1.1"
         await core.send(writer, response.encode(head_only=req.method == "HEAD", version=version))
-        if not complete or req.header("connection").lower() == "close" or (
+        hangs_up = any(k.lower() == "connection" and v.lower() in ("close", "upgrade")
+                       for k, v in response.headers)
+        if hangs_up or not complete or req.header("connection").lower() == "close" or (
             version == "HTTP/1.0" and req.header("connection").lower() != "keep-alive"
         ):
             return

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import shutil
 import socket
 import ssl
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from . import core
 
@@ -36,6 +34,11 @@ from . import core
 def certificate_pem(hostname: str, extra_names: tuple[str, ...] = (),
                     now: dt.datetime | None = None) -> tuple[bytes, bytes]:
     """(certificate PEM, private key PEM) for a self-signed server certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64] or "localhost")])
     start = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
@@ -61,10 +64,32 @@ def certificate_pem(hostname: str, extra_names: tuple[str, ...] = (),
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def certificate_pem_isolated(hostname: str, extra_names: tuple[str, ...] = ()
+                             ) -> tuple[bytes, bytes]:
+    """certificate_pem() run in a short-lived child process, its output read from a pipe.
+
+    The crypto library costs a service about 12 MB of resident memory for a job done
+    once at start; a child pays that instead. Falls back to doing it here.
+    """
+    code = (f"import json, sys\nfrom {__package__} import tlscert\n"
+            "cert, key = tlscert.certificate_pem(*json.loads(sys.argv[1]))\n"
+            "sys.stdout.buffer.write(cert + b'\\0' + key)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    try:
+        out = subprocess.run([sys.executable, "-c", code, json.dumps([hostname, extra_names])],
+                             capture_output=True, timeout=120, env=env, check=True).stdout
+        cert, sep, key = out.partition(b"\0")
+        if sep and cert.startswith(b"-----BEGIN CERTIFICATE") and b"PRIVATE KEY" in key:
+            return cert, key
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return certificate_pem(hostname, extra_names)
+
+
 def server_context(hostname: str | None = None, extra_names: tuple[str, ...] = (),
                    alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
     """A TLS server context holding a fresh self-signed certificate for `hostname`."""
-    cert_pem, key_pem = certificate_pem(hostname or socket.gethostname(), extra_names)
+    cert_pem, key_pem = certificate_pem_isolated(hostname or socket.gethostname(), extra_names)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if alpn:
@@ -169,27 +194,30 @@ async def _handshake(raw_reader: asyncio.StreamReader, raw: asyncio.StreamWriter
     return False
 
 
+def _decrypt(obj: ssl.SSLObject, app: asyncio.StreamReader) -> bool:
+    """Move what the TLS object can decrypt into the service's reader; False at close."""
+    while True:
+        try:
+            chunk = obj.read(65536)
+        except ssl.SSLWantReadError:
+            return True
+        if not chunk:
+            return False
+        app.feed_data(chunk)
+
+
 async def _pump(raw_reader: asyncio.StreamReader, raw: asyncio.StreamWriter,
                 obj: ssl.SSLObject, inc: ssl.MemoryBIO, out: ssl.MemoryBIO,
                 app: asyncio.StreamReader) -> None:
     try:
-        while True:
+        while _decrypt(obj, app):
+            await _flush(raw, out)
             while len(getattr(app, "_buffer", b"")) > _TLS_BUFFER:
                 await asyncio.sleep(0.05)  # the service has not read what it has: wait
             data = await raw_reader.read(65536)
             if not data:
                 break
             inc.write(data)
-            while True:
-                try:
-                    chunk = obj.read(65536)
-                except ssl.SSLWantReadError:
-                    break
-                if not chunk:
-                    app.feed_eof()
-                    return
-                app.feed_data(chunk)
-            await _flush(raw, out)
     except (ssl.SSLError, ConnectionError, OSError):
         pass
     app.feed_eof()

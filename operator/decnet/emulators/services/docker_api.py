@@ -76,6 +76,16 @@ def not_found() -> http.Response:
                          ("Date", httpapi.http_date())], b'{"message":"page not found"}\n')
 
 
+def raw_stream(upgrade: bool) -> http.Response:
+    """A hijacked stream (exec start, attach) that ends at once: no output, then hang up."""
+    if upgrade:
+        return http.Response(101, "UPGRADED", [("Content-Type",
+                             "application/vnd.docker.raw-stream"), ("Connection", "Upgrade"),
+                             ("Upgrade", "tcp")], b"")
+    return http.Response(200, "OK", [("Content-Type", "application/vnd.docker.raw-stream"),
+                                     ("Connection", "close")], b"")
+
+
 def version_doc(config: dict[str, Any]) -> dict[str, Any]:
     return {
         "Platform": {"Name": "Docker Engine - Community"},
@@ -182,7 +192,7 @@ class Engine:
         if method in ("GET", "HEAD"):
             return self._get(path)
         if method == "POST":
-            return self._post(path, body, emit)
+            return self._post(path, body, emit, req.header("upgrade").lower() == "tcp")
         if method == "DELETE" and path.startswith("/containers/"):
             return _empty(cfg, 204)
         return not_found()
@@ -250,7 +260,8 @@ class Engine:
                 })
         return _json(self.config, 404, {"message": f"No such image: {ident[:128]}"})
 
-    def _post(self, path: str, body: bytes, emit: Any) -> http.Response:
+    def _post(self, path: str, body: bytes, emit: Any, upgrade: bool = False
+              ) -> http.Response:
         cfg = self.config
         parts = path.strip("/").split("/")
         spec = httpapi.parse_json(body)
@@ -279,11 +290,9 @@ class Engine:
             if action == "wait":
                 return _json(cfg, 200, {"Error": None, "StatusCode": 0})
             if action == "attach":
-                return http.Response(200, "OK", [("Content-Type",
-                                     "application/vnd.docker.raw-stream")], b"")
+                return raw_stream(upgrade)
         if len(parts) == 3 and parts[0] == "exec" and parts[2] == "start":
-            return http.Response(200, "OK", [("Content-Type",
-                                 "application/vnd.docker.raw-stream")], b"")
+            return raw_stream(upgrade)
         return not_found()
 
 

@@ -35,12 +35,13 @@ def _uuid(seed: str, n: int = 22) -> str:
 def _json(status: int, value: Any, pretty: bool = False) -> http.Response:
     headers = [("content-type", "application/json; charset=UTF-8")]
     return http.Response(status, httpapi.reason(status), headers,
-                         httpapi.json_bytes(value, pretty=pretty))
+                         httpapi.json_bytes(value, pretty=pretty), "content-length")
 
 
 def _text(status: int, text: str) -> http.Response:
     return http.Response(status, httpapi.reason(status),
-                         [("content-type", "text/plain; charset=UTF-8")], text.encode())
+                         [("content-type", "text/plain; charset=UTF-8")], text.encode(),
+                         "content-length")
 
 
 def indices(config: dict[str, Any]) -> dict[str, int]:

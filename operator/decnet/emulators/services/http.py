@@ -52,11 +52,12 @@ class Response:
     reason: str
     headers: list[tuple[str, str]]
     body: bytes
+    length_header: str = "Content-Length"  # some servers (Netty) write it in lower case
 
     def encode(self, head_only: bool = False, version: str = "HTTP/1.1") -> bytes:
         lines = [f"{version} {self.status} {self.reason}"]
         lines += [f"{k}: {v}" for k, v in self.headers]
-        lines.append(f"Content-Length: {len(self.body)}")
+        lines.append(f"{self.length_header}: {len(self.body)}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
         return raw if head_only else raw + self.body
 
