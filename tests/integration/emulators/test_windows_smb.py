@@ -92,3 +92,23 @@ def test_netbios_session_service_on_139_answers_a_session_request() -> None:
             called = b" " + b"CKFDENECFDEFFCFGEFFCCACACACACACA\x00"  # "*SMBSERVER"
             s.sendall(b"\x81\x00\x00\x44" + called + called)
             assert s.recv(4) == b"\x82\x00\x00\x00"
+
+
+def test_smb1_null_session_reports_the_configured_native_os() -> None:
+    from impacket.smb import SMB_DIALECT
+    from impacket.smbconnection import SessionError, SMBConnection
+
+    config = {"nativeOs": "Windows Server 2012 R2 Standard 9600",
+              "nativeLanMan": "Windows Server 2012 R2 Standard 6.3"}
+    with h.run("smb", config) as emu:
+        conn = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=emu.port(445),
+                             preferredDialect=SMB_DIALECT, timeout=15)
+        conn.login("", "")
+        assert conn.getServerOS() == "Windows Server 2012 R2 Standard 9600"
+        try:
+            conn.connectTree("C$")
+        except SessionError as error:
+            assert error.getErrorCode() == 0xC0000022  # access denied
+        else:
+            raise AssertionError("a null session must not reach a share")
+        emu.wait_event("auth", username="anonymous", mechanism="NTLM (SMB1)")

@@ -9,7 +9,9 @@ we emulate:
   dialect 0x02FF, as Windows does, and the client re-negotiates in SMB2; an
   SMB1-only client offering "NT LM 0.12" gets the SMB1 answer of a Windows 7-10
   host (with workgroup and name, what nmap's fingerprint reads), and its
-  SESSION_SETUP_ANDX password responses are captured.
+  SESSION_SETUP_ANDX password responses are captured; a null session is let in
+  and told the native OS and LAN Manager from the config (what nmap's
+  smb-os-discovery reports), then refused every tree.
 - SMB2 NEGOTIATE (2.0.2 - 3.1.1, capped by config) with a SPNEGO token offering
   NTLMSSP; SESSION_SETUP runs NTLMSSP: the CHALLENGE carries the workgroup,
   computer name, DNS names and the Windows version from the config, and the
@@ -36,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "osVersion": "10.0.17763",
     "maxDialect": "3.1.1",
     "smb1": True,
+    "nativeOs": "Windows Server 2019 Standard 17763",
+    "nativeLanMan": "Windows Server 2019 Standard 6.3",
     "shares": ["ADMIN$", "C$", "IPC$", "Users"],
 }
 MAX_FRAME = 65536
@@ -217,10 +221,12 @@ def smb1_dialects(data: bytes) -> list[str]:
     return [part[1:].decode("latin-1") for part in blob.split(b"\0") if part[:1] == b"\x02"][:64]
 
 
-def smb1_header(req: bytes, command: int, status: int, flags2: int = 0xC001,
+def smb1_header(req: bytes, command: int, status: int, flags2: int | None = None,
                 uid: int = 0) -> bytes:
     tid, pid, _uid, mid = struct.unpack_from("<HHHH", req, 24)
     pid_high = struct.unpack_from("<H", req, 12)[0]
+    if flags2 is None:  # Unicode only for a client that speaks it (nmap resends our header)
+        flags2 = 0x4001 | (struct.unpack_from("<H", req, 10)[0] & 0x8000)
     return (SMB1_MAGIC + bytes([command]) + struct.pack("<I", status) + b"\x88"
             + struct.pack("<HH", flags2, pid_high) + b"\0" * 8 + b"\0\0"
             + struct.pack("<HHHH", tid, pid, uid, mid))
@@ -267,6 +273,19 @@ def smb1_session_setup(req: bytes) -> tuple[ntlm.Auth, str] | None:
     auth = ntlm.Auth(domain=strings[1], username=strings[0], workstation="",
                      lm_response=lm, nt_response=nt, flags=0)
     return auth, strings[2]
+
+
+def smb1_session_accepted(req: bytes, config: dict[str, Any], ident: ntlm.Identity) -> bytes:
+    """A null session's SESSION_SETUP_ANDX answer: the OS and LAN Manager a Windows host names."""
+    flags2 = struct.unpack_from("<H", req, 10)[0]
+    strings = [str(config["nativeOs"]), str(config["nativeLanMan"]), ident.nb_domain]
+    if flags2 & 0x8000:
+        data = b"\0" + b"".join((t + "\0").encode("utf-16-le") for t in strings)
+    else:
+        data = b"".join((t + "\0").encode("latin-1", "replace") for t in strings)
+    words = struct.pack("<BBHH", 0xFF, 0, 0, 0)
+    return (smb1_header(req, 0x73, STATUS_SUCCESS, uid=0x0800) + bytes([3]) + words
+            + struct.pack("<H", len(data)) + data)
 
 
 def smb1_error(req: bytes, status: int) -> bytes:
@@ -352,7 +371,14 @@ def _handle_smb1(config: dict[str, Any], server: Server, session: Session,
         found = smb1_session_setup(data)
         if found is not None:
             auth, native_os = found
+            if not auth.username and len(auth.nt_response) <= 1 and len(auth.lm_response) <= 1:
+                return Reply([smb1_session_accepted(data, config, ident)], auth=auth,
+                             client=native_os)
             return Reply([smb1_error(data, STATUS_LOGON_FAILURE)], auth=auth, client=native_os)
+    if data[4] in (0x71, 0x74):  # TREE_DISCONNECT, LOGOFF_ANDX
+        return Reply([smb1_header(data, data[4], STATUS_SUCCESS) + b"\0\0\0"])
+    if data[4] == 0x75:  # TREE_CONNECT_ANDX: null sessions reach nothing
+        return Reply([smb1_error(data, STATUS_ACCESS_DENIED)], note="smb1 tree connect")
     return Reply([smb1_error(data, STATUS_NOT_SUPPORTED)], note=f"smb1 command {data[4]}")
 
 
