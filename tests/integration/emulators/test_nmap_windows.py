@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from tests import emulator_harness as h
 from tests import probes
 from tests.support import require
