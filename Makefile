@@ -8,7 +8,7 @@ HELM ?= $(BIN)/helm
 IMG_TAG ?= 0.1.0
 NAMESPACE ?= decnet-system
 REGISTRY ?=
-IMAGES := base http ftp telnet ssh
+IMAGES := base
 RELEASE ?= decnet
 KIND_CLUSTER ?= decnet
 CHART := charts/decnet-operator
@@ -20,11 +20,13 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
-manifests: ## Generate crds/ and the chart's CRD templates from the pydantic types
+manifests: ## Generate crds/, the chart's CRD templates and the built-in ServiceTemplates
 	$(PYTHON) -m decnet.api.crdgen
+	$(PYTHON) hack/servicetemplates.py
 
 verify: ## Regenerate every generated artifact and fail on any diff
 	$(PYTHON) -m decnet.api.crdgen --check
+	$(PYTHON) hack/servicetemplates.py --check
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit/api/test_api_schema.py tests/unit/api/test_crdgen.py
 
 golden: ## Rewrite tests/unit/api/golden/*.yaml after an intended API change
@@ -82,8 +84,12 @@ uninstall: ## Remove the CRDs (delete deckies first: they carry finalizers)
 	$(KUBECTL) delete --ignore-not-found -f crds/
 
 ##@ Images
-docker-build: ## Build the operator/agent, base and service images (needs a registry or Docker Hub access)
+emulator-image: ## Build decnet/emulator locally without a registry (mmdebstrap root filesystem, cached)
+	EMULATOR_IMAGE=$(REGISTRY)decnet/emulator:$(IMG_TAG) bash hack/emulator-image.sh
+
+docker-build: ## Build the operator/agent, base and service (emulator) images from public bases (needs Docker Hub access)
 	docker build -f images/operator/Dockerfile -t $(REGISTRY)decnet/operator:$(IMG_TAG) .
+	docker build -f images/emulator/Dockerfile -t $(REGISTRY)decnet/emulator:$(IMG_TAG) .
 	@for img in $(IMAGES); do \
 	  echo "docker build -t $(REGISTRY)decnet/$$img:$(IMG_TAG) images/$$img"; \
 	  docker build -t $(REGISTRY)decnet/$$img:$(IMG_TAG) images/$$img || exit 1; \
@@ -91,6 +97,7 @@ docker-build: ## Build the operator/agent, base and service images (needs a regi
 
 docker-push: ## Push the images built by docker-build to REGISTRY
 	docker push $(REGISTRY)decnet/operator:$(IMG_TAG)
+	docker push $(REGISTRY)decnet/emulator:$(IMG_TAG)
 	@for img in $(IMAGES); do docker push $(REGISTRY)decnet/$$img:$(IMG_TAG) || exit 1; done
 
 helm-lint: ## helm lint --strict the chart

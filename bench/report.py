@@ -83,6 +83,27 @@ def main() -> None:
             f"- containers recreated: {restart['containers_recreated']} of {restart['containers']} — target 0, {verdict(restart['containers_recreated'] == 0)}",
             "",
         ]
+    ev = load("events")
+    if ev:
+        t, lat = ev["throughput"], ev["latency"]
+        rate = t["events_per_cpu_second"]
+        p99 = lat["p99_seconds"]
+        lines += [
+            f"## Attacker events ({ev['at']})",
+            "",
+            "The agent's event path (Docker log followers, parse + enrich + checkpoint, spool,"
+            " TCP syslog delivery with RFC 6587 octet counting) against a real container and a"
+            " receiver in another process.",
+            "",
+            f"- throughput: {t['delivered']} of {t['events']} events in {t['wall_seconds']} s,"
+            f" {t['agent_cpu_seconds']} agent CPU-s → {rate} events per CPU-second"
+            f" — target ≥ 2,000, {verdict(rate is not None and rate >= 2000)}",
+            f"- latency at {lat['rate_per_second']} events/s for {lat['seconds']} s"
+            f" ({lat['events']} events, {lat['missing']} missing): p50 {lat['p50_seconds']} s,"
+            f" p99 {p99} s, max {lat['max_seconds']} s"
+            f" — target p99 ≤ 2 s, {verdict(p99 is not None and p99 <= 2)}",
+            "",
+        ]
     if machine:
         lines += ["## Machine", "", *[f"- {k}: {v}" for k, v in machine.items()], ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines))

@@ -3,6 +3,9 @@
 Started fresh for each benchmark run (a new etcd keeps the numbers free of
 earlier objects), stopped by pid at the end. The control plane writes an
 audit log of every write, which is how the benchmarks count API writes.
+The operator and the agents run as the chart's ServiceAccounts (rendered RBAC,
+TokenRequest tokens; see hack/chart_identities.py), never admin, with the
+chart's webhook configuration pointed at the local operator.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 sys.path.insert(0, str(ROOT / "operator"))
 
+import chart_identities  # noqa: E402
 import controlplane  # noqa: E402
 
 GROUP = "decnet.io"
@@ -91,6 +95,7 @@ class Stack:
     kubeconfig: str
     kubectl_bin: str
     env: dict[str, str]
+    identities: chart_identities.Identities
     processes: dict[str, Process] = field(default_factory=dict)
 
     def kubectl(
@@ -111,36 +116,42 @@ class Stack:
         self.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
 
     def start_operator(self) -> Process:
-        argv = [sys.executable, "-m", "decnet.controller", "--standalone"]
-        argv += ["--webhook-port", str(free_port()), "--metrics-port", "0"]
-        proc = Process("operator", argv, self.env, self.state / "operator.log")
+        hook = chart_identities.local_webhook(self.state / "webhook")
+        argv = [sys.executable, "-m", "decnet.controller", "--standalone", *hook.args()]
+        argv += ["--metrics-port", "0"]
+        env = {
+            **self.env,
+            **hook.env(),
+            "KUBECONFIG": self.identities.operator_kubeconfig,
+            "DECNET_SYSTEM_NAMESPACE": self.identities.namespace,
+        }
+        proc = Process("operator", argv, env, self.state / "operator.log")
         proc.start()
         self.processes["operator"] = proc
-        wait(
-            lambda: (
-                "decnet"
-                in self.kubectl("get", "validatingwebhookconfigurations", "-o", "name").stdout
-            ),
-            60,
-            proc=proc,
-        )
+        wait(hook.serving, 60, proc=proc)
+        ids = self.identities
+        ids.register_webhook(ids.webhook_configuration(hook.url, hook.ca_pem))
         return proc
 
     def start_agent(self, node: str, workers: int = 8, log_level: str = "warning") -> Process:
         argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", "0"]
         argv += ["--workers", str(workers)]
-        proc = Process(
-            "agent",
-            argv,
-            {**self.env, "NODE_NAME": node, "DECNET_LOG_LEVEL": log_level},
-            self.state / f"agent-{node}.log",
-        )
+        env = {
+            **self.env,
+            "NODE_NAME": node,
+            "DECNET_LOG_LEVEL": log_level,
+            "KUBECONFIG": self.identities.agent_kubeconfig(node),
+            "DECNET_SYSTEM_NAMESPACE": self.identities.namespace,
+        }
+        proc = Process("agent", argv, env, self.state / f"agent-{node}.log")
         proc.start()
         self.processes["agent"] = proc
         lease = f"decnet-agent-{node}"
         wait(
             lambda: (
-                self.kubectl("get", "lease", lease, "-n", "decnet-system", check=False).returncode
+                self.kubectl(
+                    "get", "lease", lease, "-n", self.identities.namespace, check=False
+                ).returncode
                 == 0
             ),
             60,
@@ -201,12 +212,26 @@ def stack() -> Iterator[Stack]:
         DECNET_MUTATION_INTERVAL_MINUTES="0",
         DECNET_LOG_LEVEL="warning",
     )
-    s = Stack(
-        state=state / "cp", kubeconfig=str(plane.kubeconfig), kubectl_bin=kubectl_bin, env=env
-    )
     try:
         for crd in sorted((ROOT / "crds").glob("*.yaml")):
-            s.kubectl("apply", "--server-side", "-f", str(crd))
+            subprocess.run(
+                [kubectl_bin, f"--kubeconfig={plane.kubeconfig}", "apply", "--server-side"]
+                + ["-f", str(crd)],
+                check=True,
+                capture_output=True,
+            )
+        ids = chart_identities.install(str(plane.kubeconfig), state / "identities")
+    except Exception:
+        controlplane.down(state / "cp")
+        raise
+    s = Stack(
+        state=state / "cp",
+        kubeconfig=str(plane.kubeconfig),
+        kubectl_bin=kubectl_bin,
+        env=env,
+        identities=ids,
+    )
+    try:
         s.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         s.kubectl(
             "apply", "--server-side", "-f", str(ROOT / "examples" / "servicetemplates-test.yaml")
@@ -215,6 +240,7 @@ def stack() -> Iterator[Stack]:
     finally:
         for proc in s.processes.values():
             proc.stop()
+        ids.remove_webhook()
         controlplane.down(state / "cp")
 
 

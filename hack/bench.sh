@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark in bench/, then bench/RESULTS.md from their JSON.
-# BENCH=apply|idle|restart runs one; BENCH_SIZES, IDLE_SECONDS tune them.
+# BENCH=apply|idle|restart|events runs one; BENCH_SIZES, IDLE_SECONDS tune them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/build-binaries.sh all >/dev/null
 bash hack/docker-up.sh
 bash hack/images.sh
-for b in ${BENCH:-apply restart idle}; do
+for b in ${BENCH:-apply restart idle events}; do
   echo "== bench_$b" >&2
   python3 "bench/bench_$b.py"
 done

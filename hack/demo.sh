@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The local demo: a real control plane and Docker engine, the CRDs and
-# built-in ServiceTemplates, the operator and one node agent as local
-# processes, the examples applied, and the deckies watched until Ready.
+# built-in ServiceTemplates with the real service image (the protocol
+# emulators, built locally by hack/emulator-image.sh), the operator and one
+# node agent as local processes, the examples applied, and the deckies
+# watched until Ready.
 #   hack/demo.sh up     start everything (idempotent for the binaries/images)
 #   hack/demo.sh down   stop what `up` started (by pid) and remove what it made
 set -euo pipefail
@@ -49,7 +51,9 @@ up() {
   local bin; bin="$(bash hack/build-binaries.sh all)"
   KUBECTL="$bin/kubectl"
   bash hack/docker-up.sh
-  bash hack/service-images.sh examples/servicetemplates.yaml
+  bash hack/images.sh
+  log "building the service image (real emulators; cached after the first run)"
+  bash hack/emulator-image.sh >/dev/null
   mkdir -p "$STATE"
   if ! python3 hack/controlplane.py status --dir "$STATE/controlplane" >/dev/null 2>&1; then
     python3 hack/controlplane.py up --dir "$STATE/controlplane" >/dev/null
@@ -60,6 +64,8 @@ up() {
   "${k[@]}" apply --server-side -f crds/ >/dev/null
   "${k[@]}" wait --for=condition=Established crd --all --timeout=60s >/dev/null
   "${k[@]}" apply --server-side -f examples/servicetemplates.yaml >/dev/null
+  # The agents' Leases live here; agents never create namespaces (helm's --create-namespace does).
+  "${k[@]}" create namespace decnet-system --dry-run=client -o yaml | "${k[@]}" apply -f - >/dev/null
 
   if [[ ! -f "$STATE/operator.pid" ]] || ! kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
     log "starting the operator (log: $STATE/operator.log)"
@@ -96,6 +102,9 @@ up() {
     log "all deckies Ready in $((SECONDS - start)) s; what Docker runs:"
     docker ps --filter "label=decnet.io/namespace=$NS" --format 'table {{.Names}}\t{{.Status}}' >&2
     echo
+    local ip; ip="$("${k[@]}" get decky ws-02 -n "$NS" -o jsonpath='{.status.addresses[0].ip}' 2>/dev/null || true)"
+    log "attack one (from this host): nmap -sV -Pn $ip;  ssh root@$ip;  curl -i http://$ip/"
+    log "      what it captured: docker logs decnet-$NS-ws-02-svc-ssh"
     log "try:  export KUBECONFIG=$KUBECONFIG; alias kubectl=$KUBECTL"
     log "      kubectl get deckies,lans,topologies -n $NS;  kubectl-decnet status -A"
     log "stop: make demo-down"

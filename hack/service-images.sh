@@ -2,7 +2,7 @@
 # Builds local stand-in images for the ServiceTemplates in the given files
 # (default examples/servicetemplates.yaml), for machines with no registry:
 # busybox with listeners on the template's ports; http and telnet run the
-# real busybox httpd and telnetd. Skips images that already exist.
+# real busybox httpd. Skips images that already exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=("$@"); [[ ${#files[@]} -gt 0 ]] || files=(examples/servicetemplates.yaml)

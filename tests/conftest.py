@@ -27,6 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
+import chart_identities  # noqa: E402  (hack/chart_identities.py)
 import controlplane  # noqa: E402  (hack/controlplane.py)
 from tests.support import require  # noqa: E402
 
@@ -123,6 +124,26 @@ def crds(kubectl: KubectlFn) -> list[str]:
 
 
 SESSION_NAMESPACES: list[str] = []
+ACTIVE_NAMESPACES: set[str] = set()
+IDENTITIES: list[chart_identities.Identities] = []
+
+
+@pytest.fixture(scope="session")
+def identities(kubeconfig: str, crds: list[str]) -> Iterator[chart_identities.Identities]:
+    """The chart's ServiceAccounts, RBAC and admission policy as `helm template` renders them,
+    applied once per session, with tokens (24 h) and a kubeconfig per identity. Every
+    operator and agent a test starts runs with these, never with the admin kubeconfig."""
+    require((chart_identities._bin("helm")).exists(), "helm not built (hack/build-binaries.sh)")
+    ids = chart_identities.install(kubeconfig, Path(tempfile.mkdtemp(prefix="decnet-ids-")))
+    for name in sorted(ACTIVE_NAMESPACES):
+        ids.grant_decoy_namespace(name)
+    IDENTITIES.append(ids)
+    try:
+        yield ids
+    finally:
+        IDENTITIES.remove(ids)
+        ids.remove_webhook()
+        ids.uninstall_nodes()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -140,9 +161,13 @@ def namespace(kubectl: KubectlFn, request: pytest.FixtureRequest) -> Iterator[st
     name = f"t-{uuid.uuid4().hex[:10]}"
     kubectl("create", "namespace", name)
     SESSION_NAMESPACES.append(name)
+    ACTIVE_NAMESPACES.add(name)
+    for ids in IDENTITIES:  # a decoy namespace the chart's agent.decoyNamespaces names
+        ids.grant_decoy_namespace(name)
     try:
         yield name
     finally:
+        ACTIVE_NAMESPACES.discard(name)
         _delete_decnet_objects(kubectl, name)
         kubectl("delete", "namespace", name, "--wait=false", check=False)
         _remove_docker_objects(name)

@@ -5,7 +5,6 @@
 service="${DECNET_SERVICE:-service}"
 case "$service" in
   http) exec httpd -f -p 80 -h /var/www ;;
-  telnet) exec telnetd -F -p 23 -l /bin/login ;;
 esac
 for spec in $DECNET_PORTS; do
   port="${spec%/*}"

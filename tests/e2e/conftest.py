@@ -1,9 +1,13 @@
 """End-to-end fixtures: the operator and a node agent as real processes.
 
 Both run as subprocesses against the session's control plane and the real
-dockerd, exactly as `make demo` runs them, so a test can SIGKILL and
-restart them by pid. The ServiceTemplates are the busybox ones from
-examples/servicetemplates-test.yaml, whose services really listen.
+dockerd, so a test can SIGKILL and restart them by pid, and both run as the
+chart's ServiceAccounts with the chart's RBAC and admission policy (the
+session's `identities` fixture; the agent's token is bound to its Node), never
+admin. The operator only serves its webhook; the fixture registers the chart's
+ValidatingWebhookConfiguration (failurePolicy Fail) pointed at it and removes
+it when the operator is gone for good. The ServiceTemplates are the busybox
+ones from examples/servicetemplates-test.yaml, whose services really listen.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import chart_identities
 import pytest
-from harness import ROOT, Cluster, Proc, env_for, free_port, wait_for, webhook_registered
+from harness import ROOT, Cluster, Proc, env_for, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -32,25 +37,29 @@ def service_templates(kubectl: Any, crds: list[str], test_image: str) -> None:
 
 @pytest.fixture(scope="session")
 def operator(
-    kubeconfig: str, kubectl: Any, crds: list[str], service_templates: None, logdir: Path
+    identities: Any, kubectl: Any, crds: list[str], service_templates: None, logdir: Path
 ) -> Iterator[Proc]:
-    argv = [sys.executable, "-m", "decnet.controller", "--standalone"]
-    argv += ["--webhook-port", str(free_port()), "--metrics-port", "0"]
+    hook = chart_identities.local_webhook(Path(tempfile.mkdtemp(prefix="decnet-e2e-webhook-")))
+    argv = [sys.executable, "-m", "decnet.controller", "--standalone", *hook.args()]
+    argv += ["--metrics-port", "0"]
     env = env_for(
-        kubeconfig, DECNET_MUTATION_INTERVAL_MINUTES="0", DECNET_BASE_IMAGE="decnet/base:0.1.0"
+        identities.operator_kubeconfig,
+        DECNET_MUTATION_INTERVAL_MINUTES="0",
+        DECNET_BASE_IMAGE="decnet/base:0.1.0",
+        DECNET_SYSTEM_NAMESPACE=identities.namespace,
+        **hook.env(),
     )
     proc = Proc("operator", argv, env, logdir)
     proc.start()
     try:
-        wait_for(lambda: webhook_registered(kubectl), 60, "the operator's admission webhook", proc)
+        wait_for(hook.serving, 60, "the operator's admission webhook", proc)
+        identities.register_webhook(identities.webhook_configuration(hook.url, hook.ca_pem))
         yield proc
     finally:
         proc.stop()
-        # A webhook pointing at a stopped operator would reject every later create.
-        listed = kubectl("get", "validatingwebhookconfigurations", "-o", "name", check=False)
-        for name in listed.stdout.split():
-            if "decnet" in name:
-                kubectl("delete", name, "--ignore-not-found", check=False)
+        # A failurePolicy Fail webhook pointing at a stopped operator would refuse
+        # every later Decky/LAN write.
+        identities.remove_webhook()
 
 
 @pytest.fixture(scope="session")
@@ -60,16 +69,28 @@ def node_name() -> str:
 
 @pytest.fixture(scope="session")
 def agent(
-    kubeconfig: str, kubectl: Any, operator: Proc, node_name: str, docker_client: Any, logdir: Path
+    identities: Any,
+    kubectl: Any,
+    operator: Proc,
+    node_name: str,
+    docker_client: Any,
+    logdir: Path,
 ) -> Iterator[Proc]:
     argv = [sys.executable, "-m", "decnet.agent", "--node", node_name, "--metrics-port", "0"]
     argv += ["--resync-seconds", "5", "--orphan-grace-seconds", "5"]
-    proc = Proc("agent", argv, env_for(kubeconfig, NODE_NAME=node_name), logdir)
+    argv += ["--state-dir", tempfile.mkdtemp(prefix="decnet-agent-state-")]
+    env = env_for(
+        identities.agent_kubeconfig(node_name),
+        NODE_NAME=node_name,
+        DECNET_SYSTEM_NAMESPACE=identities.namespace,
+    )
+    proc = Proc("agent", argv, env, logdir)
     proc.start()
 
     def lease_exists() -> bool:
         lease = f"decnet-agent-{node_name}"
-        return kubectl("get", "lease", lease, "-n", "decnet-system", check=False).returncode == 0
+        ns = identities.namespace
+        return kubectl("get", "lease", lease, "-n", ns, check=False).returncode == 0
 
     try:
         wait_for(lease_exists, 60, "the agent's lease", proc)

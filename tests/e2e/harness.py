@@ -80,11 +80,6 @@ def env_for(kubeconfig: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def webhook_registered(kubectl: Any) -> bool:
-    out = kubectl("get", "validatingwebhookconfigurations", "-o", "name", check=False).stdout
-    return "decnet" in out
-
-
 def wait_for(
     check: Callable[[], bool], timeout: float, what: str, proc: Proc | None = None
 ) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
+import time
 from typing import Any
 
 import pytest
@@ -148,12 +150,50 @@ def test_a_secret_in_a_file_never_reaches_status_or_events(running: Cluster) -> 
     events = running.kubectl("get", "events", "-n", running.ns, "-o", "yaml").stdout
     assert secret not in events and content not in events
 
-    # The lure is where an attacker lands: in the base and in every service container.
+    # The lure is where an attacker lands: in every service container (bind-mounted
+    # read-only from the node; the base only holds the network namespace).
     def lure_everywhere() -> bool:
-        containers = running.containers("lure-01")
+        containers = [
+            c for c in running.containers("lure-01") if c.labels["decnet.io/role"] == "service"
+        ]
         outputs = [c.exec_run(["cat", "/home/admin/passwords.txt"]) for c in containers]
-        return len(containers) == 2 and all(
+        return len(containers) == 1 and all(
             code == 0 and out.decode() == secret for code, out in outputs
         )
 
-    wait_for(lure_everywhere, 30, "the lure in base and service")
+    wait_for(lure_everywhere, 30, "the lure in the service container")
+
+
+def test_with_the_webhook_bypassed_reconcile_refuses_an_out_of_subnet_ip(
+    running: Cluster, identities: Any
+) -> None:
+    """Admission skipped on purpose (its configuration deleted): reconcile still refuses
+    the spec, reports Stalled with the reason, and the agent creates nothing for it."""
+    cluster = running
+    name = identities.fullname
+    saved = json.loads(
+        cluster.kubectl("get", "validatingwebhookconfiguration", name, "-o", "json").stdout
+    )
+    before_ids = cluster.container_ids("victim")
+    identities.remove_webhook()
+    try:
+        cluster.apply(bad_decky(cluster, networks=[{"lan": "lan", "ip": "192.168.77.5"}]))
+
+        def stalled() -> dict[str, Any] | None:
+            for c in cluster.status("bad-01").get("conditions", []):
+                if c["type"] == "Stalled" and c["status"] == "True":
+                    return dict(c)
+            return None
+
+        wait_for(lambda: stalled() is not None, 60, "bad-01 Stalled", cluster.operator)
+        reason = stalled() or {}
+        assert reason["reason"] == "IPOutOfSubnet"
+        assert "192.168.77.5 is outside subnet" in reason["message"]
+        time.sleep(7)  # past an agent resync (5 s here): it still has nothing to run
+        assert cluster.containers("bad-01") == []
+        assert not cluster.status("bad-01").get("plan")
+        assert cluster.container_ids("victim") == before_ids
+    finally:
+        for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
+            saved["metadata"].pop(key, None)
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(saved))

@@ -45,12 +45,13 @@ GRACE = 3.0
 class AgentProc:
     """An agent we started; stopped only by its own pid."""
 
-    def __init__(self, kubeconfig: str, node: str, logdir: Path) -> None:
+    def __init__(self, kubeconfig: str, node: str, logdir: Path, system_namespace: str) -> None:
         self.node = node
         self.log = logdir / f"agent-{node}.log"
         self.argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", "0"]
         self.argv += ["--resync-seconds", str(RESYNC), "--orphan-grace-seconds", str(GRACE)]
         self.env = dict(os.environ, KUBECONFIG=kubeconfig, PYTHONUNBUFFERED="1")
+        self.env[names.SYSTEM_NAMESPACE_ENV] = system_namespace
         self.env["PYTHONPATH"] = f"{ROOT / 'operator'}:{self.env.get('PYTHONPATH', '')}"
         self.popen: subprocess.Popen[bytes] | None = None
 
@@ -79,15 +80,18 @@ class AgentProc:
 
 @pytest.fixture
 def start_agent(
-    kubeconfig: str, crds: list[str], test_image: str, namespace: str
-) -> Iterator[Callable[[], AgentProc]]:
-    """Agents on a fresh node; stopped before the namespace fixture cleans up (it is a dependency)."""
+    identities: Any, crds: list[str], test_image: str, namespace: str
+) -> Iterator[Callable[..., AgentProc]]:
+    """Agents on a fresh node, each with the chart's agent ServiceAccount and a token bound
+    to its Node (never admin); stopped before the namespace fixture cleans up."""
     logdir = Path(tempfile.mkdtemp(prefix="decnet-agent-test-"))
-    node = f"node-{uuid.uuid4().hex[:6]}"
+    default_node = f"node-{uuid.uuid4().hex[:6]}"
     started: list[AgentProc] = []
 
-    def start() -> AgentProc:
-        proc = AgentProc(kubeconfig, node, logdir)
+    def start(node: str | None = None) -> AgentProc:
+        node = node or default_node
+        kubeconfig = identities.agent_kubeconfig(node)
+        proc = AgentProc(kubeconfig, node, logdir, identities.namespace)
         proc.start()
         started.append(proc)
         return proc
@@ -157,6 +161,7 @@ class Fleet:
         files: list[dict[str, Any]] | None = None,
         forwards_l3: bool = False,
         image: str = "decnet-test/busybox:latest",
+        node: str | None = None,
     ) -> str:
         plan: dict[str, Any] = {
             "hostname": name.upper(),
@@ -179,7 +184,7 @@ class Fleet:
         plan_hash = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
         plan["hash"] = plan_hash
         status = {
-            "node": self.node,
+            "node": node or self.node,
             "planHash": plan_hash,
             "plan": plan,
             "lifecycle": {"id": str(uuid.uuid4()), "operation": "deploy", "phase": "running"},
@@ -417,7 +422,8 @@ def test_files_from_the_spec_and_a_secret_are_placed_and_never_logged(
     started = time.time()
     h1 = fleet.plan("fs-01", ["smb"], [fleet.net()], files=files)
     fleet.wait_state("fs-01", "converged", h1, agent)
-    base = docker_client.containers.get(names.base_container_name(namespace, "fs-01"))
+    # lures are bind-mounted into the service containers (where an attacker lands)
+    base = docker_client.containers.get(names.service_container_name(namespace, "fs-01", "smb"))
     out = base.exec_run(
         ["stat", "-c", "%a %Y", "/home/admin/passwords.txt", "/root/notes.txt"]
     ).output.decode()
@@ -428,6 +434,8 @@ def test_files_from_the_spec_and_a_secret_are_placed_and_never_logged(
 
     h2 = fleet.plan("fs-01", ["smb"], [fleet.net()], files=files[:1])
     fleet.wait_state("fs-01", "converged", h2, agent)
+    # a path gone is a bind mount gone: the service container was recreated without it
+    base = docker_client.containers.get(names.service_container_name(namespace, "fs-01", "smb"))
     assert base.exec_run(["test", "-e", "/home/admin/passwords.txt"]).exit_code == 1
     assert secret_text not in agent.text() and "inline-lure" not in agent.text()
     assert secret_text not in json.dumps(fleet.get("fs-01").get("status"))
@@ -565,3 +573,126 @@ def test_sigkill_mid_deploy_of_20_then_restart_converges_without_duplicates_or_r
         all=True, filters={"label": f"{names.LABEL_NAMESPACE}={namespace}"}
     )
     assert [c["Names"][0] for c in listed if c["State"] != "running"] == []
+
+
+# --------------------------------------------------------------------------- identity and node binding
+
+
+def _client_as(kubeconfig: str) -> Any:
+    from lightkube import Client, KubeConfig
+
+    return Client(KubeConfig.from_file(kubeconfig), field_manager=names.AGENT_MANAGER)
+
+
+def _status_patch(client: Any, ns: str, name: str, status: dict[str, Any]) -> Any:
+    body = {
+        "apiVersion": names.API_VERSION,
+        "kind": "Decky",
+        "metadata": {"name": name, "namespace": ns},
+        "status": status,
+    }
+    return client.patch(
+        Decky.Status,
+        name,
+        body,
+        namespace=ns,
+        patch_type=PatchType.APPLY,
+        field_manager=names.AGENT_MANAGER,
+        force=True,
+    )
+
+
+def test_the_agent_under_the_charts_rbac_keeps_its_lease_and_creates_no_namespace(
+    start_agent: Callable[..., AgentProc], kube_client: Any, identities: Any
+) -> None:
+    """The chart's agent identity (helm template RBAC, node-bound token) gets its Lease.
+
+    Before the fix the agent first created namespace decnet-system (403: the chart
+    grants no namespace writes) and renewed by server-side apply, which the Role did
+    not grant: no Lease, no live node, no decky ever scheduled.
+    """
+    from lightkube import ApiError
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import Namespace
+
+    agent = start_agent()
+    ns = identities.namespace
+
+    def lease() -> Any:
+        try:
+            return kube_client.get(Lease, names.lease_name(agent.node), namespace=ns)
+        except ApiError:
+            return None
+
+    found = wait_for(lease, 30, "the agent's Lease", agent)
+    assert found.spec.holderIdentity == agent.node
+    renewed = found.spec.renewTime
+    wait_for(
+        lambda: (lease() or found).spec.renewTime > renewed, 25, "a renewal of the Lease", agent
+    )
+    assert "lease_renew_failed" not in agent.text()
+    # The identity really is the chart's: it may not create namespaces or read the Lease.
+    own = _client_as(identities.agent_kubeconfig(agent.node))
+    with pytest.raises(ApiError) as denied:
+        own.create(Namespace(metadata=ObjectMeta(name=f"x-{uuid.uuid4().hex[:6]}")))
+    assert denied.value.status.code == 403
+    with pytest.raises(ApiError) as denied:
+        own.get(Lease, names.lease_name(agent.node), namespace=ns)
+    assert denied.value.status.code == 403
+    kube_client.delete(Lease, names.lease_name(agent.node), namespace=ns)
+
+
+def test_an_agent_may_write_only_its_own_nodes_deckies_and_only_its_fields(
+    kube_client: Any, identities: Any, namespace: str, crds: list[str]
+) -> None:
+    """The chart's ValidatingAdmissionPolicy, with tokens bound to two Node objects."""
+    from lightkube import ApiError
+
+    node_a, node_b = f"node-a-{uuid.uuid4().hex[:4]}", f"node-b-{uuid.uuid4().hex[:4]}"
+    fleet_a = Fleet(kube_client, namespace, node_a)
+    fleet_b = Fleet(kube_client, namespace, node_b)
+    fleet_a.create("mine")
+    fleet_b.create("theirs")
+    fleet_a.plan("mine", ["smb"], [fleet_a.net()])
+    fleet_b.plan("theirs", ["smb"], [fleet_b.net()])
+    agent_a = _client_as(identities.agent_kubeconfig(node_a))
+    report = {"agent": {"node": node_a, "state": "converged", "planHash": "x"}}
+
+    # its own decky, its own field: admitted
+    _status_patch(agent_a, namespace, "mine", report)
+    assert fleet_a.agent_report("mine")["node"] == node_a
+
+    # another node's decky: refused by the policy
+    with pytest.raises(ApiError) as denied:
+        _status_patch(agent_a, namespace, "theirs", report)
+    assert denied.value.status.code == 403
+    assert f'may not write the status of a decky of node "{node_b}"' in str(
+        denied.value.status.message
+    )
+    assert fleet_b.agent_report("theirs") == {}
+
+    # its own decky, but the operator's plan: refused
+    with pytest.raises(ApiError) as denied:
+        _status_patch(agent_a, namespace, "mine", {"node": node_a, "planHash": "forged"})
+    assert denied.value.status.code == 403
+    assert "may write only status.agent" in str(denied.value.status.message)
+    assert (fleet_a.get("mine")["status"]["planHash"]) != "forged"
+
+
+def test_an_agent_ignores_a_decky_labelled_for_it_but_scheduled_on_another_node(
+    start_agent: Callable[..., AgentProc],
+    fleet_factory: Callable[[AgentProc], Fleet],
+    docker_client: Any,
+    namespace: str,
+) -> None:
+    agent = start_agent()
+    fleet = fleet_factory(agent)
+    fleet.create("control")
+    fleet.create("stray")  # labelled for this node by hand; the operator put it elsewhere
+    fleet.plan("stray", ["smb"], [fleet.net(host=20)], node="some-other-node")
+    h = fleet.plan("control", ["smb"], [fleet.net(host=10)])
+    fleet.wait_state("control", "converged", h, agent)
+    time.sleep(RESYNC * 2 + 1)  # a resync pass visits every decky again
+    assert docker_ids(docker_client, namespace, "stray") == {}
+    assert "agent" not in (fleet.get("stray").get("status") or {})
+    assert "decky_not_ours" in agent.text()

@@ -105,6 +105,9 @@ def test_helm_lint_strict_passes(helm: Callable[..., subprocess.CompletedProcess
             (
                 "quota.deckies=25",
                 "webhook.certSecret=decnet-webhook-tls",
+                "webhook.caBundle=Zm9v",
+                "webhook.failurePolicy=Ignore",
+                "agent.decoyNamespaces={default}",
                 "operator.peering.enabled=false",
                 "serviceTemplates.imagePrefix=registry.local/decnet/",
                 "agent.tolerations[0].operator=Exists",
@@ -139,7 +142,15 @@ def test_rendered_chart_is_accepted_by_the_api_server(
 def test_operator_and_agent_pods_are_wired_as_documented(
     helm: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
-    docs = _docs(_render(helm, "decnet", "webhook.certSecret=tls", "agent.nodeSelector.role=decoy"))
+    docs = _docs(
+        _render(
+            helm,
+            "decnet",
+            "webhook.certSecret=tls",
+            "webhook.caBundle=Zm9v",
+            "agent.nodeSelector.role=decoy",
+        )
+    )
     deploy = next(d for d in docs if d["kind"] == "Deployment")
     op = deploy["spec"]["template"]["spec"]["containers"][0]
     assert deploy["spec"]["replicas"] == 1
@@ -156,17 +167,39 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     assert deploy["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     volumes = deploy["spec"]["template"]["spec"]["volumes"]
     assert {"name": "webhook-cert", "secret": {"secretName": "tls"}} in volumes
+    assert env["DECNET_WEBHOOK_MANAGED"] == "0"  # the chart owns the configuration
+    assert env["DECNET_WEBHOOK_CERT_DIR"] == "/etc/decnet/webhook"
+    assert env["DECNET_SYSTEM_NAMESPACE"] == "decnet-system"  # the release namespace
 
     ds = next(d for d in docs if d["kind"] == "DaemonSet")
     pod = ds["spec"]["template"]["spec"]
     agent = pod["containers"][0]
     assert agent["command"] == ["python", "-m", "decnet.agent"]
+    agent_env = {e["name"]: e.get("value") for e in agent["env"]}
+    assert agent_env["DECNET_SYSTEM_NAMESPACE"] == "decnet-system"
     node_env = next(e for e in agent["env"] if e["name"] == "NODE_NAME")
     assert node_env["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
-    assert pod["hostNetwork"] is False
+    # the egress firewall: iptables in the host's network namespace with NET_ADMIN only
+    assert pod["hostNetwork"] is True
+    assert agent["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]}
+    assert "--firewall" in agent["args"]
+    assert "--denied-cidrs=10.96.0.0/12,10.244.0.0/16,169.254.0.0/16" in agent["args"]
     assert pod["nodeSelector"] == {"role": "decoy"}
     sock = next(v for v in pod["volumes"] if v["name"] == "docker-sock")
     assert sock["hostPath"] == {"path": "/var/run/docker.sock", "type": "Socket"}
+    lock = next(v for v in pod["volumes"] if v["name"] == "xtables-lock")
+    assert lock["hostPath"] == {"path": "/run/xtables.lock", "type": "FileOrCreate"}
+    # lure files: the same host path inside the agent (dockerd resolves bind sources)
+    state = next(v for v in pod["volumes"] if v["name"] == "state")
+    mount = next(m for m in agent["volumeMounts"] if m["name"] == "state")
+    assert state["hostPath"]["path"] == mount["mountPath"] == "/var/lib/decnet-agent"
+
+    # turning the firewall off (a loosened default) drops hostNetwork and NET_ADMIN
+    loose = _docs(_render(helm, "decnet", "containment.firewall=false"))
+    pod = next(d for d in loose if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is False
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "--no-firewall" in pod["containers"][0]["args"]
 
     standalone = _docs(_render(helm, "decnet", "operator.peering.enabled=false"))
     deploy = next(d for d in standalone if d["kind"] == "Deployment")
@@ -181,6 +214,7 @@ def test_operator_and_agent_pods_are_wired_as_documented(
         ("agent.dockerSocket=var/run/docker.sock", "at '/agent/dockerSocket'"),
         ("operator.logFormat=xml", "at '/operator/logFormat'"),
         ("webhook.port=70000", "at '/webhook/port'"),
+        ("containment.deniedCIDRs[0]=10.96.0.0", "at '/containment/deniedCIDRs/0'"),
     ],
 )
 def test_values_schema_rejects_bad_values_with_a_message(
@@ -201,7 +235,8 @@ def applied_rbac(
 ) -> Iterator[dict[str, str]]:
     """The chart's operator and agent identities and roles, applied for real under a fresh name."""
     release = f"rbac-{uuid.uuid4().hex[:6]}"
-    docs = _docs(_render(helm, release))
+    kubectl("create", "namespace", "decoys", check=False)  # never deleted (no controllers)
+    docs = _docs(_render(helm, release, "agent.decoyNamespaces={decoys}"))
     wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     rbac = [
         d
@@ -237,10 +272,16 @@ def test_agent_may_read_its_deckies_and_write_status_and_lease_only(
         ("get", "secrets", "-n", "decoys"),
         ("get", "configmaps", "-n", "decoys"),
         ("create", "events", "-n", "decoys"),
+        # server-side apply of its Lease: PATCH, which creates it the first time
         ("create", "leases.coordination.k8s.io", "-n", SYSTEM_NAMESPACE),
-        ("update", "leases.coordination.k8s.io", "-n", SYSTEM_NAMESPACE),
+        ("patch", "leases.coordination.k8s.io", "-n", SYSTEM_NAMESPACE),
     ]
     denied = [
+        ("get", "secrets", "-n", "default"),  # not a decoy namespace the chart names
+        ("get", "configmaps", "-n", "kube-system"),
+        ("create", "namespaces"),
+        ("update", "leases.coordination.k8s.io", "-n", SYSTEM_NAMESPACE),
+        ("get", "leases.coordination.k8s.io", "-n", SYSTEM_NAMESPACE),
         ("patch", "deckies.decnet.io", "-n", "decoys"),
         ("update", "deckies.decnet.io", "-n", "decoys"),
         ("delete", "deckies.decnet.io", "-n", "decoys"),
@@ -268,9 +309,7 @@ def test_operator_writes_status_and_claims_but_not_secrets(
         ("delete", "addressclaims.decnet.io", "-n", "decoys"),
         ("list", "leases.coordination.k8s.io", "-A"),
         ("create", "events", "-n", "decoys"),
-        ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
         ("list", "customresourcedefinitions.apiextensions.k8s.io"),
-        ("list", "namespaces"),
         ("patch", "clusterkopfpeerings.kopf.dev"),
     ]:
         assert _can(kubectl, op, verb, resource, *extra), (verb, resource, extra)
@@ -280,6 +319,16 @@ def test_operator_writes_status_and_claims_but_not_secrets(
         ("delete", "deckies.decnet.io", "-n", "decoys"),
         ("create", "leases.coordination.k8s.io", "-n", SYSTEM_NAMESPACE),
         ("create", "pods", "-n", "decoys"),
+        # the chart owns admission configuration; kopf only serves
+        ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
+        ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
+        # verbs no code path sends
+        ("update", "deckies.decnet.io", "-n", "decoys"),
+        ("patch", "lans.decnet.io", "-n", "decoys"),
+        ("patch", "servicetemplates.decnet.io"),
+        ("patch", "servicetemplates.decnet.io", "--subresource=status"),
+        ("patch", "addressclaims.decnet.io", "-n", "decoys"),
+        ("update", "deckies.decnet.io", "--subresource=status", "-n", "decoys"),
     ]:
         assert not _can(kubectl, op, verb, resource, *extra), (verb, resource, extra)
 
@@ -299,3 +348,76 @@ def test_user_roles_aggregate_into_the_builtin_roles(
     assert viewer["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
     viewer_verbs = {v for rule in docs["decnet-viewer"]["rules"] for v in rule["verbs"]}
     assert viewer_verbs == {"get", "list", "watch"}
+
+
+def test_secret_reads_cluster_wide_are_opt_in(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    def secret_rules(*sets: str) -> list[tuple[str, str | None]]:
+        return [
+            (d["kind"], d["metadata"].get("namespace"))
+            for d in _docs(_render(helm, "decnet", *sets))
+            if d["kind"] in {"Role", "ClusterRole"}
+            and any("secrets" in r.get("resources", []) for r in d.get("rules", []))
+        ]
+
+    assert secret_rules() == []
+    assert secret_rules("agent.decoyNamespaces={a,b}") == [("Role", "a"), ("Role", "b")]
+    assert secret_rules("agent.readSecretsClusterWide=true") == [("ClusterRole", None)]
+
+
+def test_webhook_configuration_uses_a_service_reference_and_a_stable_ca(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+    kubectl: KubectlFn,
+    kubeconfig: str,
+    system_namespace: str,
+) -> None:
+    def render(*sets: str, server: bool = False) -> list[dict[str, Any]]:
+        args = ["template", "stable", str(CHART), "--namespace", SYSTEM_NAMESPACE]
+        args += ["--show-only", "templates/webhook.yaml"]
+        if server:  # lets `lookup` see the cluster, as `helm upgrade` does
+            args += ["--dry-run=server", "--kubeconfig", kubeconfig]
+        for value in sets:
+            args += ["--set", value]
+        return _docs(helm(*args).stdout)
+
+    docs = render()
+    vwc = next(d for d in docs if d["kind"] == "ValidatingWebhookConfiguration")
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    for hook in vwc["webhooks"]:
+        assert hook["failurePolicy"] == "Fail"
+        assert hook["clientConfig"]["service"] == {
+            "name": "stable-decnet-operator-webhook",
+            "namespace": SYSTEM_NAMESPACE,
+            "port": 9443,
+            "path": "/" + hook["name"].split(".")[0],
+        }
+        assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    # Installed once, a second render (an upgrade) keeps the same CA and key.
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(secret))
+    try:
+        again = render(server=True)
+        kept = next(d for d in again if d["kind"] == "Secret")
+        assert kept["data"] == secret["data"]
+        hook = next(d for d in again if d["kind"] == "ValidatingWebhookConfiguration")
+        assert hook["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    finally:
+        kubectl("delete", "secret", secret["metadata"]["name"], "-n", SYSTEM_NAMESPACE, check=False)
+
+    relaxed = render("webhook.failurePolicy=Ignore")
+    assert {
+        w["failurePolicy"]
+        for d in relaxed
+        if d["kind"] == "ValidatingWebhookConfiguration"
+        for w in d["webhooks"]
+    } == {"Ignore"}
+
+    managed = render("webhook.certManager.enabled=true")
+    kinds = sorted(d["kind"] for d in managed)
+    assert kinds == ["Certificate", "Issuer", "ValidatingWebhookConfiguration"]
+    vwc = next(d for d in managed if d["kind"] == "ValidatingWebhookConfiguration")
+    annotation = vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+    assert annotation == f"{SYSTEM_NAMESPACE}/stable-decnet-operator-webhook"
+    assert all("caBundle" not in w["clientConfig"] for w in vwc["webhooks"])
+    cert = next(d for d in managed if d["kind"] == "Certificate")
+    assert cert["spec"]["secretName"] == "stable-decnet-operator-webhook-tls"

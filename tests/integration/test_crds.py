@@ -18,13 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 INVALID = sorted((ROOT / "tests" / "data" / "invalid").glob("*.yaml"))
 PLURAL = {
+    "EventSink": "eventsinks",
     "Decky": "deckies",
     "LAN": "lans",
     "Topology": "topologies",
     "ServiceTemplate": "servicetemplates",
     "AddressClaim": "addressclaims",
 }
-CLUSTER_SCOPED = {"ServiceTemplate"}
+CLUSTER_SCOPED = {"ServiceTemplate", "EventSink"}
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:
@@ -131,9 +132,20 @@ def test_kubectl_get_deckies_shows_the_status_columns(
         "--type=merge", "-p", json.dumps(status),
     )  # fmt: skip
     table = kubectl("get", "deckies", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "READY", "NODE", "IP", "SERVICES", "REASON", "AGE"]
+    assert table[0].split() == [
+        "NAME", "READY", "NODE", "IP", "SERVICES", "REASON", "LAST-CONTACT", "AGE",
+    ]  # fmt: skip
     row = next(line.split() for line in table if line.startswith("ws-01"))
     assert row[:6] == ["ws-01", "True", "node-a", "10.20.0.15", '["smb","rdp"]', "Converged"]
+    assert len(row) == 7  # never contacted: kubectl prints an empty LAST-CONTACT
+    contact = {"status": {"activity": {"lastContact": "2020-01-01T00:00:00Z", "contacts": 3}}}
+    kubectl(
+        "patch", "decky", "ws-01", "-n", namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps(contact),
+    )  # fmt: skip
+    table = kubectl("get", "deckies", "-n", namespace).stdout.splitlines()
+    row = next(line.split() for line in table if line.startswith("ws-01"))
+    assert row[6].endswith(("y", "d")), row  # an age, e.g. "6y"
     wide = kubectl("get", "dk", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert "PHASE" in wide[0].split()
     assert "succeeded" in next(line for line in wide if line.startswith("ws-01")).split()

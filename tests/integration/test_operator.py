@@ -27,9 +27,9 @@ def node(kubectl: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def operator(kubeconfig: str, kubectl: Any, crds: list[str], node: str) -> Iterator[h.Operator]:
+def operator(identities: Any, kubectl: Any, crds: list[str], node: str) -> Iterator[h.Operator]:
     yield from h.start(
-        kubeconfig, kubectl, DECNET_MUTATION_INTERVAL_MINUTES="0", DECNET_NODE_GONE_SECONDS="3"
+        identities, kubectl, DECNET_MUTATION_INTERVAL_MINUTES="0", DECNET_NODE_GONE_SECONDS="3"
     )
 
 

@@ -1,8 +1,13 @@
 """Shared helpers for the operator's integration tests (no tests in here).
 
-The operator runs as a real subprocess against the session's control plane;
-the node agent is simulated only where it reports: a Lease for its node and
-server-side-applied status.agent/containers under the agent's field manager.
+The operator runs as a real subprocess against the session's control plane,
+with the chart's operator ServiceAccount token and RBAC (the session's
+`identities` fixture), never admin. With its webhook on, it only serves (as in
+a cluster) and the harness registers the chart's ValidatingWebhookConfiguration,
+pointed at the local port with the operator's CA, failurePolicy Fail.
+The node agent is simulated only where it reports: a Lease for its node and
+server-side-applied status.agent/containers under the agent's field manager
+(the test itself plays the agent there, with admin credentials).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
+import chart_identities  # noqa: E402  (hack/chart_identities.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "examples" / "servicetemplates-test.yaml"
 
@@ -35,10 +43,23 @@ def free_port() -> int:
 class Operator:
     """`python3 -m decnet.controller` as a subprocess, stopped by its pid."""
 
-    def __init__(self, kubeconfig: str, *args: str, **env: str) -> None:
-        self.kubeconfig = kubeconfig
+    def __init__(self, identities: Any, *args: str, **env: str) -> None:
+        self.identities = identities
+        self.kubeconfig = str(identities.operator_kubeconfig)
         self.args = list(args)
-        self.env = {**os.environ, "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}", **env}
+        self.webhook = (
+            None
+            if "--no-webhook" in self.args
+            else chart_identities.local_webhook(Path(tempfile.mkdtemp(prefix="decnet-wh-")))
+        )
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}",
+            "DECNET_SYSTEM_NAMESPACE": identities.namespace,
+            **(self.webhook.env() if self.webhook else {}),
+            **env,
+        }
+        self.env.pop("KUBECONFIG", None)
         self.log = Path(tempfile.mkstemp(prefix="decnet-operator-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -54,12 +75,25 @@ class Operator:
             "0",
             *self.args,
         ]
-        if "--no-webhook" not in self.args:
-            argv += ["--webhook-port", str(free_port())]
+        if self.webhook is not None:
+            argv += self.webhook.args()
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=out)
         wait_for(lambda: b"operator.started" in self.log.read_bytes(), 30, "operator start", self)
+        if self.webhook is not None:
+            wait_for(self.webhook.serving, 30, "the webhook server", self)
+            self.register_webhook()
         time.sleep(1.0)  # initial listing fills the indexes before handlers run
+
+    def register_webhook(self, failure_policy: str = "Fail") -> None:
+        """What the chart installs, pointed at this process (same port across restarts)."""
+        assert self.webhook is not None
+        ids = self.identities
+        ids.register_webhook(
+            ids.webhook_configuration(
+                self.webhook.url, self.webhook.ca_pem, failure_policy=failure_policy
+            )
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
@@ -92,16 +126,8 @@ def wait_for(
         time.sleep(0.1)
 
 
-def remove_webhooks(kubectl: Any) -> None:
-    """A webhook left pointing at a stopped operator would slow every later write."""
-    kubectl(
-        "delete", "validatingwebhookconfiguration", "decnet.io", "--ignore-not-found", check=False
-    )
-
-
-def start(kubeconfig: str, kubectl: Any, *args: str, **env: str) -> Iterator[Operator]:
+def start(identities: Any, kubectl: Any, *args: str, **env: str) -> Iterator[Operator]:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(TEMPLATES))
-    kubectl("create", "namespace", "decnet-system", check=False)
     sniffer = {
         "apiVersion": "decnet.io/v1alpha1",
         "kind": "ServiceTemplate",
@@ -109,13 +135,15 @@ def start(kubeconfig: str, kubectl: Any, *args: str, **env: str) -> Iterator[Ope
         "spec": {"image": "decnet-test/busybox:latest", "fleetSingleton": True},
     }
     kubectl("create", "-f", "-", input=yaml.safe_dump(sniffer), check=False)
-    op = Operator(kubeconfig, *args, **env)
+    op = Operator(identities, *args, **env)
     op.start()
     try:
         yield op
     finally:
         op.stop()
-        remove_webhooks(kubectl)
+        # A failurePolicy Fail webhook left pointing at a stopped operator would refuse
+        # every later Decky/LAN write of the session.
+        identities.remove_webhook()
 
 
 def node_name() -> str:
@@ -123,6 +151,8 @@ def node_name() -> str:
 
 
 def lease(kubectl: Any, node: str, *, age_seconds: int = 0, duration: int = 40) -> None:
+    """A simulated agent's Lease, in the chart's release namespace (made here by the admin
+    when this runs before the `identities` fixture, as `helm install --create-namespace`)."""
     if kubectl("get", "namespace", "decnet-system", check=False).returncode != 0:
         kubectl("create", "namespace", "decnet-system", check=False)
     renew = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=age_seconds)

@@ -19,9 +19,9 @@ def node(kubectl: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def operator(kubeconfig: str, kubectl: Any, crds: list[str], node: str) -> Iterator[h.Operator]:
+def operator(identities: Any, kubectl: Any, crds: list[str], node: str) -> Iterator[h.Operator]:
     # 0.05 minutes = 3 s: the global default interval, so scheduled rotation is observable.
-    yield from h.start(kubeconfig, kubectl, "--no-webhook", DECNET_MUTATION_INTERVAL_MINUTES="0.05")
+    yield from h.start(identities, kubectl, "--no-webhook", DECNET_MUTATION_INTERVAL_MINUTES="0.05")
 
 
 fetch = h.fetch_decky

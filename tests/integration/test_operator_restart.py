@@ -25,9 +25,9 @@ def lc(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_restart_resumes_or_fails_open_records(
-    kubeconfig: str, kubectl: Any, kube_client: Any, crds: list[str], namespace: str, node: str
+    identities: Any, kubectl: Any, kube_client: Any, crds: list[str], namespace: str, node: str
 ) -> None:
-    ops = h.start(kubeconfig, kubectl, "--no-webhook", DECNET_MUTATION_INTERVAL_MINUTES="0")
+    ops = h.start(identities, kubectl, "--no-webhook", DECNET_MUTATION_INTERVAL_MINUTES="0")
     op = next(ops)
     try:
         h.apply(kubectl, h.lan("office", namespace))

@@ -24,8 +24,8 @@ def node(kubectl: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def operator(kubeconfig: str, kubectl: Any, crds: list[str], node: str) -> Iterator[h.Operator]:
-    yield from h.start(kubeconfig, kubectl, "--no-webhook", DECNET_MUTATION_INTERVAL_MINUTES="0")
+def operator(identities: Any, kubectl: Any, crds: list[str], node: str) -> Iterator[h.Operator]:
+    yield from h.start(identities, kubectl, "--no-webhook", DECNET_MUTATION_INTERVAL_MINUTES="0")
 
 
 def topo(name: str, ns: str, node: str) -> dict[str, Any]:

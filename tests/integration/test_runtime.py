@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from decnet.agent import converge, planner
+from decnet.agent import converge, lures, planner
 from decnet.agent.runtime import engine as runtime
 from decnet.kube import names
 
@@ -39,8 +39,10 @@ def docker_ns(docker_client: Any, test_image: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def eng(docker_client: Any) -> runtime.Engine:
-    return runtime.Engine(docker_client, f"node-{uuid.uuid4().hex[:6]}")
+def eng(docker_client: Any, tmp_path: Any) -> runtime.Engine:
+    return runtime.Engine(
+        docker_client, f"node-{uuid.uuid4().hex[:6]}", lures.LureStore(str(tmp_path / "lures"))
+    )
 
 
 def lan(ns: str, name: str, **kw: Any) -> planner.NetworkWant:
@@ -193,28 +195,44 @@ def test_files_get_mode_and_aged_mtime_and_go_when_dropped(
     want = decky(docker_ns, (lan(docker_ns, "office"),), files=(lure, other))
     started = time.time()
     converged(eng, want)
+    smb = want.service_name("smb")
 
-    out = sh(docker_client, want.base_name, "stat -c '%a %Y %s' /home/admin/passwords.txt")
+    out = sh(docker_client, smb, "stat -c '%a %Y %s' /home/admin/passwords.txt")
     mode, mtime, size = out.split()
     assert mode == "600"
     assert int(size) == len(content)
     assert abs(int(mtime) - (started - 864000)) < 30
-    assert sh(docker_client, want.base_name, "cat /home/admin/passwords.txt").encode() == content
+    assert sh(docker_client, smb, "cat /home/admin/passwords.txt").encode() == content
+    # the image's own /etc is still there beside the lure (a per-file mount)
+    assert "root:" in sh(docker_client, smb, "cat /etc/passwd")
+    # an attacker in the container cannot change or remove a lure
+    tamper = docker_client.containers.get(smb).exec_run(
+        ["sh", "-c", "echo x > /home/admin/passwords.txt || rm -f /home/admin/passwords.txt"]
+    )
+    assert tamper.exit_code != 0
+    assert sh(docker_client, smb, "cat /home/admin/passwords.txt").encode() == content
 
-    # same plan again: nothing placed again (mtime unchanged)
+    # same plan again: nothing written again (mtime unchanged), no container touched
+    before = ids(docker_client, docker_ns)
     assert converge.converge(eng, want).state == "converged"
-    assert (
-        sh(docker_client, want.base_name, "stat -c %Y /home/admin/passwords.txt").split()[0]
-        == mtime
-    )
+    assert sh(docker_client, smb, "stat -c %Y /home/admin/passwords.txt").split()[0] == mtime
+    assert ids(docker_client, docker_ns) == before
 
-    dropped = decky(docker_ns, want.networks, uid=want.uid, files=(other,))
+    # new content on the same path: live in the running container, no recreate
+    new = b"admin:Spring2025!\n"
+    changed = planner.FileWant(lure.path, 0o640, -86400, hashlib.sha256(new).hexdigest(), new)
+    converged(eng, dataclasses.replace(want, files=(changed, other)))
+    assert ids(docker_client, docker_ns) == before
+    assert sh(docker_client, smb, "cat /home/admin/passwords.txt").encode() == new
+    assert sh(docker_client, smb, "stat -c %a /home/admin/passwords.txt").strip() == "640"
+
+    dropped = dataclasses.replace(want, files=(other,))
     converged(eng, dropped)
-    check = docker_client.containers.get(want.base_name).exec_run(
-        ["test", "-e", "/home/admin/passwords.txt"]
-    )
+    after = ids(docker_client, docker_ns)
+    assert after[want.base_name] == before[want.base_name]  # the base is never recreated
+    check = docker_client.containers.get(smb).exec_run(["test", "-e", lure.path])
     assert check.exit_code == 1
-    assert sh(docker_client, want.base_name, "cat /etc/motd") == "hi\n"
+    assert sh(docker_client, smb, "cat /etc/motd") == "hi\n"
 
 
 def test_a_container_removed_or_stopped_by_hand_comes_back(
@@ -254,8 +272,8 @@ def test_a_restarted_agent_adopts_running_containers(
     want = decky(docker_ns, (lan(docker_ns, "office"),))
     converged(eng, want)
     before = ids(docker_client, docker_ns)
-    fresh = runtime.Engine(runtime.docker.from_env(), eng.node)  # a new process, same node
-    observed = fresh.observe_decky(docker_ns, want.name, with_files=True)
+    fresh = runtime.Engine(runtime.docker.from_env(), eng.node, eng.lures)  # same node
+    observed = fresh.observe_decky(docker_ns, want.name, with_files=True, uid=want.uid)
     assert planner.plan_decky(want, observed) == []
     converged(fresh, want)
     assert ids(docker_client, docker_ns) == before

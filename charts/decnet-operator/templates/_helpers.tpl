@@ -55,7 +55,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-metrics" (include "decnet.fullname" .) -}}
 {{- end -}}
 
-{{/* Where the agents keep their Leases: fixed by decnet.kube.names.SYSTEM_NAMESPACE. */}}
+{{/* Where the agents keep their Leases: the release namespace, passed to both
+processes as DECNET_SYSTEM_NAMESPACE (decnet.kube.names.SYSTEM_NAMESPACE_ENV). */}}
 {{- define "decnet.systemNamespace" -}}
-decnet-system
+{{- .Release.Namespace -}}
+{{- end -}}
+
+{{/* The webhook's serving certificate Secret (the user's, or the chart's / cert-manager's). */}}
+{{- define "decnet.webhook.certSecret" -}}
+{{- default (printf "%s-tls" (include "decnet.webhook.fullname" .)) .Values.webhook.certSecret -}}
+{{- end -}}
+
+{{/* The ServiceAccount user names RBAC and admission policies match on. */}}
+{{- define "decnet.agent.username" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "decnet.agent.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Decky status fields the operator owns: an agent may not change them. Everything
+else in status (agent, containers, activity) is the agent's. Kept equal to the
+Decky status model minus decnet.kube.names.AGENT_STATUS_FIELDS by a unit test.
+*/}}
+{{- define "decnet.operatorStatusFields" -}}
+addresses conditions history lastMutation lifecycle mutationRequest node observedGeneration plan planHash services
 {{- end -}}

@@ -38,7 +38,7 @@ def converge(eng: runtime.Engine, want: planner.DeckyWant) -> Outcome:
     for _ in range(MAX_ROUNDS):
         if observed is None:
             observed = eng.observe_decky(
-                want.namespace, want.name, with_files=want.files is not None
+                want.namespace, want.name, with_files=want.files is not None, uid=want.uid
             )
         actions = planner.plan_decky(want, observed)
         for action in actions:
@@ -64,6 +64,7 @@ def remove(eng: runtime.Engine, namespace: str, name: str, uid: str) -> Outcome:
     for action in planner.plan_removal(namespace, name, uid, observed):
         log.info("docker_action", decky=f"{namespace}/{name}", action=describe(action))
         eng.execute(action)
+    eng.lures.remove(uid)
     return Outcome("removed", "", eng.observe_decky(namespace, name, with_files=False))
 
 
@@ -77,7 +78,7 @@ def describe(action: planner.Action) -> str:
         return f"remove {action.name} ({action.reason})"
     if isinstance(action, planner.SyncFiles):
         place = [f.path for f in action.place]
-        return f"files in {action.container_id[:12]}: place {place} remove {list(action.remove)}"
+        return f"lure files of {action.uid}: place {place} remove {list(action.remove)}"
     if isinstance(action, planner.EnsureNetwork):
         return f"ensure network {action.net.network}"
     return repr(action)

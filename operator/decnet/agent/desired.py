@@ -3,6 +3,8 @@
 The plan carries hashes, never secrets; the bytes of files and the service
 config come from the spec (or a Secret/ConfigMap key, through a reader the
 caller passes in), so they only ever live in memory and inside the container.
+The archetype persona adds what the plan does not say: config defaults under
+the user's serviceConfig, the base's MAC vendor and its sysctls.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from decnet.agent import planner
+from decnet.agent import hardening, planner
 from decnet.api import v1alpha1
+from decnet.api.v1alpha1 import personas
 from decnet.kube import names
 
 # (kind "secret" | "configMap", namespace, name, key) -> bytes, or None when missing.
@@ -51,45 +54,96 @@ def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.Decky
     namespace = str(meta.get("namespace", ""))
     annotations = meta.get("annotations") or {}
     spec = decky.spec
-    config = {
-        name: json.dumps(value, sort_keys=True, separators=(",", ":"))
-        for name, value in (spec.service_config or {}).items()
-    }
+    name = str(meta.get("name", ""))
+    archetype = spec.archetype
+    configs, config_hashes = service_configs(decky, plan)
     return planner.DeckyWant(
         namespace=namespace,
-        name=str(meta.get("name", "")),
+        name=name,
         uid=str(meta.get("uid", "")),
         plan_hash=plan.hash,
         hostname=plan.hostname,
         base_image=plan.base_image,
         forwards_l3=plan.forwards_l3,
-        networks=tuple(
-            planner.NetworkWant(
-                lan=n.lan,
-                network=n.network,
-                ip=n.ip,
-                subnet=n.subnet,
-                gateway=n.gateway,
-                dmz=n.dmz,
-                driver=n.driver,
-                parent=n.parent,
-            )
-            for n in plan.networks
-        ),
+        networks=networks_of(plan),
         services=tuple(
             planner.ServiceWant(
                 name=s.name,
                 image=s.image,
                 command=tuple(s.command),
                 env=tuple(sorted(s.env.items())),
-                config_hash=s.config_hash,
+                config_hash=config_hashes.get(s.name, s.config_hash),
+                security=hardening.Security.from_wire(
+                    s.security.model_dump(by_alias=True) if s.security else None
+                ),
             )
             for s in plan.services
         ),
         files=_files(decky, plan, namespace, read_ref),
         allow_recreate=annotations.get(names.ANNOTATION_ALLOW_RECREATE) == "true",
-        config=config,
+        config=configs,
+        mac_address=personas.mac_address(archetype, f"{namespace}/{name}"),
+        sysctls=personas.sysctls(archetype),
     )
+
+
+def networks_of(plan: v1alpha1.Plan) -> tuple[planner.NetworkWant, ...]:
+    return tuple(
+        planner.NetworkWant(
+            lan=n.lan,
+            network=n.network,
+            ip=n.ip,
+            subnet=n.subnet,
+            gateway=n.gateway,
+            dmz=n.dmz,
+            driver=n.driver,
+            parent=n.parent,
+            topology=n.topology,
+            egress=tuple(planner.EgressWant(e.cidr, e.protocol, tuple(e.ports)) for e in n.egress),
+        )
+        for n in plan.networks
+    )
+
+
+def planned_networks(raw: Mapping[str, Any]) -> tuple[str, tuple[planner.NetworkWant, ...]] | None:
+    """(namespace, networks) of a planned, live Decky as a dict; None otherwise.
+
+    A plan that does not parse is skipped (the converge reports it), never fatal.
+    """
+    meta = raw.get("metadata") or {}
+    plan = (raw.get("status") or {}).get("plan")
+    if not plan or meta.get("deletionTimestamp"):
+        return None
+    try:
+        parsed = v1alpha1.Plan.model_validate(plan)
+    except ValueError:
+        return None
+    return str(meta.get("namespace", "")), networks_of(parsed)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def service_configs(
+    decky: v1alpha1.Decky, plan: v1alpha1.Plan
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Per service: the config JSON (persona defaults under the user's serviceConfig), and,
+    where the persona adds defaults, a config hash that covers them too (an archetype change
+    then recreates the service). Without persona defaults the plan's hash stands, so a
+    container is never recreated for a change that does not reach it."""
+    user = decky.spec.service_config or {}
+    archetype = decky.spec.archetype
+    configs: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    for svc in plan.services:
+        own = user.get(svc.name)
+        persona = personas.service_defaults(archetype, svc.name, plan.hostname)
+        configs[svc.name] = _json({**persona, **(own or {})})
+        if persona:
+            raw = f"{svc.config_hash}\0{_json(persona)}"
+            hashes[svc.name] = hashlib.sha256(raw.encode()).hexdigest()[:16]
+    return configs, hashes
 
 
 def _files(

@@ -17,7 +17,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
+from lightkube.resources.core_v1 import ConfigMap, Secret
 from lightkube.types import PatchType
 
 from decnet.kube import names
@@ -93,21 +93,18 @@ def read_ref(client: Client, kind: str, namespace: str, name: str, key: str) -> 
         raise
 
 
-def ensure_system_namespace(client: Client) -> None:
-    try:
-        client.create(Namespace(metadata=ObjectMeta(name=names.SYSTEM_NAMESPACE)))
-    except ApiError as error:
-        if error.status.code != 409:
-            raise
+def renew_lease(client: Client, node: str, acquired: dt.datetime, namespace: str) -> None:
+    """Server-side apply of the whole Lease: holder, duration and a fresh renewTime.
 
-
-def renew_lease(client: Client, node: str, acquired: dt.datetime) -> None:
-    """Server-side apply of the whole Lease: holder, duration and a fresh renewTime."""
+    One PATCH (application/apply-patch+yaml) that creates the Lease when it is
+    missing: the chart's Role grants exactly create and patch on Leases in the
+    system namespace, which must already exist (the agent never creates namespaces).
+    """
     now = dt.datetime.now(dt.UTC)
     lease = Lease(
         metadata=ObjectMeta(
             name=names.lease_name(node),
-            namespace=names.SYSTEM_NAMESPACE,
+            namespace=namespace,
             labels={names.LABEL_AGENT_LEASE: node},
         ),
         spec=LeaseSpec(

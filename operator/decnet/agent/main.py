@@ -22,15 +22,29 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import pydantic
 import structlog
 from lightkube import ApiError, Client
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from decnet.agent import converge, desired, kube, planner, reporter
+from decnet.agent import (
+    attacker,
+    converge,
+    desired,
+    egress,
+    hardening,
+    kube,
+    lures,
+    planner,
+    reporter,
+)
 from decnet.agent.runtime import engine as runtime
+from decnet.agent.runtime import firewall
 from decnet.api import v1alpha1
+from decnet.kube import names
 
 log = structlog.get_logger("decnet.agent")
 
@@ -39,6 +53,9 @@ CONVERGE_SECONDS = Histogram("decnet_agent_converge_seconds", "Time of one decky
 STATUS_WRITES = Counter("decnet_agent_status_writes_total", "Status reports written")
 DECKIES = Gauge("decnet_agent_deckies", "Deckies of this node known to the agent")
 REAPED = Counter("decnet_agent_orphans_reaped_total", "Orphan containers removed")
+FIREWALL_SYNCS = Counter(
+    "decnet_agent_firewall_syncs_total", "Egress rule reconciliations", ["result"]
+)
 
 MAX_BACKOFF = 60.0
 LEASE_RENEW_SECONDS = 10.0
@@ -53,8 +70,12 @@ class Agent:
         workers: int = 8,
         resync_seconds: float = 30.0,
         orphan_grace_seconds: float = 60.0,
+        firewall_enabled: bool = False,
+        denied_cidrs: tuple[str, ...] = egress.DEFAULT_DENIED,
+        system_namespace: str = names.SYSTEM_NAMESPACE,
     ) -> None:
         self.client = client
+        self.system_namespace = system_namespace
         self.engine = engine
         self.node = node
         self.resync_seconds = resync_seconds
@@ -73,6 +94,10 @@ class Agent:
         # (or repaired) everything that was on its node when it started.
         self._initial: set[str] | None = None
         self._started = time.monotonic()
+        self.firewall_enabled = firewall_enabled
+        self.denied_cidrs = denied_cidrs
+        self._fw_lock = threading.Lock()
+        self._fw_applied = ""  # fingerprint of the last ruleset applied without error
 
     # ------------------------------------------------------------------ scheduling
 
@@ -126,6 +151,11 @@ class Agent:
         finally:
             self._initial_visited(uid)
 
+    def decky(self, uid: str) -> dict[str, Any] | None:
+        """The latest Decky object of this node with that uid (for event enrichment)."""
+        with self._lock:
+            return self._objects.get(uid)
+
     def _initial_visited(self, uid: str) -> None:
         with self._lock:
             if self._initial is None or uid not in self._initial:
@@ -151,6 +181,11 @@ class Agent:
         status = raw.get("status") or {}
         plan = status.get("plan") or {}
         lifecycle_id = str((status.get("lifecycle") or {}).get("id", ""))
+        if not owned_by(status, self.node):
+            # Labelled for this node but scheduled elsewhere (a hand-edited label, or a
+            # label the operator has not corrected yet): never run another node's plan.
+            log.warning("decky_not_ours", decky=f"{namespace}/{name}", node=str(status.get("node")))
+            return
         started = time.monotonic()
         want: planner.DeckyWant | None = None
         try:
@@ -171,6 +206,17 @@ class Agent:
         except (runtime.DockerError, desired.FileSourceError) as error:
             observed = self._safe_observe(namespace, name)
             outcome = converge.Outcome("failed", str(error), observed)
+        except pydantic.ValidationError as error:
+            # a Decky (or plan) this agent cannot read: reported, never a crash loop
+            # locations and reasons only: input values may be lure content or config
+            where = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in error.errors(include_input=False)[:5]
+            )
+            message = f"unreadable Decky or plan ({error.error_count()} error(s)): {where}"
+            outcome = converge.Outcome("failed", message, self._safe_observe(namespace, name))
+        # rules for a new LAN before Ready is reported (until then its bridge is closed)
+        self.sync_firewall()
         CONVERGE_SECONDS.observe(time.monotonic() - started)
         CONVERGES.labels(outcome.state).inc()
         report = reporter.build_report(
@@ -284,6 +330,8 @@ class Agent:
             uids = list(self._objects)
         for uid in uids:
             self.enqueue(uid, force=True)
+        if live is not None:
+            self.sync_firewall(force=True)
         try:
             observed = self.engine.observe_node()
         except (runtime.DockerError, runtime.EngineUnavailable) as error:
@@ -308,6 +356,35 @@ class Agent:
                 self.orphan_grace_seconds,
             )
             self._run_gc(actions)
+            # lure directories of deckies that are gone (their containers went above)
+            with_containers = {c.uid for c in observed.containers}
+            for uid in self.engine.lures.prune(live | with_containers):
+                log.info("gc", action=f"lure files of {uid}")
+
+    def sync_firewall(self, force: bool = False) -> None:
+        """Egress rules for the LANs planned on this node; a no-op when nothing changed
+        since the last successful sync, unless forced (the resync repairs drift)."""
+        if not self.firewall_enabled or not self._listed.is_set():
+            return  # before the first list, "no LANs" would only mean "not known yet"
+        with self._lock:
+            planned = [p for o in self._objects.values() if (p := desired.planned_networks(o))]
+        v4, v6 = egress.wanted(self.node, egress.lans_from_plans(planned), self.denied_cidrs)
+        fp = egress.fingerprint(v4) + egress.fingerprint(v6)
+        with self._fw_lock:
+            if not force and fp == self._fw_applied:
+                return
+            try:
+                done = firewall.sync(self.node, v4, firewall.IPV4)
+                done += firewall.sync(self.node, v6, firewall.IPV6)
+            except firewall.FirewallError as error:
+                self._fw_applied = ""
+                FIREWALL_SYNCS.labels("failed").inc()
+                log.error("firewall_sync_failed", error=str(error)[:500])
+                return
+            self._fw_applied = fp
+            FIREWALL_SYNCS.labels("ok").inc()
+            if done:
+                log.info("firewall_synced", actions=[type(a).__name__ for a in done])
 
     def collect_networks(self) -> None:
         """Networks nobody uses or plans; no container is touched here."""
@@ -339,13 +416,9 @@ class Agent:
 
     def lease_loop(self) -> None:
         acquired = dt.datetime.now(dt.UTC)
-        ensured = False
         while not self.stop.is_set():
             try:
-                if not ensured:
-                    kube.ensure_system_namespace(self.client)
-                    ensured = True
-                kube.renew_lease(self.client, self.node, acquired)
+                kube.renew_lease(self.client, self.node, acquired, self.system_namespace)
             except Exception as error:  # noqa: BLE001 - retried on the next tick
                 log.warning("lease_renew_failed", error=str(error)[:300])
             self.stop.wait(LEASE_RENEW_SECONDS)
@@ -374,6 +447,16 @@ class Agent:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+def owned_by(status: dict[str, Any], node: str) -> bool:
+    """A decky is this agent's only when the operator scheduled it here (status.node).
+
+    The server-side label selector is a filter, not an authority: anyone who may
+    edit a Decky may set decnet.io/node. An unscheduled decky (no status.node) has
+    no plan yet and is left alone too.
+    """
+    return str(status.get("node") or "") == node
+
+
 def configure_logging() -> None:
     """structlog JSON for machines; DECNET_LOG_FORMAT=console for humans."""
     level = os.environ.get("DECNET_LOG_LEVEL", "INFO").upper()
@@ -393,7 +476,9 @@ def configure_logging() -> None:
     )
 
 
-def connect_docker(node: str) -> runtime.Engine | None:
+def connect_docker(
+    node: str, lure_store: lures.LureStore, logs: hardening.LogLimits
+) -> runtime.Engine | None:
     """The Docker SDK negotiates the API version on connect: wait for an engine that answers."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -401,7 +486,7 @@ def connect_docker(node: str) -> runtime.Engine | None:
     delay = 1.0
     while not stop.is_set():
         try:
-            return runtime.Engine.from_env(node)
+            return runtime.Engine.from_env(node, lure_store=lure_store, logs=logs)
         except runtime.EngineUnavailable as error:
             log.warning("docker_unavailable", error=str(error)[:300], retry_in=delay)
             stop.wait(delay)
@@ -417,6 +502,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
     parser.add_argument("--metrics-port", type=int, default=0)
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("DECNET_STATE_DIR", "/var/lib/decnet-agent"),
+        help="node directory for lure files, the event checkpoint and the per-sink spools "
+        "(a hostPath in the chart; the same path on the host and in the agent)",
+    )
+    parser.add_argument("--log-max-size", default="10m", help="json-file max-size per container")
+    parser.add_argument("--log-max-files", type=int, default=3, help="json-file max-file")
+    parser.add_argument(
+        "--firewall",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("DECNET_FIREWALL", "") == "true",
+        help="enforce egress rules with iptables (the chart turns it on)",
+    )
+    parser.add_argument(
+        "--denied-cidrs",
+        default=os.environ.get("DECNET_DENIED_CIDRS", ",".join(egress.DEFAULT_DENIED)),
+        help="comma-separated CIDRs no decky may reach (cluster, pod, service, metadata)",
+    )
+    parser.add_argument(
+        "--cleanup-firewall",
+        action="store_true",
+        help="remove every iptables rule of this node's agent and exit",
+    )
+    parser.add_argument(
+        "--spool-bytes",
+        type=int,
+        default=int(os.environ.get("DECNET_SPOOL_BYTES", attacker.DEFAULT_SPOOL_BYTES)),
+        help="Disk cap of each sink's spool; the oldest events are dropped (and counted) beyond.",
+    )
     return parser.parse_args(argv)
 
 
@@ -426,9 +541,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.node:
         log.error("no_node", hint="set NODE_NAME or --node")
         return 2
+    if args.cleanup_firewall:
+        for family in (firewall.IPV4, firewall.IPV6):
+            done = firewall.cleanup(args.node, family)
+            log.info("firewall_removed", family=family.save, actions=len(done))
+        return 0
     if args.metrics_port:
         start_http_server(args.metrics_port)
-    engine = connect_docker(args.node)
+    engine = connect_docker(
+        args.node,
+        lures.LureStore(os.path.join(args.state_dir, "lures")),
+        hardening.LogLimits(args.log_max_size, args.log_max_files),
+    )
     if engine is None:
         return 1
     agent = Agent(
@@ -438,7 +562,15 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         resync_seconds=args.resync_seconds,
         orphan_grace_seconds=args.orphan_grace_seconds,
+        firewall_enabled=args.firewall,
+        denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
+        system_namespace=names.system_namespace(),
     )
+    events = attacker.AttackerEvents(
+        agent.client, args.node, Path(args.state_dir), args.spool_bytes, agent.decky, agent.stop
+    )
+    engine.before_remove = events.before_remove
+    events.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
     log.info("agent_started", node=args.node, workers=args.workers)

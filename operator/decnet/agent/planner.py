@@ -25,6 +25,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from decnet.agent import hardening
 from decnet.kube import names
 
 # --------------------------------------------------------------------------- desired state
@@ -40,10 +41,21 @@ class NetworkWant:
     dmz: bool = False
     driver: str = "bridge"
     parent: str = ""
+    topology: str = ""
+    egress: tuple[EgressWant, ...] = ()
 
     @property
     def internal(self) -> bool:
         return self.driver == "bridge" and not self.dmz
+
+
+@dataclass(frozen=True)
+class EgressWant:
+    """One allowance of a LAN's spec.egress (the description stays in the API object)."""
+
+    cidr: str
+    protocol: str = "tcp"
+    ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class ServiceWant:
     command: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     config_hash: str = ""
+    security: hardening.Security = hardening.Security()
 
 
 @dataclass(frozen=True)
@@ -86,8 +99,13 @@ class DeckyWant:
     # None: the file contents could not be resolved now, leave files alone.
     files: tuple[FileWant, ...] | None = ()
     allow_recreate: bool = False
-    # service name -> JSON text of spec.serviceConfig[name]; never logged.
+    # service name -> JSON text of the service's config (persona defaults under
+    # spec.serviceConfig[name]); never logged.
     config: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The archetype persona, applied when the base is created (not part of base_hash:
+    # an archetype change does not recreate a running base).
+    mac_address: str = ""
+    sysctls: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:
@@ -103,6 +121,11 @@ class DeckyWant:
     @property
     def home(self) -> NetworkWant | None:
         return self.networks[0] if self.networks else None
+
+    @property
+    def lure_paths(self) -> tuple[str, ...]:
+        """Where lure files are bind-mounted in each service container (fixed at create)."""
+        return tuple(sorted(f.path for f in self.files or ()))
 
 
 def _short_hash(obj: object) -> str:
@@ -124,7 +147,9 @@ def base_hash(want: DeckyWant) -> str:
     )
 
 
-def service_hash(svc: ServiceWant, base_id: str) -> str:
+def service_hash(svc: ServiceWant, base_id: str, lure_paths: Sequence[str] = ()) -> str:
+    """A service's own part of the plan; lure paths are in it because their bind mounts
+    are fixed at create (a file's content, mode and age change live, a new path does not)."""
     return _short_hash(
         {
             "name": svc.name,
@@ -133,6 +158,8 @@ def service_hash(svc: ServiceWant, base_id: str) -> str:
             "env": [list(kv) for kv in svc.env],
             "configHash": svc.config_hash,
             "base": base_id,
+            "security": svc.security.as_hash_input(),
+            "lures": list(lure_paths),
         }
     )
 
@@ -176,14 +203,16 @@ class NetworkSeen:
     gateway: str
     internal: bool = False
     parent: str = ""
+    bridge: str = ""  # the Linux bridge's name when we named it (firewall rules match it)
 
 
 @dataclass(frozen=True)
 class Observed:
     containers: tuple[ContainerSeen, ...] = ()
     networks: tuple[NetworkSeen, ...] = ()
-    # base container id -> {path: digest} from the base's file manifest;
-    # a container missing here means "manifest unknown", so files are left alone.
+    # decky uid -> {path: digest}: the agent's own record of the lure files it wrote on
+    # the node (never read from a container); a uid missing here means "unknown", so
+    # files are left alone.
     files: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
@@ -250,7 +279,9 @@ class Disconnect:
 
 @dataclass(frozen=True)
 class SyncFiles:
-    container_id: str
+    """Write lure files into the decky's directory on the node (bind-mounted read-only)."""
+
+    uid: str
     place: tuple[FileWant, ...]
     remove: tuple[str, ...]
     manifest: Mapping[str, str]
@@ -318,6 +349,10 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
     nets = {n.name: n for n in observed.networks}
     actions: list[Action] = []
 
+    legacy = _legacy_networks(want, observed.networks)
+    if legacy:
+        return _replace_legacy(mine, legacy)
+
     # Networks first: a clash with an existing network is a failure, not a fix.
     for net in want.networks:
         existing = nets.get(net.network)
@@ -330,6 +365,12 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
                     f"subnet {existing.subnet}, the plan wants {net.driver} {net.subnet}"
                 )
             ]
+
+    # Lure files live on the node, written before any container that mounts them.
+    if want.files is not None:
+        sync = _sync_files(want.uid, want.files, observed.files.get(want.uid))
+        if sync is not None:
+            actions.append(sync)
 
     # Anything with our name but another uid (a deleted and re-created decky)
     # or an unknown role is in the way.
@@ -393,7 +434,7 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
     for svc in want.services:
         expected = want.service_name(svc.name)
         current = next((c for c in by_service.get(svc.name, []) if c.name == expected), None)
-        h = service_hash(svc, base.id)
+        h = service_hash(svc, base.id, want.lure_paths)
         if current is None:
             actions.append(CreateService(want, svc, base.id, h))
         elif current.plan_hash != h:
@@ -404,29 +445,13 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
         elif base_restarted:
             actions.append(RestartContainer(current.name, current.id))
 
-    # Files go into every container of the decky: the base and each service that is
-    # current (a service created or recreated this round gets them next round), so
-    # the lures are where an attacker lands. Only when both sides are known.
-    if want.files is not None:
-        targets = [base] + [
-            c
-            for c in services
-            if c.service in wanted_svcs
-            and c.name == want.service_name(c.service)
-            and c.plan_hash == service_hash(wanted_svcs[c.service], base.id)
-            and c.state in _UP
-        ]
-        for target in targets:
-            sync = _sync_files(target.id, want.files, observed.files.get(target.id))
-            if sync is not None:
-                actions.append(sync)
     return actions
 
 
 def _sync_files(
-    container_id: str, files: tuple[FileWant, ...], manifest: Mapping[str, str] | None
+    uid: str, files: tuple[FileWant, ...], manifest: Mapping[str, str] | None
 ) -> SyncFiles | None:
-    """What one container needs so its placed files match the plan; None when nothing."""
+    """What the decky's lure directory needs to match the plan; None when nothing."""
     if manifest is None:
         return None
     place = tuple(f for f in files if manifest.get(f.path) != f.digest)
@@ -434,7 +459,43 @@ def _sync_files(
     remove = tuple(sorted(p for p in manifest if p not in wanted_paths))
     if not place and not remove:
         return None
-    return SyncFiles(container_id, place, remove, {f.path: f.digest for f in files})
+    return SyncFiles(uid, place, remove, {f.path: f.digest for f in files})
+
+
+def _legacy_networks(want: DeckyWant, seen: Sequence[NetworkSeen]) -> list[NetworkSeen]:
+    """Networks of this decky's LANs under an old-scheme name, when the new one is missing.
+
+    Docker cannot rename a network and refuses a second one on the same subnet, so the
+    old one has to go first: legacy objects are replaced, not adopted.
+    """
+    planned = {n.network for n in want.networks}
+    lans = {n.lan for n in want.networks}
+    present = {n.name for n in seen}
+    if planned <= present:
+        return []
+    return [
+        n
+        for n in seen
+        if n.name not in planned
+        and names.is_legacy_name(n.name)
+        and n.labels.get(names.LABEL_NAMESPACE) == want.namespace
+        and n.labels.get(names.LABEL_LAN) in lans
+    ]
+
+
+def _replace_legacy(mine: Sequence[ContainerSeen], legacy: Sequence[NetworkSeen]) -> list[Action]:
+    """This decky's containers go (services first), then the old networks if now unused
+    (Docker keeps one another decky still holds; the last decky's round, or the resync's
+    network collection, removes it)."""
+    if not mine:
+        held = ", ".join(n.name for n in legacy)
+        return [Fail(f"waiting for other deckies to release the old-named network(s) {held}")]
+    actions: list[Action] = [
+        RemoveContainer(c.name, c.id, "renamed: collision-free names")
+        for c in sorted(mine, key=lambda c: c.role == names.ROLE_BASE)
+    ]
+    actions.extend(RemoveNetwork(n.name, n.id) for n in legacy)
+    return actions
 
 
 def _belongs(c: ContainerSeen, want: DeckyWant) -> bool:
@@ -532,11 +593,10 @@ def predict(
     for action, result in zip(actions, results, strict=True):
         if isinstance(result, ContainerSeen):
             containers[result.id] = result
-            files[result.id] = {}
         elif isinstance(result, NetworkSeen):
             networks[result.name] = result
         elif isinstance(action, SyncFiles):
-            files[action.container_id] = dict(action.manifest)
+            files[action.uid] = dict(action.manifest)
         elif isinstance(action, StartContainer) and action.id in containers:
             containers[action.id] = replace(containers[action.id], state="running")
     return Observed(tuple(containers.values()), tuple(networks.values()), files)

@@ -39,7 +39,9 @@ def build_report(
         expected[want.base_name] = planner.base_hash(want)
         if base is not None:
             for svc in want.services:
-                expected[want.service_name(svc.name)] = planner.service_hash(svc, base.id)
+                expected[want.service_name(svc.name)] = planner.service_hash(
+                    svc, base.id, want.lure_paths
+                )
     rows = []
     for c in sorted(containers, key=lambda c: (c.role != names.ROLE_BASE, c.name)):
         current = bool(c.plan_hash) and expected.get(c.name) == c.plan_hash

@@ -20,7 +20,7 @@ from lightkube import ALL_NS, ApiError, Client, ConfigError, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.types import PatchType
 
-from decnet.cli import render
+from decnet.cli import eventview, render
 from decnet.kube import names
 
 
@@ -110,6 +110,39 @@ def cmd_topology(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """AttackerContact Events (aggregated per decky, source and service)."""
+    import json
+
+    from lightkube.resources.core_v1 import Event
+
+    client = _client(args)
+    namespace = ALL_NS if args.all_namespaces else _namespace(args, client)
+    selector: dict[str, Any] = {"reason": eventview.REASON}
+    if args.decky:
+        selector["involvedObject.name"] = args.decky
+    listing = client.list(Event, namespace=namespace, fields=selector)
+    items = eventview.rows((_as_dict(e) for e in listing), args.decky)
+    wide = bool(args.all_namespaces)
+    if args.output == "json":
+        sys.stdout.write(json.dumps({"items": items}, indent=2) + "\n")
+    else:
+        sys.stdout.write(eventview.table(items, wide))
+    if not args.watch:
+        return 0
+    sys.stdout.flush()
+    for _, obj in client.watch(
+        Event, namespace=namespace, fields=selector, resource_version=listing.resourceVersion
+    ):
+        for item in eventview.rows([_as_dict(obj)], args.decky):
+            if args.output == "json":
+                sys.stdout.write(json.dumps(item) + "\n")
+            else:
+                sys.stdout.write(eventview.table([item], wide, header=False))
+            sys.stdout.flush()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -131,6 +164,17 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("-A", "--all-namespaces", action="store_true")
     status.set_defaults(func=cmd_status)
 
+    events = sub.add_parser(
+        "events",
+        parents=[common],
+        help="attacker contact: who touched which decky, on which service, how often",
+    )
+    events.add_argument("decky", nargs="?", help="only this decky")
+    events.add_argument("-A", "--all-namespaces", action="store_true")
+    events.add_argument("-w", "--watch", action="store_true", help="keep printing changes")
+    events.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    events.set_defaults(func=cmd_events)
+
     topo = sub.add_parser("topology", parents=[common], help="show a Topology's maze")
     topo.add_argument("name")
     topo.add_argument("--format", choices=["text", "dot", "svg"], default="text")
@@ -148,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,26 +3,26 @@
 Clashes answer 409 with who holds the address; invalid references 422.
 Only spec changes are judged: the operator's own metadata writes (finalizer,
 node label) and a deletion's finalizer removal pass untouched, so the
-webhook can never block the operator. The webhook fails open
-(failurePolicy Ignore): allocation still arbitrates through AddressClaims
-when the operator is down, and a dead operator must not freeze the API.
+webhook can never block the operator. The chart registers it with
+failurePolicy Fail (a value relaxes it); whatever gets past it anyway is
+caught by reconcile, which re-runs these checks (decnet.controller.validation)
+and reports Stalled instead of planning.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 from lightkube import ApiError
 
-from decnet.controller import allocation, configschema, handlers, metrics, views
+from decnet.controller import allocation, handlers, metrics, validation, views
 from decnet.kube import client as kclient
 from decnet.kube import names
 
 G, V = names.GROUP, names.VERSION
-CONFIG_MAX_BYTES = 32 * 1024  # a service config is settings, not content
+CONFIG_MAX_BYTES = validation.CONFIG_MAX_BYTES
 
 
 def _skip(body: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
@@ -46,39 +46,16 @@ def decky_problems(
     uid = (body.get("metadata") or {}).get("uid")
     lans = handlers.lans_in(decky.namespace) if lans is None else lans
     for net in decky.networks:
-        lan = lans.get(net.lan)
-        if lan is None:
-            return 422, f"LAN {net.lan} does not exist in namespace {decky.namespace}"
-        subnet = lan.effective_subnet
-        if net.ip and subnet and not allocation.contains(subnet, net.ip):
-            return 422, f"{net.ip} is outside subnet {subnet} of LAN {net.lan}"
-        if net.ip and subnet and net.ip in allocation.reserved(subnet):
-            return 422, f"{net.ip} is the network, broadcast or gateway address of LAN {net.lan}"
+        problem = validation.network(decky, net, lans)
+        if problem is not None:
+            return problem.code, problem.message
         if net.ip:
             holder = _ip_holder(decky, net.lan, net.ip, uid)
             if holder:
                 return 409, f"{net.ip} on LAN {net.lan} is held by decky {holder}"
     known = handlers.templates() if known is None else known
-    for svc in decky.services:
-        tpl = known.get(svc)
-        if tpl is None:
-            return 422, f"unknown service {svc}: no ServiceTemplate of that name"
-        if tpl.fleet_singleton:
-            return 422, f"service {svc} is a fleet singleton; it runs once per node, not per decky"
-    for svc, cfg in sorted(decky.service_config.items()):
-        size = len(json.dumps(cfg, separators=(",", ":")))
-        if size > CONFIG_MAX_BYTES:
-            return 422, (
-                f"serviceConfig for {svc} is {size} bytes; at most {CONFIG_MAX_BYTES} allowed "
-                "(put large content in spec.files from a Secret)"
-            )
-        tpl = known.get(svc)
-        if tpl is None:
-            return 422, f"serviceConfig names unknown service {svc}"
-        errors = configschema.errors(cfg, tpl.config_schema, svc)
-        if errors:
-            return 422, f"serviceConfig for {svc} does not match its schema: " + "; ".join(errors)
-    return None
+    problem = validation.services(decky, known) or validation.files(decky)
+    return (problem.code, problem.message) if problem is not None else None
 
 
 def _ip_holder(decky: views.Decky, lan: str, ip: str, uid: str | None) -> str | None:
@@ -96,8 +73,14 @@ def _ip_holder(decky: views.Decky, lan: str, ip: str, uid: str | None) -> str | 
     return None
 
 
-def lan_problems(body: Mapping[str, Any]) -> tuple[int, str] | None:
+def lan_problems(
+    body: Mapping[str, Any], limits: validation.Limits | None = None
+) -> tuple[int, str] | None:
     lan = views.Lan.from_obj(body)
+    limits = handlers.RT.config.limits if limits is None else limits
+    problem = validation.lan(lan, limits)
+    if problem is not None:
+        return problem.code, problem.message
     if not lan.subnet:
         return None
     for (ns, name), other in handlers.RT.values("lan_idx"):

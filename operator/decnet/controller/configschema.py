@@ -1,9 +1,10 @@
 """A validator for the OpenAPI v3 subset ServiceTemplates use in configSchema.
 
 The subset (type, properties, required, enum, minimum/maximum, pattern,
-additionalProperties, items) is all a service config needs; a full JSON
-Schema engine would be one more dependency for no gain. Messages name the
-path and the rule, never the offending value (configs hold passwords).
+minLength/maxLength, minItems/maxItems, additionalProperties, items) is all
+a service config needs; a full JSON Schema engine would be one more
+dependency for no gain. Messages name the path and the rule, never the
+offending value (configs hold passwords).
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ def errors(value: Any, schema: Mapping[str, Any] | None, path: str = "") -> list
             out.append(f"{where}: must be >= {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
             out.append(f"{where}: must be <= {schema['maximum']}")
+    if isinstance(value, str):
+        if "maxLength" in schema and len(value) > int(schema["maxLength"]):
+            out.append(f"{where}: must be at most {schema['maxLength']} characters")
+        if "minLength" in schema and len(value) < int(schema["minLength"]):
+            out.append(f"{where}: must be at least {schema['minLength']} characters")
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > int(schema["maxItems"]):
+            out.append(f"{where}: must have at most {schema['maxItems']} items")
+        if "minItems" in schema and len(value) < int(schema["minItems"]):
+            out.append(f"{where}: must have at least {schema['minItems']} items")
     if isinstance(value, str) and "pattern" in schema:
         if re.search(str(schema["pattern"]), value) is None:
             out.append(f"{where}: must match pattern {schema['pattern']}")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import datetime
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -35,6 +36,7 @@ from decnet.controller import (
     runtime,
     scheduling,
     topology,
+    validation,
     views,
 )
 from decnet.kube import client as kclient
@@ -128,6 +130,9 @@ async def _startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         for k in ("decky_idx", "lan_idx", "template_idx", "claim_idx", "lease_idx", "topo_idx")
     }
     RT.loop_task = asyncio.get_running_loop().create_task(_loop())
+    sweep = asyncio.get_running_loop().create_task(_sweep_at_start())
+    RT.background.add(sweep)
+    sweep.add_done_callback(RT.background.discard)
     log.info("operator.started", base_image=RT.config.base_image)
 
 
@@ -143,7 +148,7 @@ async def _cleanup(**_: Any) -> None:
 
 
 def _in_system(namespace: str | None, **_: Any) -> bool:
-    return namespace == names.SYSTEM_NAMESPACE
+    return namespace == RT.config.system_namespace
 
 
 @kopf.index(
@@ -281,6 +286,16 @@ async def _claim(
             "name": claim_name,
             "namespace": ns,
             "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY},
+            # A cluster's garbage collector releases a claim whose holder is gone even
+            # when the operator was down; sweep_claims() does it where none runs.
+            "ownerReferences": [
+                {
+                    "apiVersion": names.API_VERSION,
+                    "kind": holder["kind"],
+                    "name": holder["name"],
+                    "uid": holder["uid"],
+                }
+            ],
         },
         "spec": spec,
     }
@@ -301,6 +316,45 @@ async def _claim(
     if other.get("uid") == holder["uid"]:
         return None
     return str(other.get("name", "?"))
+
+
+def orphaned_claims(
+    claims: Sequence[Mapping[str, Any]], live_uids: set[str]
+) -> list[tuple[str, str]]:
+    """(namespace, name) of claims whose holder no longer exists."""
+    out = []
+    for claim in claims:
+        meta = claim.get("metadata") or {}
+        holder = (claim.get("spec") or {}).get("holder") or {}
+        if str(holder.get("uid") or "") not in live_uids:
+            out.append((str(meta.get("namespace")), str(meta.get("name"))))
+    return out
+
+
+async def sweep_claims() -> int:
+    """Release AddressClaims whose holder vanished while the operator was down.
+
+    Claims are listed before their possible holders: a holder created after the
+    claim listing cannot own a listed claim it does not appear with, so a claim
+    being made right now is never taken for an orphan.
+    """
+    claims = [dict(c.to_dict()) async for c in RT.client.list(kclient.AddressClaim, namespace="*")]
+    live: set[str] = set()
+    for kind in (kclient.Decky, kclient.LAN):
+        async for obj in RT.client.list(kind, namespace="*"):
+            live.add(str(obj.metadata.uid))
+    orphans = orphaned_claims(claims, live)
+    for ns, name in orphans:
+        await _release(ns, name)
+        log.info("claim.orphan_released", claim=f"{ns}/{name}")
+    return len(orphans)
+
+
+async def _sweep_at_start() -> None:
+    try:
+        await sweep_claims()
+    except Exception:  # noqa: BLE001 - a failed sweep only delays; claims stay held
+        log.warning("claim.sweep_failed", exc_info=True)
 
 
 async def _release(ns: str, claim_name: str) -> None:
@@ -419,8 +473,10 @@ def _mutate(
         )
         rec = status.get("lifecycle") or {}
         since = conditions.parse_time((last or {}).get("at") or rec.get("startedAt"))
-        if rec.get("phase") == lifecycle.SUCCEEDED and mutation.due(
-            interval=interval, last=since, now=_now()
+        if (
+            rec.get("phase") == lifecycle.SUCCEEDED
+            and mutation.due(interval=interval, last=since, now=_now())
+            and _quiet(body)
         ):
             trigger = mutation.SCHEDULED
     if trigger is None:
@@ -493,8 +549,15 @@ async def _reconcile_decky(key: runtime.Key, body: dict[str, Any]) -> None:
         if net.lan not in lans:
             waiting = lifecycle.Stall("LANNotFound", f"LAN {net.lan} does not exist (yet)")
 
-    # Addresses (not while deleting: keep what is published).
-    if deleting:
+    # What admission checks, checked again: the webhook may have been bypassed (or
+    # failed open), and nothing it would refuse may be allocated, planned or run.
+    if not deleting:
+        problem = validation.decky(decky, lans, templates()) or _lans_overlap(decky)
+        if problem is not None and problem.reason != validation.LAN_NOT_FOUND:
+            stall = lifecycle.Stall(problem.reason, problem.message)
+
+    # Addresses (not while deleting or refused: keep what is published).
+    if deleting or stall is not None:
         addresses = [dict(a) for a in status.get("addresses") or ()]
     else:
         addresses, held = await _allocate(decky, uid, status, lans)
@@ -614,6 +677,66 @@ async def decky_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> No
 # -- LANs -------------------------------------------------------------------------------------
 
 
+def _holder(body: Mapping[str, Any], subnet: str) -> validation.SubnetHolder:
+    meta = body.get("metadata") or {}
+    return validation.SubnetHolder(
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+        subnet,
+        str(meta.get("creationTimestamp") or ""),
+    )
+
+
+def lan_overlap(body: Mapping[str, Any]) -> validation.Problem | None:
+    """A pinned subnet overlapping an older LAN's, in any namespace."""
+    subnet = views.Lan.from_obj(body).subnet
+    if not subnet:
+        return None
+    others = [
+        _holder(other, theirs)
+        for _, other in RT.values("lan_idx")
+        if (theirs := views.Lan.from_obj(other).effective_subnet)
+    ]
+    return validation.subnet_overlap(_holder(body, subnet), others)
+
+
+def _pool(lan: views.Lan) -> str:
+    if lan.topology:
+        topo = RT.one("topo_idx", (lan.namespace, lan.topology)) or {}
+        return str((topo.get("spec") or {}).get("subnetPool") or allocation.DEFAULT_POOL)
+    return allocation.DEFAULT_POOL
+
+
+def _pool_problem(lan: views.Lan) -> validation.Problem | None:
+    """An automatic /24 must come from a pool the admin allows."""
+    pool, limits = _pool(lan), RT.config.limits
+    problem = validation.subnet_allowed(
+        pool, dataclasses.replace(limits, min_prefix=0, max_prefix=32)
+    )
+    if problem is None:  # the pool is allowed; is a /24 out of it?
+        problem = validation.subnet_allowed(pool.split("/")[0] + "/24", limits)
+    if problem is None:
+        return None
+    return validation.Problem(
+        problem.code, problem.reason, f"automatic subnet from pool {pool}: {problem.message}"
+    )
+
+
+def _lans_overlap(decky: views.Decky) -> validation.Problem | None:
+    """A LAN of this decky refused by the limits or overlapping an older LAN."""
+    for net in decky.networks:
+        body = RT.one("lan_idx", (decky.namespace, net.lan))
+        if not body:
+            continue
+        lan = views.Lan.from_obj(body)
+        problem = validation.lan(lan, RT.config.limits) or lan_overlap(body)
+        if problem is not None:
+            return validation.Problem(
+                problem.code, problem.reason, f"LAN {net.lan}: {problem.message}"
+            )
+    return None
+
+
 async def reconcile_lan(given: Mapping[str, Any]) -> None:
     key = _key(given)
     async with RT.locks[("lan",) + key]:
@@ -625,15 +748,17 @@ async def reconcile_lan(given: Mapping[str, Any]) -> None:
         holder = {"kind": "LAN", "name": lan.name, "uid": uid}
         subnet = lan.subnet or status.get("subnet")
         held_by: str | None = None
-        if lan.subnet:
+        overlap = validation.lan(lan, RT.config.limits) or lan_overlap(body)
+        if overlap is None and not lan.subnet and not status.get("subnet"):
+            overlap = _pool_problem(lan)
+        if overlap is not None:
+            held_by = overlap.message
+        elif lan.subnet:
             held_by = await _claim(
                 lan.namespace, names.subnet_claim_name(lan.subnet), lan.subnet, None, holder
             )
         elif not subnet:
-            pool = allocation.DEFAULT_POOL
-            if lan.topology:
-                topo = RT.one("topo_idx", (lan.namespace, lan.topology)) or {}
-                pool = (topo.get("spec") or {}).get("subnetPool") or pool
+            pool = _pool(lan)
             taken = {
                 s for _, b in RT.values("lan_idx") if (s := views.Lan.from_obj(b).effective_subnet)
             } | RT.reserved_subnets
@@ -654,7 +779,11 @@ async def reconcile_lan(given: Mapping[str, Any]) -> None:
             if ns == lan.namespace
             and any(n.get("lan") == lan.name for n in (d.get("spec") or {}).get("networks") or ())
         )
-        if held_by:
+        if overlap is not None:
+            ready = conditions.make(
+                conditions.READY, conditions.FALSE, overlap.reason, overlap.message, gen
+            )
+        elif held_by:
             ready = conditions.make(
                 conditions.READY,
                 conditions.FALSE,
@@ -674,13 +803,20 @@ async def reconcile_lan(given: Mapping[str, Any]) -> None:
                 "no free subnet in the pool",
                 gen,
             )
+        stalled = conditions.make(
+            conditions.STALLED,
+            conditions.TRUE if overlap is not None else conditions.FALSE,
+            overlap.reason if overlap is not None else "NoFailure",
+            overlap.message if overlap is not None else "",
+            gen,
+        )
         wanted: dict[str, Any] = {
             "observedGeneration": gen,
             "subnet": None if held_by else subnet,
             "gateway": allocation.gateway(subnet) if subnet and not held_by else None,
             "deckies": deckies,
             "topology": lan.topology,
-            "conditions": conditions.merge(status.get("conditions"), [ready]),
+            "conditions": conditions.merge(status.get("conditions"), [ready, stalled]),
         }
         wanted = {k: v for k, v in wanted.items() if v is not None}
         if {k: status.get(k) for k in wanted} != wanted or set(status) - set(wanted) - {
@@ -834,7 +970,18 @@ def _due(body: Mapping[str, Any], live: set[str], changed: set[str]) -> bool:
     since = conditions.parse_time(
         (status.get("lastMutation") or {}).get("at") or rec.get("startedAt")
     )
-    return mutation.due(interval=interval, last=since, now=_now())
+    return mutation.due(interval=interval, last=since, now=_now()) and _quiet(body)
+
+
+def _quiet(body: Mapping[str, Any]) -> bool:
+    """No attacker contact within spec.mutation.quietSeconds (status.activity, agent-written)."""
+    policy = (body.get("spec") or {}).get("mutation") or {}
+    activity = (body.get("status") or {}).get("activity") or {}
+    return mutation.quiet(
+        last_contact=conditions.parse_time(activity.get("lastContact")),
+        now=_now(),
+        quiet_seconds=policy.get("quietSeconds"),
+    )
 
 
 async def _loop() -> None:

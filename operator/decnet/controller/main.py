@@ -39,6 +39,15 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--no-webhook", action="store_true", default=env.get("DECNET_NO_WEBHOOK", "") == "1"
     )
     p.add_argument(
+        "--webhook-managed",
+        action=argparse.BooleanOptionalAction,
+        default=env.get("DECNET_WEBHOOK_MANAGED", "1") == "1",
+        help=(
+            "kopf registers its own ValidatingWebhookConfiguration (local runs); the chart "
+            "owns it in a cluster and sets DECNET_WEBHOOK_MANAGED=0"
+        ),
+    )
+    p.add_argument(
         "--metrics-port",
         type=int,
         default=int(env.get("DECNET_METRICS_PORT", "8080")),
@@ -140,7 +149,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings.batching.batch_window = 0.05
     if not args.no_webhook:
         settings.admission.server = _webhook(args)
-        settings.admission.managed = names.GROUP
+        # Unmanaged, kopf only serves: the configuration (Service reference, CA,
+        # failurePolicy) is the chart's, and the operator has no right to write it.
+        settings.admission.managed = names.GROUP if args.webhook_managed else None
     if args.metrics_port:
         import prometheus_client
 

@@ -13,9 +13,16 @@ import datetime
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
+from decnet.api import v1alpha1
+
 MAX_PICK = 3
 MAX_TRIES = 20
 DEFAULT_INTERVAL_MINUTES = 30
+
+DEFAULT_QUIET_SECONDS = v1alpha1.DEFAULT_QUIET_SECONDS
+# status.activity.lastContact is written at most every 30 s during an attack, so it can
+# lag the real last contact by that much: a shorter quiet period could cut a session.
+MIN_QUIET_SECONDS = 45
 
 MANUAL = "manual"
 SCHEDULED = "scheduled"
@@ -84,3 +91,19 @@ def next_due(*, interval: float, last: datetime.datetime | None) -> datetime.dat
     if interval <= 0 or last is None:
         return None
     return last + datetime.timedelta(minutes=interval)
+
+
+def quiet(
+    *,
+    last_contact: datetime.datetime | None,
+    now: datetime.datetime,
+    quiet_seconds: float | None,
+) -> bool:
+    """May a scheduled mutation run? Only when no attacker touched the decky for the quiet
+    period (status.activity.lastContact), so a rotation never cuts a live session.
+    A manual mutation does not ask."""
+    period = DEFAULT_QUIET_SECONDS if quiet_seconds is None else quiet_seconds
+    if period <= 0 or last_contact is None:
+        return True
+    period = max(period, MIN_QUIET_SECONDS)
+    return now >= last_contact + datetime.timedelta(seconds=period)

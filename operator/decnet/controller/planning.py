@@ -58,6 +58,25 @@ def _file(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _lan_extras(lan: views.Lan) -> dict[str, Any]:
+    """Topology and egress only when set, so plans (and hashes) of LANs without them
+    stay what they were."""
+    extras: dict[str, Any] = {}
+    if lan.topology:
+        extras["topology"] = lan.topology
+    if lan.egress:
+        # what the agent enforces; the descriptions stay on the LAN
+        extras["egress"] = [
+            {
+                "cidr": str(e.get("cidr", "")),
+                "protocol": str(e.get("protocol") or "tcp"),
+                "ports": sorted(int(p) for p in e.get("ports") or ()),
+            }
+            for e in lan.egress
+        ]
+    return extras
+
+
 def build(
     decky: views.Decky,
     *,
@@ -89,6 +108,7 @@ def build(
                 "dmz": lan.dmz,
                 "driver": lan.driver,
                 "parent": lan.parent,
+                **_lan_extras(lan),
             }
         )
     planned_services = []
@@ -107,6 +127,7 @@ def build(
                 "command": list(tpl.command),
                 "env": dict(tpl.env),
                 "configHash": digest(cfg) if cfg is not None else "",
+                **({"security": dict(tpl.security)} if tpl.security else {}),
             }
         )
     plan: dict[str, Any] = {

@@ -19,7 +19,8 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from decnet.controller import mutation, planning
+from decnet.controller import mutation, planning, validation
+from decnet.kube import names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Config:
     mutation_interval_minutes: float = mutation.DEFAULT_INTERVAL_MINUTES
     node_gone_seconds: int = 300
     tick_seconds: float = 1.0
+    system_namespace: str = names.SYSTEM_NAMESPACE
+    limits: validation.Limits = dataclasses.field(default_factory=validation.Limits)
 
     @classmethod
     def from_env(cls, kubeconfig: str | None = None) -> Config:
@@ -41,6 +44,8 @@ class Config:
             ),
             node_gone_seconds=int(env.get("DECNET_NODE_GONE_SECONDS", "300")),
             tick_seconds=float(env.get("DECNET_TICK_SECONDS", "1.0")),
+            system_namespace=names.system_namespace(env),
+            limits=validation.Limits.from_env(env),
         )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from decnet.api import v1alpha1
+from decnet.api.v1alpha1 import personas
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -35,6 +36,7 @@ class Lan:
     parent: str = ""
     topology: str | None = None
     status_subnet: str | None = None
+    egress: tuple[Mapping[str, Any], ...] = dataclasses.field(default=(), hash=False)
 
     @property
     def effective_subnet(self) -> str | None:
@@ -54,6 +56,7 @@ class Lan:
             parent=str(spec.get("parent") or ""),
             topology=spec.get("topology") or None,
             status_subnet=status.get("subnet") or None,
+            egress=tuple(dict(e) for e in spec.get("egress") or ()),
         )
 
 
@@ -99,12 +102,18 @@ class Decky:
         spec = _spec(obj)
         mutation = spec.get("mutation") or {}
         name = str(meta.get("name", ""))
+        namespace = str(meta.get("namespace", ""))
         labels = meta.get("labels") or {}
+        archetype = spec.get("archetype") or None
+        # Without spec.hostname, the name the archetype's machine would have out of the box.
+        hostname = spec.get("hostname") or personas.default_hostname(
+            archetype, f"{namespace}/{name}", fallback=name
+        )
         return cls(
             name=name,
-            namespace=str(meta.get("namespace", "")),
-            hostname=str(spec.get("hostname") or name),
-            archetype=spec.get("archetype") or None,
+            namespace=namespace,
+            hostname=str(hostname),
+            archetype=archetype,
             services=tuple(spec.get("services") or ()),
             service_config=dict(spec.get("serviceConfig") or {}),
             networks=tuple(
@@ -130,6 +139,7 @@ class Template:
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     config_schema: Mapping[str, Any] | None = None
     fleet_singleton: bool = False
+    security: Mapping[str, Any] | None = None
 
     @classmethod
     def from_obj(cls, obj: Mapping[str, Any]) -> Template:
@@ -145,4 +155,5 @@ class Template:
             env={str(k): str(v) for k, v in (spec.get("env") or {}).items()},
             config_schema=spec.get("configSchema") or None,
             fleet_singleton=bool(spec.get("fleetSingleton", False)),
+            security=dict(spec["security"]) if spec.get("security") else None,
         )

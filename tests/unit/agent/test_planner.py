@@ -10,9 +10,13 @@ from decnet.kube import names
 
 NS = "decoys"
 IMAGE = "decnet/svc:1"
-OFFICE = p.NetworkWant("office", "decnet-decoys-office", "10.20.0.15", "10.20.0.0/24", "10.20.0.1")
-DMZ = p.NetworkWant("dmz", "decnet-decoys-dmz", "10.30.0.5", "10.30.0.0/24", "10.30.0.1", dmz=True)
-LAB = p.NetworkWant("lab", "decnet-decoys-lab", "10.40.0.7", "10.40.0.0/24", "10.40.0.1")
+OFFICE = p.NetworkWant(
+    "office", names.network_name(NS, "office"), "10.20.0.15", "10.20.0.0/24", "10.20.0.1"
+)
+DMZ = p.NetworkWant(
+    "dmz", names.network_name(NS, "dmz"), "10.30.0.5", "10.30.0.0/24", "10.30.0.1", dmz=True
+)
+LAB = p.NetworkWant("lab", names.network_name(NS, "lab"), "10.40.0.7", "10.40.0.0/24", "10.40.0.1")
 
 
 def svc(name: str, image: str = IMAGE, config_hash: str = "") -> p.ServiceWant:
@@ -73,7 +77,7 @@ def service_of(
     return p.ContainerSeen(
         id=f"{s.name}-id",
         name=w.service_name(s.name),
-        labels=labels(w, names.ROLE_SERVICE, s.name, p.service_hash(s, base_id)),
+        labels=labels(w, names.ROLE_SERVICE, s.name, p.service_hash(s, base_id, w.lure_paths)),
         state=state,
     )
 
@@ -88,9 +92,7 @@ def networks_of(*nets: p.NetworkWant) -> tuple[p.NetworkSeen, ...]:
 def running(w: p.DeckyWant, manifest: dict[str, str] | None = None) -> p.Observed:
     """Docker exactly as `w` wants it."""
     base = base_of(w)
-    files = {
-        base.id: manifest if manifest is not None else {f.path: f.digest for f in w.files or ()}
-    }
+    files = {w.uid: manifest if manifest is not None else {f.path: f.digest for f in w.files or ()}}
     return p.Observed(
         (base, *(service_of(w, s) for s in w.services)), networks_of(OFFICE, DMZ, LAB), files
     )
@@ -329,12 +331,21 @@ def test_the_base_hash_ignores_services_secondary_lans_and_files() -> None:
 # --------------------------------------------------------------------------- files
 
 
-def test_new_files_are_placed_with_a_manifest() -> None:
+def test_new_files_are_written_on_the_node_and_services_remounted() -> None:
+    """A new lure path is a new bind mount: the services (not the base) are recreated."""
     before = want()
     f = lure()
     after = want(files=(f,))
     actions = p.plan_decky(after, running(before))
-    assert actions == [p.SyncFiles("base-id", (f,), (), {f.path: f.digest})]
+    assert actions[0] == p.SyncFiles("uid-1", (f,), (), {f.path: f.digest})
+    assert kinds(actions[1:]) == ["RemoveContainer", "CreateService"] * 2
+    assert not any(isinstance(a, p.RemoveContainer) and a.id == "base-id" for a in actions)
+
+
+def test_files_are_written_before_any_service_that_mounts_them() -> None:
+    w = want(files=(lure(),))
+    observed = p.Observed((base_of(w),), networks_of(OFFICE), {w.uid: {}})
+    assert kinds(p.plan_decky(w, observed)) == ["SyncFiles", "CreateService", "CreateService"]
 
 
 def test_a_mode_change_places_the_file_again() -> None:
@@ -355,13 +366,14 @@ def test_dropped_files_are_removed() -> None:
     before = want(files=(keep, drop))
     after = want(files=(keep,))
     actions = p.plan_decky(after, running(before))
-    assert actions == [p.SyncFiles("base-id", (), ("/b",), {"/a": keep.digest})]
+    assert actions[0] == p.SyncFiles("uid-1", (), ("/b",), {"/a": keep.digest})
+    assert kinds(actions[1:]) == ["RemoveContainer", "CreateService"] * 2
 
 
 def test_files_are_left_alone_when_contents_or_manifest_are_unknown() -> None:
     w = want(files=(lure(),))
     assert p.plan_decky(dataclasses.replace(w, files=None), running(want(), {"/x": "d"})) == []
-    obs = dataclasses.replace(running(want()), files={})
+    obs = dataclasses.replace(running(w), files={})
     assert p.plan_decky(w, obs) == []
 
 
@@ -442,7 +454,7 @@ def test_a_simulated_deploy_reaches_a_fixed_point() -> None:
     w = want(networks=(OFFICE, LAB), files=(lure(),))
     containers: dict[str, p.ContainerSeen] = {}
     nets: dict[str, p.NetworkSeen] = {}
-    files: dict[str, dict[str, str]] = {}
+    files: dict[str, dict[str, str]] = {w.uid: {}}  # the agent's record: nothing written yet
     rounds = 0
     for _ in range(5):
         rounds += 1
@@ -455,50 +467,23 @@ def test_a_simulated_deploy_reaches_a_fixed_point() -> None:
                 nets[a.net.network] = networks_of(a.net)[0]
             elif isinstance(a, p.CreateBase):
                 containers["b"] = dataclasses.replace(base_of(w), id="b")
-                files["b"] = {}
             elif isinstance(a, p.CreateService):
                 containers[a.service.name] = dataclasses.replace(
                     service_of(w, a.service, base_id=a.base_id), id=a.service.name
                 )
-                files[a.service.name] = {}
             elif isinstance(a, p.SyncFiles):
-                files[a.container_id] = dict(a.manifest)
+                files[a.uid] = dict(a.manifest)
             else:
                 raise AssertionError(a)
-    # networks + base, then services + files in the base, then files in the services
-    assert rounds == 4
-    assert set(files) == {"b", *(s.name for s in w.services)}
-    assert all(m == {f.path: f.digest for f in w.files or ()} for m in files.values())
-
-
-def test_files_go_into_every_current_service_container_too() -> None:
-    f = lure()
-    w = want(files=(f,))
-    obs = running(w)
-    files = dict(obs.files)
-    files.update({service_of(w, s).id: {} for s in w.services})
-    actions = p.plan_decky(w, dataclasses.replace(obs, files=files))
-    targets = sorted(a.container_id for a in actions if isinstance(a, p.SyncFiles))
-    assert targets == sorted(service_of(w, s).id for s in w.services)
-
-
-def test_files_wait_for_a_service_being_recreated() -> None:
-    w = want(files=(lure(),))
-    obs = running(w)
-    stale = dataclasses.replace(
-        service_of(w, w.services[0]),
-        labels={**service_of(w, w.services[0]).labels, names.LABEL_PLAN_HASH: "old"},
-    )
-    containers = (obs.containers[0], stale, *obs.containers[2:])
-    files = {**obs.files, stale.id: {}}
-    actions = p.plan_decky(w, dataclasses.replace(obs, containers=containers, files=files))
-    assert not any(isinstance(a, p.SyncFiles) and a.container_id == stale.id for a in actions)
+    # networks + files + base, then services, then nothing
+    assert rounds == 3
+    assert files == {w.uid: {f.path: f.digest for f in w.files or ()}}
 
 
 def test_predict_folds_creations_into_the_observation_until_nothing_is_left() -> None:
     """A deploy needs one Docker observation: each round plans from the answers of the last."""
     w = want(networks=(OFFICE, LAB), files=(lure(),))
-    observed: p.Observed | None = p.Observed()
+    observed: p.Observed | None = p.Observed(files={w.uid: {}})
     rounds = 0
     while True:
         assert observed is not None, "a deploy should never need a fresh observation"
@@ -517,7 +502,7 @@ def test_predict_folds_creations_into_the_observation_until_nothing_is_left() ->
             else:
                 results.append(None)
         observed = p.predict(observed, actions, results)
-    assert rounds == 3
+    assert rounds == 2  # networks, lure files and the base; then the services
     assert {c.name for c in observed.containers} == {
         w.base_name,
         *(w.service_name(s.name) for s in w.services),

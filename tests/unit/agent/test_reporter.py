@@ -124,7 +124,8 @@ def _containers(
         {
             names.LABEL_ROLE: "service",
             names.LABEL_SERVICE: "smb",
-            names.LABEL_PLAN_HASH: svc_hash or planner.service_hash(want.services[0], base.id),
+            names.LABEL_PLAN_HASH: svc_hash
+            or planner.service_hash(want.services[0], base.id, want.lure_paths),
         },
         "running",
     )

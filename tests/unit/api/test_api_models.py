@@ -66,7 +66,7 @@ def test_builtin_templates_cover_every_builtin_service_once() -> None:
     for doc in docs:
         template = v1alpha1.ServiceTemplate.model_validate(doc)
         name = doc["metadata"]["name"]
-        assert template.spec.image == f"decnet/{name}:0.1.0"
+        assert template.spec.image == "decnet/emulator:0.1.0"
         assert template.spec.fleet_singleton == (name in v1alpha1.FLEET_SINGLETONS)
         assert template.spec.ports or template.spec.fleet_singleton, name
 

@@ -57,6 +57,7 @@ def test_crds_carry_names_columns_and_status_subresource() -> None:
         "IP",
         "Services",
         "Reason",
+        "Last-Contact",
         "Phase",
         "Age",
     ]
@@ -65,6 +66,9 @@ def test_crds_carry_names_columns_and_status_subresource() -> None:
     st = docs["decnet.io_servicetemplates.yaml"]["spec"]
     assert st["names"]["shortNames"] == ["st"]
     assert st["scope"] == "Cluster"
+    sink = docs["decnet.io_eventsinks.yaml"]["spec"]
+    assert sink["scope"] == "Cluster"
+    assert sink["names"]["shortNames"] == ["es"]
     assert (ROOT / "crds" / "decnet.io_deckies.yaml").read_text().startswith(crdgen.HEADER)
 
 

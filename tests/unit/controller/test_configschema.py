@@ -42,3 +42,21 @@ def test_messages_never_echo_values() -> None:
 def test_additional_properties_true_allows_unknown_keys() -> None:
     schema = {**SCHEMA, "additionalProperties": True}
     assert configschema.errors({"workgroup": "A", "extra": 1}, schema) == []
+
+
+def test_lengths_and_item_counts_are_checked() -> None:
+    from decnet.controller import configschema as cs
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "workgroup": {"type": "string", "maxLength": 15, "minLength": 1},
+            "shares": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
+        },
+    }
+    assert cs.errors({"workgroup": "CORP", "shares": ["a"]}, schema) == []
+    assert cs.errors({"workgroup": "W" * 16}, schema) == [
+        "workgroup: must be at most 15 characters"
+    ]
+    assert cs.errors({"workgroup": ""}, schema) == ["workgroup: must be at least 1 characters"]
+    assert cs.errors({"shares": ["a", "b", "c"]}, schema) == ["shares: must have at most 2 items"]

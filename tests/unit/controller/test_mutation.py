@@ -54,3 +54,21 @@ def test_due_after_interval_and_disabled_by_zero() -> None:
     assert mutation.interval_minutes(None, 30) == 30
     assert mutation.interval_minutes(0, 30) == 0
     assert mutation.interval_minutes(5, 30) == 5
+
+
+def test_a_scheduled_mutation_waits_for_the_quiet_period_after_contact() -> None:
+    now = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=datetime.UTC)
+    contact = now - datetime.timedelta(seconds=100)
+    assert not mutation.quiet(last_contact=contact, now=now, quiet_seconds=None)  # default 300
+    assert not mutation.quiet(last_contact=contact, now=now, quiet_seconds=101)
+    assert mutation.quiet(last_contact=contact, now=now, quiet_seconds=100)
+    # activity lags by up to 30 s: a shorter period is lengthened to MIN_QUIET_SECONDS
+    recent = now - datetime.timedelta(seconds=40)
+    assert not mutation.quiet(last_contact=recent, now=now, quiet_seconds=10)
+    assert mutation.quiet(last_contact=contact, now=now, quiet_seconds=0)  # 0 = never wait
+    assert mutation.quiet(last_contact=None, now=now, quiet_seconds=300)  # never touched
+    assert mutation.quiet(
+        last_contact=now - datetime.timedelta(seconds=mutation.DEFAULT_QUIET_SECONDS),
+        now=now,
+        quiet_seconds=None,
+    )

@@ -47,7 +47,7 @@ def test_plan_matches_the_contract() -> None:
     assert plan["networks"] == [
         {
             "lan": "office",
-            "network": "decnet-decoys-office",
+            "network": "decnet.decoys.office",
             "ip": "10.20.0.15",
             "subnet": "10.20.0.0/24",
             "gateway": "10.20.0.1",
@@ -86,3 +86,30 @@ def test_unplannable_specs_raise_with_a_reason() -> None:
     with pytest.raises(planning.PlanError) as err:
         build(decky(networks=[{"lan": "missing"}]))
     assert err.value.reason == "LANNotFound"
+
+
+def test_a_templates_security_and_a_lans_topology_and_egress_reach_the_agent() -> None:
+    security = {"capabilities": ["NET_RAW"], "pidsLimit": 64, "runtime": "runsc"}
+    egress = [{"cidr": "198.51.100.0/24", "protocol": "tcp", "ports": [443], "description": "x"}]
+    plan = planning.build(
+        decky(),
+        lans={
+            "office": views.Lan(
+                "office", "decoys", "10.20.0.0/24", topology="maze", egress=tuple(egress)
+            )
+        },
+        templates={
+            **TEMPLATES,
+            "smb": views.Template("smb", "decnet/smb:0.1.0", security=security),
+        },
+        addresses={"office": "10.20.0.15"},
+        services=["rdp", "smb"],
+    )
+    by_name = {s["name"]: s for s in plan["services"]}  # type: ignore[attr-defined]
+    assert by_name["smb"]["security"] == security
+    assert "security" not in by_name["rdp"]  # absent = the agent's defaults
+    net = plan["networks"][0]  # type: ignore[index]
+    assert net["topology"] == "maze"
+    assert net["egress"] == [{"cidr": "198.51.100.0/24", "protocol": "tcp", "ports": [443]}]
+    # a LAN without topology or egress plans exactly as before (no hash churn on upgrade)
+    assert "egress" not in build(decky())["networks"][0]  # type: ignore[index]

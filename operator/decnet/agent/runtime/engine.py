@@ -9,28 +9,29 @@ never conclude that anything is gone).
 
 from __future__ import annotations
 
-import io
-import json
 import subprocess
-import tarfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
 
-from decnet.agent import images, planner
+from decnet.agent import hardening, images, lures, planner
 from decnet.kube import names
 
 # The base container: PID 1 is a shell that sleeps and exits at once on SIGTERM.
 BASE_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
-# Where the base remembers which files the agent placed (path -> digest).
-MANIFEST_DIR = ".decnet"
-MANIFEST_PATH = f"/{MANIFEST_DIR}/files.json"
-CONFIG_ENV = "DECNET_CONFIG"
+# The service's config (JSON); a neutral name, as everything inside a service container.
+CONFIG_ENV = "SVC_CONFIG"
+
+
+def base_sysctls(want: planner.DeckyWant) -> dict[str, str] | None:
+    """The persona's per-netns sysctls, plus forwarding for a gateway."""
+    sysctls = {**hardening.base_sysctls(want.forwards_l3), **dict(want.sysctls)}
+    return sysctls or None
 
 
 class DockerError(Exception):
@@ -48,20 +49,35 @@ def _explain(error: Exception) -> str:
 
 
 class Engine:
-    def __init__(self, client: docker.DockerClient, node: str) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        node: str,
+        lure_store: lures.LureStore | None = None,
+        logs: hardening.LogLimits | None = None,
+    ) -> None:
         self.client = client
         self.api: docker.APIClient = client.api
         self.node = node
+        self.lures = lure_store or lures.LureStore()
+        self.logs = logs or hardening.LogLimits()
         self._net_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._images: set[str] = set()
-        # base id -> its file manifest; read from the container once per agent process.
-        self._manifests: dict[str, dict[str, str]] = {}
+        # Called with a container id before it is removed: the event collector stops the
+        # container and reads its last output (no removal loses an attacker's last words).
+        self.before_remove: Callable[[str], None] | None = None
 
     @classmethod
-    def from_env(cls, node: str, timeout: int = 120) -> Engine:
+    def from_env(
+        cls,
+        node: str,
+        timeout: int = 120,
+        lure_store: lures.LureStore | None = None,
+        logs: hardening.LogLimits | None = None,
+    ) -> Engine:
         try:
-            return cls(docker.from_env(timeout=timeout), node)
+            return cls(docker.from_env(timeout=timeout), node, lure_store, logs)
         except docker.errors.DockerException as error:
             raise EngineUnavailable(str(error)) from error
 
@@ -90,51 +106,27 @@ class Engine:
         raw = self._call(
             self.api.containers, all=True, filters={"label": self._ours() + list(extra_labels)}
         )
-        return [_container_seen(c) for c in raw]
+        return _parsed(_container_seen, raw, "container")
 
     def list_networks(self) -> list[planner.NetworkSeen]:
         raw = self._call(self.api.networks, filters={"label": self._ours()})
-        return [_network_seen(n) for n in raw]
+        return _parsed(_network_seen, raw, "network")
 
-    def observe_decky(self, namespace: str, name: str, with_files: bool) -> planner.Observed:
+    def observe_decky(
+        self, namespace: str, name: str, with_files: bool, uid: str = ""
+    ) -> planner.Observed:
+        """The decky's containers and every managed network; with_files adds the agent's
+        own record of the lure files it wrote for `uid` (nothing is read from a container)."""
         containers = self.list_containers(
             [f"{names.LABEL_NAMESPACE}={namespace}", f"{names.LABEL_DECKY}={name}"]
         )
         files: dict[str, Mapping[str, str]] = {}
-        if with_files:
-            for c in containers:
-                if c.state == "running":
-                    files[c.id] = self.read_manifest(c.id)
+        if with_files and uid:
+            files[uid] = self.lures.manifest(uid)
         return planner.Observed(tuple(containers), tuple(self.list_networks()), files)
 
     def observe_node(self) -> planner.Observed:
         return planner.Observed(tuple(self.list_containers()), tuple(self.list_networks()))
-
-    def read_manifest(self, container_id: str) -> dict[str, str]:
-        cached = self._manifests.get(container_id)
-        if cached is not None:
-            return dict(cached)
-        manifest = self._read_manifest(container_id)
-        self._manifests[container_id] = manifest
-        return dict(manifest)
-
-    def _read_manifest(self, container_id: str) -> dict[str, str]:
-        try:
-            stream, _ = self.api.get_archive(container_id, MANIFEST_PATH)
-        except docker.errors.NotFound:
-            return {}
-        except docker.errors.APIError as error:
-            raise DockerError(_explain(error)) from error
-        except requests.exceptions.ConnectionError as error:
-            raise EngineUnavailable(str(error)) from error
-        data = b"".join(stream)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            member = tar.next()
-            handle = tar.extractfile(member) if member else None
-            if handle is None:
-                return {}
-            loaded = json.loads(handle.read() or b"{}")
-        return {str(k): str(v) for k, v in loaded.items()}
 
     # ------------------------------------------------------------------ act
 
@@ -185,7 +177,7 @@ class Engine:
                 force=True,
             )
         elif isinstance(action, planner.SyncFiles):
-            self.sync_files(action)
+            self.lures.sync(action, time.time())
         else:  # Refuse and Fail are decisions, not Docker work.
             raise TypeError(f"not an executable action: {action!r}")
         return None
@@ -202,7 +194,7 @@ class Engine:
                 if found.get("Name") == net.network:
                     return _network_seen(found)
             pool = docker.types.IPAMPool(subnet=net.subnet, gateway=net.gateway or None)
-            options = {"parent": net.parent} if net.driver == "macvlan" and net.parent else None
+            options = network_options(self.node, namespace, net)
             labels = {
                 names.LABEL_MANAGED_BY: names.MANAGED_BY,
                 names.LABEL_NAMESPACE: namespace,
@@ -228,6 +220,7 @@ class Engine:
                 gateway=net.gateway,
                 internal=net.internal,
                 parent=net.parent,
+                bridge=(options or {}).get(BRIDGE_NAME_OPTION, ""),
             )
 
     def remove_network(self, network_id: str) -> None:
@@ -282,10 +275,10 @@ class Engine:
         assert home is not None  # the planner fails a plan without networks
         self.ensure_image(want.base_image)
         host_config = self.api.create_host_config(
-            cap_add=["NET_ADMIN"],
             network_mode=home.network,
             restart_policy={"Name": "no"},
-            sysctls={"net.ipv4.ip_forward": "1"} if want.forwards_l3 else None,
+            sysctls=base_sysctls(want),
+            **hardening.base_host_config_options(self.logs),
         )
         networking = self.api.create_networking_config(
             {home.network: self.api.create_endpoint_config(ipv4_address=home.ip)}
@@ -296,6 +289,7 @@ class Engine:
             command=BASE_COMMAND,
             name=want.base_name,
             hostname=want.hostname,
+            mac_address=want.mac_address or None,  # the home network's; never Docker's 02:42
             labels=self._labels(want, names.ROLE_BASE, "", hash_),
             host_config=host_config,
             networking_config=networking,
@@ -307,7 +301,6 @@ class Engine:
                 self.api.connect_container_to_network, base_id, net.network, ipv4_address=net.ip
             )
         self._call(self.api.start, base_id)
-        self._manifests[base_id] = {}  # a fresh base holds no placed files
         return base_id
 
     def create_service(
@@ -324,16 +317,19 @@ class Engine:
             labels=self._labels(want, names.ROLE_SERVICE, svc.name, hash_),
             environment=env,
             host_config=self.api.create_host_config(
-                network_mode=f"container:{base_id}", restart_policy={"Name": "no"}
+                network_mode=f"container:{base_id}",
+                restart_policy={"Name": "no"},
+                binds=self.lures.binds(want.uid, want.lure_paths) or None,
+                **hardening.host_config_options(svc.security, self.logs),
             ),
         )
         service_id = str(created["Id"])
         self._call(self.api.start, service_id)
-        self._manifests[service_id] = {}  # a fresh container holds no placed files
         return service_id
 
     def remove_container(self, container_id: str) -> None:
-        self._manifests.pop(container_id, None)
+        if self.before_remove is not None:
+            self.before_remove(container_id)
         try:
             self.api.remove_container(container_id, force=True)
         except docker.errors.NotFound:
@@ -344,16 +340,6 @@ class Engine:
             raise DockerError(_explain(error)) from error
         except requests.exceptions.ConnectionError as error:
             raise EngineUnavailable(str(error)) from error
-
-    def sync_files(self, action: planner.SyncFiles, now: float | None = None) -> None:
-        """Remove dropped files, then place files and the manifest in one archive."""
-        target = action.container_id
-        if action.remove:
-            exec_id = self._call(self.api.exec_create, target, ["rm", "-f", "--", *action.remove])
-            self._call(self.api.exec_start, exec_id)
-        self._manifests.pop(target, None)
-        self._call(self.api.put_archive, target, "/", files_archive(action, now or time.time()))
-        self._manifests[target] = dict(action.manifest)
 
     # ------------------------------------------------------------------ images built from a context
 
@@ -377,34 +363,43 @@ class Engine:
         raise DockerError(f"building image {tag} from {context} failed: {output.strip()}")
 
 
-def files_archive(action: planner.SyncFiles, now: float) -> bytes:
-    """A tar for put_archive at '/': each file with its mode and aged mtime, plus the manifest."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for f in action.place:
-            _add(tar, f.path.lstrip("/"), f.content, f.mode, now + f.mtime_offset_seconds)
-        manifest = json.dumps(dict(action.manifest), sort_keys=True).encode()
-        dir_info = tarfile.TarInfo(MANIFEST_DIR)
-        dir_info.type = tarfile.DIRTYPE
-        dir_info.mode = 0o700
-        dir_info.mtime = int(now)
-        tar.addfile(dir_info)
-        _add(tar, MANIFEST_PATH.lstrip("/"), manifest, 0o600, now)
-    return buf.getvalue()
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 
 
-def _add(tar: tarfile.TarFile, name: str, content: bytes, mode: int, mtime: float) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(content)
-    info.mode = mode
-    info.mtime = int(mtime)
-    info.uid = info.gid = 0
-    tar.addfile(info, io.BytesIO(content))
+def network_options(node: str, namespace: str, net: planner.NetworkWant) -> dict[str, str] | None:
+    """A bridge gets a name the node's firewall rules can match; macvlan its parent."""
+    if net.driver == "macvlan":
+        return {"parent": net.parent} if net.parent else None
+    return {BRIDGE_NAME_OPTION: names.bridge_name(node, namespace, net.lan)}
+
+
+# Bounds on what is taken from a Docker listing (labels and names are ours, but the
+# agent trusts nothing it reads back without a limit).
+LABEL_MAX = 256
+LABELS_MAX = 64
+NETWORKS_MAX = 64
+
+
+def _parsed(parse: Any, raw: Any, what: str) -> list[Any]:
+    """Every entry parsed, or a DockerError naming what was unreadable (reported on the
+    decky as a failed converge, never a crash)."""
+    if not isinstance(raw, list):
+        raise DockerError(f"unreadable {what} list from Docker: {type(raw).__name__}")
+    try:
+        return [parse(entry) for entry in raw]
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DockerError(f"unreadable {what} entry from Docker: {error!r}"[:500]) from error
+
+
+def _labels_of(raw: Any) -> dict[str, str]:
+    items = list((raw or {}).items())[:LABELS_MAX]
+    return {str(k)[:LABEL_MAX]: str(v)[:LABEL_MAX] for k, v in items}
 
 
 def _container_seen(raw: Mapping[str, Any]) -> planner.ContainerSeen:
     networks: dict[str, str] = {}
-    for net_name, endpoint in ((raw.get("NetworkSettings") or {}).get("Networks") or {}).items():
+    attached = ((raw.get("NetworkSettings") or {}).get("Networks") or {}).items()
+    for net_name, endpoint in list(attached)[:NETWORKS_MAX]:
         endpoint = endpoint or {}
         ipam = endpoint.get("IPAMConfig") or {}
         networks[net_name] = ipam.get("IPv4Address") or endpoint.get("IPAddress") or ""
@@ -412,9 +407,9 @@ def _container_seen(raw: Mapping[str, Any]) -> planner.ContainerSeen:
     name = next(iter(raw_names), "").lstrip("/")
     return planner.ContainerSeen(
         id=str(raw["Id"]),
-        name=name,
-        labels=dict(raw.get("Labels") or {}),
-        state=str(raw.get("State", "")),
+        name=name[:LABEL_MAX],
+        labels=_labels_of(raw.get("Labels")),
+        state=str(raw.get("State", ""))[:32],
         networks=networks,
         network_mode=str((raw.get("HostConfig") or {}).get("NetworkMode", "")),
     )
@@ -424,11 +419,12 @@ def _network_seen(raw: Mapping[str, Any]) -> planner.NetworkSeen:
     config = ((raw.get("IPAM") or {}).get("Config") or [{}])[0] or {}
     return planner.NetworkSeen(
         id=str(raw["Id"]),
-        name=str(raw["Name"]),
-        labels=dict(raw.get("Labels") or {}),
+        name=str(raw["Name"])[:LABEL_MAX],
+        labels=_labels_of(raw.get("Labels")),
         driver=str(raw.get("Driver", "")),
         subnet=str(config.get("Subnet", "")),
         gateway=str(config.get("Gateway", "")),
         internal=bool(raw.get("Internal", False)),
         parent=str((raw.get("Options") or {}).get("parent", "")),
+        bridge=str((raw.get("Options") or {}).get(BRIDGE_NAME_OPTION, "")),
     )

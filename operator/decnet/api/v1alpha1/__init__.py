@@ -40,6 +40,8 @@ from decnet.api.v1alpha1.common import (
     PrinterColumn,
 )
 from decnet.api.v1alpha1.decky import (
+    DEFAULT_QUIET_SECONDS,
+    Activity,
     Address,
     AgentReport,
     ContainerStatus,
@@ -58,10 +60,24 @@ from decnet.api.v1alpha1.decky import (
     PlanNetwork,
     PlanService,
 )
-from decnet.api.v1alpha1.lan import LAN, LANSpec, LANStatus
+from decnet.api.v1alpha1.eventsink import (
+    CONDITION_DEGRADED,
+    EventSink,
+    EventSinkSpec,
+    EventSinkStatus,
+    NodeDelivery,
+    SecretKeyRef,
+    SecretRef,
+    Selector,
+    SyslogSink,
+    SyslogTLS,
+    WebhookSink,
+)
+from decnet.api.v1alpha1.lan import LAN, EgressRule, LANSpec, LANStatus
 from decnet.api.v1alpha1.servicetemplate import (
     BuildSpec,
     PortSpec,
+    SecuritySpec,
     ServiceTemplate,
     ServiceTemplateSpec,
     ServiceTemplateStatus,
@@ -90,11 +106,20 @@ from decnet.api.v1alpha1.topology import (
 )
 
 # The top-level kinds, in CRD generation order.
-KINDS: tuple[type[Model], ...] = (Decky, LAN, Topology, ServiceTemplate, AddressClaim)
+KINDS: tuple[type[Model], ...] = (
+    Decky,
+    LAN,
+    Topology,
+    ServiceTemplate,
+    AddressClaim,
+    EventSink,
+)
 
 __all__ = [
     "API_VERSION",
     "ARCHETYPES",
+    "CONDITION_DEGRADED",
+    "DEFAULT_QUIET_SECONDS",
     "ARCHETYPE_OS",
     "BUILTIN_SERVICES",
     "CONDITION_READY",
@@ -137,6 +162,7 @@ __all__ = [
     "TERMINAL_PHASES",
     "UNKNOWN_SERVICE",
     "VERSION",
+    "Activity",
     "Address",
     "AddressClaim",
     "AddressClaimSpec",
@@ -148,28 +174,40 @@ __all__ = [
     "Decky",
     "DeckySpec",
     "DeckyStatus",
+    "EventSink",
+    "EventSinkSpec",
+    "EventSinkStatus",
     "FileContent",
     "FileSpec",
     "Holder",
     "KeyRef",
     "LANSpec",
+    "EgressRule",
     "LANStatus",
     "LastMutation",
     "Lifecycle",
     "Model",
     "MutationPolicy",
     "NetworkAttachment",
+    "NodeDelivery",
     "Plan",
     "PlanFile",
     "PlanNetwork",
     "PlanService",
     "PortSpec",
+    "SecuritySpec",
     "PrinterColumn",
+    "SecretKeyRef",
+    "SecretRef",
+    "Selector",
     "ServiceTemplate",
     "ServiceTemplateSpec",
     "ServiceTemplateStatus",
+    "SyslogSink",
+    "SyslogTLS",
     "Topology",
     "TopologySpec",
     "TopologyStatus",
     "ValidationIssue",
+    "WebhookSink",
 ]

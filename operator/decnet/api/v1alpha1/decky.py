@@ -20,7 +20,7 @@ from decnet.api.v1alpha1.common import (
     Operation,
     Phase,
 )
-from decnet.api.v1alpha1.servicetemplate import PortSpec
+from decnet.api.v1alpha1.servicetemplate import PortSpec, SecuritySpec
 
 MAX_SERVICES = 32
 MAX_NETWORKS = 16
@@ -29,6 +29,7 @@ PATH_MAX = 1024
 # 1 MiB of file content, base64 encoded.
 INLINE_MAX = 1_398_104
 MODE_MAX = 0o7777
+DEFAULT_QUIET_SECONDS = 300
 HOSTNAME_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$"
 
 Archetype = Literal[tuple(sorted(ARCHETYPES))]  # type: ignore[valid-type]
@@ -58,6 +59,17 @@ class MutationPolicy(Model):
         description="Services to pick from; defaults to the archetype's services.",
         min_length=1,
         max_length=MAX_SERVICES,
+    )
+    quiet_seconds: int | None = Field(
+        default=None,
+        description=(
+            "A scheduled mutation waits until the decky has had no attacker contact for this"
+            " many seconds (status.activity.lastContact), so it never cuts a live session;"
+            f" absent = {DEFAULT_QUIET_SECONDS}, 0 = never wait, at least 45 (lastContact is"
+            " written at most every 30 s). A manual mutation happens at once."
+        ),
+        ge=0,
+        le=86400,
     )
 
 
@@ -189,7 +201,11 @@ class DeckySpec(Model):
     )
     hostname: str | None = Field(
         default=None,
-        description="Hostname inside the decky; defaults to the object name.",
+        description=(
+            "Hostname inside the decky; defaults to a name the archetype's machine would have"
+            " out of the box (DESKTOP-XXXXXXX for windows-workstation, web07 for web-server),"
+            " stable per decky, or to the object name when there is no archetype."
+        ),
         max_length=63,
         pattern=HOSTNAME_PATTERN,
     )
@@ -260,6 +276,16 @@ class Lifecycle(Model):
     )
 
 
+class PlanEgress(Model):
+    """One egress allowance of the LAN, as the agent enforces it."""
+
+    cidr: str = Field(description="Destination network (CIDR).", max_length=18)
+    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp or udp.")
+    ports: list[int] = Field(
+        default_factory=list, description="Destination ports; empty = all.", max_length=16
+    )
+
+
 class PlanNetwork(Model):
     """A LAN as the agent must realise it on its node."""
 
@@ -271,6 +297,14 @@ class PlanNetwork(Model):
     dmz: bool = Field(default=False, description="DMZ LANs are not internal (they have egress).")
     driver: Literal["bridge", "macvlan"] = Field(default="bridge", description="Docker driver.")
     parent: str = Field(default="", description="macvlan parent interface.")
+    topology: str = Field(
+        default="", description="The LAN's topology: its LANs reach each other, nothing else."
+    )
+    egress: list[PlanEgress] = Field(
+        default_factory=list,
+        description="The LAN's egress allowance (spec.egress).",
+        max_length=32,
+    )
 
 
 class PlanService(Model):
@@ -282,6 +316,9 @@ class PlanService(Model):
     command: list[str] = Field(default_factory=list, description="Command; empty = image default.")
     env: dict[str, str] = Field(default_factory=dict, description="Environment (template only).")
     config_hash: str = Field(default="", description="sha256 of spec.serviceConfig[name].")
+    security: SecuritySpec | None = Field(
+        default=None, description="The template's confinement (absent = the defaults)."
+    )
 
 
 class PlanFile(Model):
@@ -335,6 +372,27 @@ class ContainerStatus(Model):
     plan_hash: str = Field(default="", description="Plan hash label of the container.")
 
 
+class Activity(Model):
+    """Attacker contact with the decky, as its node agent collected it (agent-owned).
+
+    Written at most once per decky per 30 s and only after contact: an idle decky
+    never causes a write.
+    """
+
+    last_contact: str | None = Field(
+        default=None,
+        description="When an attacker event was last seen (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+    contacts: int = Field(default=0, description="Attacker events seen since the agent started.")
+    last_source: str | None = Field(
+        default=None, description="Source IP of the latest event.", max_length=64
+    )
+    last_service: str | None = Field(
+        default=None, description="Service of the latest event.", max_length=63
+    )
+
+
 class DeckyStatus(Model):
     """Observed state: operator fields plus the agent's report (docs/internals.md)."""
 
@@ -363,6 +421,10 @@ class DeckyStatus(Model):
         default=None, description="Containers the agent observed (agent-owned).", max_length=128
     )
     agent: AgentReport | None = Field(default=None, description="The agent's report.")
+    activity: Activity | None = Field(
+        default=None,
+        description="Attacker contact (agent-owned, field manager decnet-agent-events).",
+    )
 
 
 class Decky(Model):
@@ -387,6 +449,12 @@ class Decky(Model):
                 "Reason",
                 '.status.conditions[?(@.type=="Ready")].reason',
                 description="Why it is (not) ready.",
+            ),
+            common.PrinterColumn(
+                "Last-Contact",
+                ".status.activity.lastContact",
+                "date",
+                description="When an attacker last touched the decky.",
             ),
             common.PrinterColumn(
                 "Phase",

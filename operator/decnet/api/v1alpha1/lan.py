@@ -6,14 +6,43 @@ planned against them. CEL transition rules enforce that in the API server itself
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
 from decnet.api.v1alpha1 import common
 from decnet.api.v1alpha1.common import CIDR, Condition, DnsLabel, Model
 
+Port = Annotated[int, Field(ge=1, le=65535)]
 IFACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
+
+
+class EgressRule(Model):
+    """One destination the LAN's deckies may open connections to beyond their topology."""
+
+    cidr: CIDR = Field(
+        description=(
+            "Destination network (CIDR). Node, cluster/pod/service and link-local addresses"
+            " stay denied even when listed here."
+        ),
+        json_schema_extra=common.validations(
+            common.cel(
+                "isCIDR(self) && cidr(self) == cidr(self).masked()",
+                "cidr must be a network address (no host bits set), e.g. 198.51.100.0/24",
+            ),
+        ),
+    )
+    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp or udp.")
+    ports: list[Port] = Field(
+        default_factory=list,
+        description="Destination ports; empty = every port of the protocol.",
+        max_length=16,
+    )
+    description: str = Field(
+        description="Why this egress is allowed (for the security review).",
+        min_length=1,
+        max_length=256,
+    )
 
 
 class LANSpec(Model):
@@ -28,6 +57,12 @@ class LANSpec(Model):
             common.cel(
                 "(has(self.driver) && self.driver == 'macvlan') || !has(self.parent)",
                 "spec.parent is only allowed when spec.driver is macvlan",
+            ),
+            common.cel(
+                "!has(self.egress) || size(self.egress) == 0 || (has(self.dmz) && self.dmz"
+                " && (!has(self.driver) || self.driver == 'bridge'))",
+                "spec.egress needs a DMZ bridge LAN (dmz: true, driver: bridge);"
+                " other LANs are internal",
             ),
             common.cel(
                 "!has(oldSelf.subnet) || (has(self.subnet) && self.subnet == oldSelf.subnet)",
@@ -75,6 +110,15 @@ class LANSpec(Model):
     )
     topology: DnsLabel | None = Field(
         default=None, description="Topology (in the same namespace) this LAN belongs to."
+    )
+    egress: list[EgressRule] = Field(
+        default_factory=list,
+        description=(
+            "What the LAN's deckies may reach outside their topology. Empty (the default):"
+            " nothing - the node's firewall rejects every other destination. Only for"
+            " bridge LANs: a macvlan LAN's traffic never crosses the node's firewall."
+        ),
+        max_length=32,
     )
 
 

@@ -6,9 +6,9 @@ ports and config schema. The chart installs the built-in templates; users add th
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 
 from decnet.api.v1alpha1 import common
 from decnet.api.v1alpha1.common import Condition, Model
@@ -34,6 +34,69 @@ class BuildSpec(Model):
         description="Dockerfile path relative to the context.",
         min_length=1,
         max_length=1024,
+    )
+
+
+# Docker's default capability set: a template may add back what its service needs from
+# these, never more (no SYS_ADMIN, NET_ADMIN, SYS_PTRACE...).
+Capability = Literal[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+]
+ABS_PATH_PATTERN = r"^/[A-Za-z0-9._/-]*$"
+AbsPath = Annotated[str, StringConstraints(pattern=ABS_PATH_PATTERN, max_length=256)]
+
+
+class SecuritySpec(Model):
+    """How a service container is confined; every field has a safe default."""
+
+    capabilities: list[Capability] = Field(
+        default_factory=list,
+        description=(
+            "Capabilities added back after dropping ALL (from Docker's default set only)."
+            " Ports below 1024 need none: the decky's namespace allows unprivileged binds."
+        ),
+        max_length=14,
+    )
+    read_only_root_filesystem: bool = Field(
+        default=True,
+        description="Read-only root filesystem; /tmp, /run, /var/tmp and `tmpfs` are writable.",
+    )
+    tmpfs: list[AbsPath] = Field(
+        default_factory=list,
+        description="Further writable tmpfs paths (64 MiB, noexec) beside /tmp, /run, /var/tmp.",
+        max_length=16,
+    )
+    pids_limit: int = Field(
+        default=256, description="Most processes/threads the container may hold.", ge=8, le=4096
+    )
+    memory_mi_b: int = Field(
+        default=256,
+        alias="memoryMiB",
+        description="Memory limit in MiB (no swap beyond it).",
+        ge=16,
+        le=16384,
+    )
+    cpu_millicores: int = Field(
+        default=500, description="CPU limit in millicores (1000 = one core).", ge=50, le=8000
+    )
+    runtime: str | None = Field(
+        default=None,
+        description="OCI runtime configured in dockerd, e.g. runsc (gVisor); default runc.",
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
     )
 
 
@@ -86,6 +149,13 @@ class ServiceTemplateSpec(Model):
     )
     description: str | None = Field(
         default=None, description="What the service emulates.", max_length=1024
+    )
+    security: SecuritySpec | None = Field(
+        default=None,
+        description=(
+            "Confinement of the service container; absent = the defaults (no capabilities,"
+            " read-only root, 256 processes, 256 MiB, half a core)."
+        ),
     )
 
 

@@ -53,8 +53,8 @@ class Response:
     headers: list[tuple[str, str]]
     body: bytes
 
-    def encode(self, head_only: bool = False) -> bytes:
-        lines = [f"HTTP/1.1 {self.status} {self.reason}"]
+    def encode(self, head_only: bool = False, version: str = "HTTP/1.1") -> bytes:
+        lines = [f"{version} {self.status} {self.reason}"]
         lines += [f"{k}: {v}" for k, v in self.headers]
         lines.append(f"Content-Length: {len(self.body)}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")

@@ -1,0 +1,481 @@
+"""Attacker events reach the security team: rsyslog over TLS, an HTTPS webhook, kubectl.
+
+The decky runs a fixture login service (busybox: `nc -ll -e sh -c ...`) that answers each
+connection and prints one RFC 5424 event line, in the emulators' format, with the
+client's real source address and port, user name and password. The receivers are a
+real Debian rsyslogd (TLS, RFC 5425, certificates made here) and an HTTPS server.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import Cluster, condition, env_for, free_port, wait_for
+from receivers import Rsyslog, Webhook
+
+from decnet.controller import certs
+
+LOGIN_SCRIPT = r"""read -r user pass
+ino=$(readlink /proc/$$/fd/0 | tr -dc 0-9)
+rem=$(cat /proc/net/tcp /proc/net/tcp6 | awk -v i="$ino" '$10 == i {print $3}')
+h=${rem%:*}
+h=${h:$((${#h}-8)):8}
+ip=$(printf '%d.%d.%d.%d' 0x${h:6:2} 0x${h:4:2} 0x${h:2:2} 0x${h:0:2})
+port=$(printf '%d' 0x${rem#*:})
+ts=$(date -u +%Y-%m-%dT%H:%M:%S).$(printf '%06d' $(( $(cut -d' ' -f1 /proc/uptime | tr -d .) % 1000000 )))Z
+echo "<133>1 $ts - ssh $$ auth [attack@32473 kind=\"auth\" service=\"ssh\" src_ip=\"$ip\" src_port=\"$port\" dst_port=\"22\" proto=\"tcp\" session=\"$$\" username=\"$user\" password=\"$pass\"] login attempt" > /proc/1/fd/1
+echo "Permission denied"
+"""
+SERVICE = "evt-login"
+TEMPLATE = {
+    "apiVersion": "decnet.io/v1alpha1",
+    "kind": "ServiceTemplate",
+    "metadata": {"name": SERVICE},
+    "spec": {
+        "image": "decnet-test/busybox:latest",
+        "description": "Test fixture: a login prompt that writes one attacker event per try.",
+        "ports": [{"port": 22, "protocol": "tcp"}],
+        "command": ["nc", "-ll", "-p", "22", "-e", "sh", "-c", LOGIN_SCRIPT],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def login_template(kubectl: Any, service_templates: None) -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(TEMPLATE))
+
+
+@pytest.fixture(scope="module")
+def pki() -> certs.Bundle:
+    return certs.generate(Path(tempfile.mkdtemp(prefix="decnet-events-pki-")), ["127.0.0.1"])
+
+
+@pytest.fixture(scope="module")
+def rsyslog(pki: certs.Bundle) -> Iterator[Rsyslog]:
+    server = Rsyslog(
+        Path(tempfile.mkdtemp(prefix="decnet-rsyslog-")),
+        free_port(),
+        pki.certfile,
+        pki.pkeyfile,
+        pki.cafile,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def webhook(pki: certs.Bundle) -> Iterator[Webhook]:
+    server = Webhook(free_port(), pki.certfile, pki.pkeyfile)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Sinks:
+    """A TLS syslog sink and a webhook sink for one test namespace (cleaned up after)."""
+
+    def __init__(self, cluster: Cluster, pki: certs.Bundle, rsyslog: Rsyslog, webhook: Webhook):
+        self.cluster, self.rsyslog, self.webhook = cluster, rsyslog, webhook
+        tag = uuid.uuid4().hex[:6]
+        self.syslog_name, self.webhook_name = f"soc-syslog-{tag}", f"soc-webhook-{tag}"
+        self.token = f"t-{uuid.uuid4().hex}"
+        ns = cluster.ns
+        ca = base64.b64encode(pki.cafile.read_bytes()).decode()
+        secrets = [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "soc-ca", "namespace": ns},
+                "data": {"ca.crt": ca},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "soc-headers", "namespace": ns},
+                "stringData": {"Authorization": f"Bearer {self.token}"},
+            },
+        ]
+        cluster.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps({"kind": "List", "apiVersion": "v1", "items": secrets}),
+        )
+        selector = {"namespaces": [ns]}
+        sinks = [
+            {
+                "apiVersion": "decnet.io/v1alpha1",
+                "kind": "EventSink",
+                "metadata": {"name": self.syslog_name},
+                "spec": {
+                    "selector": selector,
+                    "syslog": {
+                        "address": f"tls://127.0.0.1:{rsyslog.port}",
+                        "tls": {
+                            "caSecretRef": {"namespace": ns, "name": "soc-ca", "key": "ca.crt"}
+                        },
+                    },
+                },
+            },
+            {
+                "apiVersion": "decnet.io/v1alpha1",
+                "kind": "EventSink",
+                "metadata": {"name": self.webhook_name},
+                "spec": {
+                    "selector": selector,
+                    "webhook": {
+                        "url": f"https://127.0.0.1:{webhook.server.server_address[1]}/events",
+                        "headersSecretRef": {"namespace": ns, "name": "soc-headers"},
+                        "caSecretRef": {"namespace": ns, "name": "soc-ca", "key": "ca.crt"},
+                    },
+                },
+            },
+        ]
+        cluster.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps({"kind": "List", "apiVersion": "v1", "items": sinks}),
+        )
+        wait_for(
+            lambda: self.ready(self.syslog_name) == "True",
+            60,
+            "the syslog sink Ready",
+            cluster.agent,
+        )
+
+    def sink(self, name: str) -> dict[str, Any]:
+        out = self.cluster.kubectl("get", "eventsink", name, "-o", "json").stdout
+        return dict(json.loads(out))
+
+    def ready(self, name: str) -> str | None:
+        return condition(self.sink(name), "Ready")
+
+    def syslog_ids(self) -> dict[str, dict[str, str]]:
+        return {
+            e.fields["id"]: {**e.params(), **e.fields}
+            for e in self.rsyslog.messages()
+            if e.fields.get("namespace") == self.cluster.ns
+        }
+
+    def webhook_events(self) -> list[dict[str, Any]]:
+        return [e for e in self.webhook.events() if e["namespace"] == self.cluster.ns]
+
+    def delete(self) -> None:
+        for name in (self.syslog_name, self.webhook_name):
+            self.cluster.kubectl("delete", "eventsink", name, "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def sinks(
+    cluster: Cluster, pki: certs.Bundle, rsyslog: Rsyslog, webhook: Webhook, login_template: None
+) -> Iterator[Sinks]:
+    made = Sinks(cluster, pki, rsyslog, webhook)
+    try:
+        yield made
+    finally:
+        made.delete()
+
+
+def attack(ip: str, user: str, password: str, timeout: float = 10) -> tuple[str, int]:
+    """One login attempt as a client; returns the client's (address, port)."""
+    with socket.create_connection((ip, 22), timeout=timeout) as s:
+        s.sendall(f"{user} {password}\n".encode())
+        s.recv(100)
+        return s.getsockname()[0], s.getsockname()[1]
+
+
+def deploy(cluster: Cluster, name: str, **spec: Any) -> str:
+    cluster.apply(cluster.lan(), cluster.decky(name, [SERVICE], **spec))
+    cluster.wait_ready([name])
+    ip = str(cluster.status(name)["addresses"][0]["ip"])
+    wait_for(lambda: _answers(ip), 30, f"{name}'s login service")
+    return ip
+
+
+def _answers(ip: str) -> bool:
+    try:
+        attack(ip, "probe", "probe", timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def test_an_attack_reaches_rsyslog_over_tls_and_the_webhook_within_2_s(
+    cluster: Cluster, sinks: Sinks
+) -> None:
+    ip = deploy(cluster, "hit-01")
+    password = f"pw-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    src_ip, src_port = attack(ip, "root", password)
+
+    def arrived() -> bool:
+        in_syslog = any(e.get("password") == password for e in sinks.syslog_ids().values())
+        in_webhook = any(e["fields"].get("password") == password for e in sinks.webhook_events())
+        return in_syslog and in_webhook
+
+    wait_for(arrived, 30, "the event in rsyslog and the webhook", cluster.agent)
+    latency = time.monotonic() - started
+    assert latency <= 2.0, f"took {latency:.2f} s"
+
+    syslog = next(e for e in sinks.syslog_ids().values() if e.get("password") == password)
+    hook = next(e for e in sinks.webhook_events() if e["fields"].get("password") == password)
+    for record in (syslog, hook):
+        assert record["decky"] == "hit-01"
+        assert record["namespace"] == cluster.ns
+        assert record["node"] == cluster.node
+        assert record["lan"] == "lan"
+        assert record["service"] == SERVICE
+        assert record["kind"] == "auth"
+        assert record["src_ip"] == src_ip
+        assert str(record["src_port"]) == str(src_port)
+    assert syslog["username"] == "root" and hook["fields"]["username"] == "root"
+    assert syslog["id"] == hook["id"]
+    assert any(h.get("Authorization") == f"Bearer {sinks.token}" for h in sinks.webhook.headers)
+
+    status = sinks.sink(sinks.webhook_name)["status"]
+    wait_for(
+        lambda: (sinks.sink(sinks.webhook_name)["status"].get("delivered") or 0) >= 1,
+        30,
+        "delivered counted",
+    )
+    assert condition(sinks.sink(sinks.webhook_name), "Ready") == "True", status
+
+
+def test_a_sink_down_for_60_s_gets_every_event_afterwards(
+    cluster: Cluster, sinks: Sinks, rsyslog: Rsyslog
+) -> None:
+    ip = deploy(cluster, "down-01")
+    rsyslog.stop()
+    tag = uuid.uuid4().hex[:6]
+    sent = []
+    try:
+        deadline = time.monotonic() + 60
+        i = 0
+        saw_degraded = False
+        while time.monotonic() < deadline:
+            attack(ip, "admin", f"{tag}-{i}")
+            sent.append(f"{tag}-{i}")
+            i += 1
+            status = sinks.sink(sinks.syslog_name).get("status") or {}
+            if (
+                condition(sinks.sink(sinks.syslog_name), "Degraded") == "True"
+                and (status.get("backlog") or 0) > 0
+            ):
+                saw_degraded = True
+            time.sleep(2)
+        assert saw_degraded, sinks.sink(sinks.syslog_name).get("status")
+    finally:
+        rsyslog.start()
+
+    def all_in() -> bool:
+        got = {e.get("password") for e in sinks.syslog_ids().values()}
+        return set(sent) <= got
+
+    wait_for(all_in, 90, "every event in rsyslog after it came back", cluster.agent)
+    # Same events (by id) as the webhook, which never went down.
+    hook_ids = {
+        e["id"] for e in sinks.webhook_events() if e["fields"].get("password", "").startswith(tag)
+    }
+    syslog_ids = {i for i, e in sinks.syslog_ids().items() if e.get("password", "").startswith(tag)}
+    assert hook_ids == syslog_ids and len(hook_ids) == len(sent)
+    wait_for(lambda: sinks.ready(sinks.syslog_name) == "True", 60, "the sink Ready again")
+    assert condition(sinks.sink(sinks.syslog_name), "Degraded") == "False"
+
+
+def test_every_event_arrives_after_the_agent_is_sigkilled_mid_attack(
+    cluster: Cluster, sinks: Sinks
+) -> None:
+    ip = deploy(cluster, "kill-01")
+    tag = uuid.uuid4().hex[:6]
+    sent: list[str] = []
+
+    def run() -> None:
+        for i in range(150):
+            try:
+                attack(ip, "root", f"{tag}-{i}")
+                sent.append(f"{tag}-{i}")
+            except OSError:
+                continue
+
+    attacker = threading.Thread(target=run)
+    attacker.start()
+    time.sleep(1.5)
+    cluster.agent.kill()
+    time.sleep(1.0)
+    cluster.agent.start()
+    attacker.join(timeout=120)
+    assert len(sent) > 100
+
+    def all_in() -> bool:
+        hook = {e["fields"].get("password") for e in sinks.webhook_events()}
+        syslog = {e.get("password") for e in sinks.syslog_ids().values()}
+        return set(sent) <= hook and set(sent) <= syslog
+
+    wait_for(all_in, 90, "every event after the agent restart", cluster.agent)
+
+
+def test_a_deleted_deckys_last_events_still_arrive(cluster: Cluster, sinks: Sinks) -> None:
+    ip = deploy(cluster, "bye-01")
+    tag = uuid.uuid4().hex[:6]
+    sent = [f"{tag}-{i}" for i in range(5)]
+    for password in sent:
+        attack(ip, "root", password)
+    cluster.kubectl("delete", "decky", "bye-01", "-n", cluster.ns, "--wait=false")
+    wait_for(lambda: cluster.containers("bye-01") == [], 60, "the decky's containers gone")
+    wait_for(
+        lambda: set(sent) <= {e["fields"].get("password") for e in sinks.webhook_events()},
+        30,
+        "the last events",
+        cluster.agent,
+    )
+
+
+def test_a_brute_force_is_one_aggregated_event_and_last_contact_moves(
+    cluster: Cluster, sinks: Sinks, kubectl_binary: str, kubeconfig: str
+) -> None:
+    ip = deploy(cluster, "brute-01")
+    assert "activity" not in cluster.status("brute-01")  # no contact, no write
+    watch = subprocess.Popen(
+        [kubectl_binary, f"--kubeconfig={kubeconfig}", "get", "deckies", "-n", cluster.ns, "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        header = watch.stdout.readline() if watch.stdout else ""
+        assert "LAST-CONTACT" in header
+        first = watch.stdout.readline() if watch.stdout else ""
+        assert len(first.split()) == 7, first  # no LAST-CONTACT yet (kubectl prints it empty)
+        src = ""
+        for i in range(1000):
+            src, _ = attack(ip, "root", f"guess-{i}")
+        seen_change = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and watch.stdout:
+            line = watch.stdout.readline()
+            if line.startswith("brute-01") and len(line.split()) == 8:
+                seen_change = line
+                break
+        assert seen_change, "kubectl get -w showed no LAST-CONTACT change"
+    finally:
+        watch.terminate()
+        watch.wait(timeout=10)
+
+    def one_event() -> list[dict[str, Any]]:
+        out = cluster.kubectl(
+            "get",
+            "events",
+            "-n",
+            cluster.ns,
+            "--field-selector",
+            "reason=AttackerContact",
+            "-o",
+            "json",
+        ).stdout
+        return [e for e in json.loads(out)["items"] if e["involvedObject"]["name"] == "brute-01"]
+
+    wait_for(lambda: sum(int(e.get("count") or 0) for e in one_event()) >= 1000, 60, "count 1000")
+    found = one_event()
+    assert len(found) == 1, found
+    assert found[0]["type"] == "Warning"
+    assert src in found[0]["message"]
+    described = cluster.kubectl("describe", "decky", "brute-01", "-n", cluster.ns).stdout
+    assert "AttackerContact" in described
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "decnet.cli.main",
+            "events",
+            "brute-01",
+            "-n",
+            cluster.ns,
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env_for(kubeconfig),
+        check=True,
+    )
+    (row,) = json.loads(cli.stdout)["items"]
+    assert (row["decky"], row["source"], row["service"]) == ("brute-01", src, SERVICE)
+    assert row["count"] >= 1000
+    table = subprocess.run(
+        [sys.executable, "-m", "decnet.cli.main", "events", "-n", cluster.ns],
+        capture_output=True,
+        text=True,
+        env=env_for(kubeconfig),
+        check=True,
+    ).stdout
+    assert "brute-01" in table and src in table
+    activity = cluster.status("brute-01")["activity"]
+    assert activity["lastSource"] == src and activity["lastService"] == SERVICE
+    wait_for(
+        lambda: cluster.status("brute-01")["activity"]["contacts"] >= 1000, 60, "contacts 1000"
+    )
+
+
+def test_a_scheduled_mutation_waits_until_the_attacker_is_quiet(
+    cluster: Cluster, sinks: Sinks, login_template: None
+) -> None:
+    # Due 60 s after deploy; the attack runs from 20 s to 110 s and holds one session open.
+    started = time.monotonic()
+    ip = deploy(
+        cluster,
+        "quiet-01",
+        mutation={"pool": [SERVICE, "http"], "intervalMinutes": 1, "quietSeconds": 45},
+    )
+    time.sleep(max(0.0, 20 - (time.monotonic() - started)))
+    session = socket.create_connection((ip, 22), timeout=10)
+    try:
+        i = 0
+        while time.monotonic() - started < 110:
+            attack(ip, "root", f"q-{i}")
+            i += 1
+            time.sleep(2)
+            assert cluster.status("quiet-01").get("lastMutation") is None, "mutated mid-attack"
+        # The session opened before the mutation was due still talks to the same service.
+        session.sendall(b"root still-here\n")
+        assert session.recv(100) == b"Permission denied\n"
+    finally:
+        session.close()
+    stopped = time.monotonic()
+    wait_for(
+        lambda: (
+            (cluster.status("quiet-01").get("lastMutation") or {}).get("trigger") == "scheduled"
+        ),
+        150,
+        "the scheduled mutation after the attack",
+        cluster.operator,
+    )
+    assert time.monotonic() - stopped >= 10  # not at once: after a quiet period
+    assert (
+        any(e["fields"].get("password") == "still-here" for e in sinks.webhook_events())
+        or wait_for(
+            lambda: any(
+                e["fields"].get("password") == "still-here" for e in sinks.webhook_events()
+            ),
+            30,
+            "the late session's event",
+        )
+        is None
+    )
