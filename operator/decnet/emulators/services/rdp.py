@@ -25,7 +25,7 @@ import ssl
 import struct
 from typing import Any
 
-from .. import ber, core, events, ntlm
+from .. import ber, core, events, ntlm, tlscert_win
 
 PORTS = [(3389, "tcp")]
 DEFAULTS: dict[str, Any] = {
@@ -185,7 +185,7 @@ async def credssp(ctx: core.Context, reader: asyncio.StreamReader, writer: async
         return
 
 
-async def handle(ctx: core.Context, tls: ssl.SSLContext, reader: asyncio.StreamReader,
+async def handle(ctx: core.Context, tls: tlscert_win.Lazy, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, peer: core.Peer) -> None:
     tpkt = await read_tpkt(reader, ctx.idle_seconds)
     if tpkt is None:
@@ -204,10 +204,11 @@ async def handle(ctx: core.Context, tls: ssl.SSLContext, reader: asyncio.StreamR
         await core.send(writer, confirm)
         await core.read_some(reader, 4096, min(ctx.idle_seconds, 10))
         return
+    context = tls.context()  # the first client waits for the key, before the confirm
     # No await between the confirm and start_tls: the stream must not read the
     # ClientHello into its own buffer before the TLS protocol takes over.
     writer.write(confirm)
-    await writer.start_tls(tls, ssl_handshake_timeout=30)
+    await writer.start_tls(context, ssl_handshake_timeout=30)
     if selected == PROTOCOL_HYBRID:
         await credssp(ctx, reader, writer, peer)
         return
@@ -217,8 +218,7 @@ async def handle(ctx: core.Context, tls: ssl.SSLContext, reader: asyncio.StreamR
 
 
 async def serve(ctx: core.Context) -> None:
-    tls = await asyncio.get_running_loop().run_in_executor(
-        None, _tls_context, common_name(ctx.config))
+    tls = tlscert_win.Lazy(common_name(ctx.config))
 
     async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: core.Peer) -> None:
         try:
@@ -228,9 +228,3 @@ async def serve(ctx: core.Context) -> None:
 
     for port, _proto in PORTS:
         await core.serve_tcp(ctx, port, on_conn)
-
-
-def _tls_context(name: str) -> ssl.SSLContext:
-    from .. import tlscert_win
-
-    return tlscert_win.server_context(name)
