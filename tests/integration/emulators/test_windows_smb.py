@@ -112,3 +112,16 @@ def test_smb1_null_session_reports_the_configured_native_os() -> None:
         else:
             raise AssertionError("a null session must not reach a share")
         emu.wait_event("auth", username="anonymous", mechanism="NTLM (SMB1)")
+
+
+def test_null_session_reaches_ipc_and_configured_shares_deny_it_while_others_do_not_exist() -> None:
+    with h.run("smb", {"shares": ["Finance", "IPC$"]}) as emu:
+        port = str(emu.port(445))
+        denied = subprocess.run(["smbclient", "//127.0.0.1/Finance", "-p", port, "-N", "-c", "ls"],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert "NT_STATUS_ACCESS_DENIED" in denied.stdout + denied.stderr
+        missing = subprocess.run(["smbclient", "//127.0.0.1/Payroll", "-p", port, "-N", "-c",
+                                  "ls"], capture_output=True, text=True, timeout=60, check=False)
+        assert "NT_STATUS_BAD_NETWORK_NAME" in missing.stdout + missing.stderr
+        emu.wait_event("request", command="TREE_CONNECT", path="\\\\127.0.0.1\\Finance")
+        emu.wait_event("auth", username="anonymous")

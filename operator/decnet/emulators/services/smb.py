@@ -51,10 +51,14 @@ STATUS_LOGON_FAILURE = 0xC000006D
 STATUS_ACCESS_DENIED = 0xC0000022
 STATUS_NOT_SUPPORTED = 0xC00000BB
 STATUS_USER_SESSION_DELETED = 0xC0000203
+STATUS_BAD_NETWORK_NAME = 0xC00000CC
 
 SMB1_MAGIC = b"\xffSMB"
 SMB2_MAGIC = b"\xfeSMB"
-NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, ECHO = 0, 1, 2, 3, 13
+NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT, CREATE, IOCTL, ECHO = (
+    0, 1, 2, 3, 4, 5, 11, 13)
+SESSION_FLAG_IS_NULL = 0x0002
+IPC_TREE_ID = 1
 DIALECTS = {"2.0.2": 0x0202, "2.1": 0x0210, "3.0": 0x0300, "3.0.2": 0x0302, "3.1.1": 0x0311}
 DIALECT_NAMES = {v: k for k, v in DIALECTS.items()}
 WILDCARD = 0x02FF
@@ -78,6 +82,7 @@ class Session:
         default_factory=lambda: int.from_bytes(os.urandom(8), "little") & 0x0000FFFFFFFFFFFF)
     spnego: bool = True
     smb1: bool = False
+    null: bool = False  # an anonymous session was set up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,9 +207,40 @@ def security_buffer(data: bytes) -> bytes:
     return data[offset : offset + min(size, MAX_FRAME)]
 
 
-def session_setup_response(req: Header2, status: int, session_id: int, token: bytes) -> bytes:
-    body = struct.pack("<HHHH", 9, 0, 72 if token else 0, len(token))
+def session_setup_response(req: Header2, status: int, session_id: int, token: bytes,
+                           flags: int = 0) -> bytes:
+    body = struct.pack("<HHHH", 9, flags, 72 if token else 0, len(token))
     return header2(req, SESSION_SETUP, status, session_id) + body + token
+
+
+def tree_path(data: bytes) -> str:
+    """The UNC path of an SMB2 TREE_CONNECT (\\\\server\\share)."""
+    if len(data) < 64 + 8:
+        return ""
+    offset, size = struct.unpack_from("<HH", data, 64 + 4)
+    return data[offset : offset + min(size, 1024)].decode("utf-16-le", "replace")
+
+
+def tree_connect(config: dict[str, Any], req: Header2, session: Session, path: str) -> bytes:
+    """IPC$ for a null session (as Windows allows); configured shares deny it; others: none."""
+    share = path.rsplit("\\", 1)[-1].upper()
+    shares = {str(s).upper() for s in config["shares"]}
+    if not session.null or req.session_id != session.session_id:
+        return error2(req, STATUS_USER_SESSION_DELETED, req.session_id)
+    if share == "IPC$":
+        head = bytearray(header2(req, TREE_CONNECT, STATUS_SUCCESS, session.session_id))
+        struct.pack_into("<I", head, 36, IPC_TREE_ID)
+        return bytes(head) + struct.pack("<HBBIII", 16, 2, 0, 0x30, 0, 0x001F01FF)
+    if share in shares:
+        return error2(req, STATUS_ACCESS_DENIED, session.session_id)
+    return error2(req, STATUS_BAD_NETWORK_NAME, session.session_id)
+
+
+def create_name(data: bytes) -> str:
+    if len(data) < 64 + 48:
+        return ""
+    offset, size = struct.unpack_from("<HH", data, 64 + 44)
+    return data[offset : offset + min(size, 1024)].decode("utf-16-le", "replace")
 
 
 # SMB1 ------------------------------------------------------------------------------------
@@ -337,9 +373,25 @@ def handle_message(config: dict[str, Any], server: Server, session: Session,
                                                  session.session_id, token)])
         if kind == ntlm.AUTHENTICATE:
             auth = ntlm.parse_authenticate(message)
+            if auth is not None and auth.anonymous:
+                session.null = True
+                done = ntlm.neg_token_resp(0, mech=False) if session.spnego else b""
+                return Reply([session_setup_response(hdr, STATUS_SUCCESS, session.session_id,
+                                                     done, SESSION_FLAG_IS_NULL)], auth=auth)
             return Reply([error2(hdr, STATUS_LOGON_FAILURE, session.session_id)], auth=auth)
         return Reply([error2(hdr, STATUS_LOGON_FAILURE, session.session_id)],
                      note="session setup without NTLMSSP")
+    if hdr.command == TREE_CONNECT:
+        path = tree_path(data)
+        return Reply([tree_connect(config, hdr, session, path)], note=f"TREE_CONNECT {path}")
+    if hdr.command == CREATE and session.null:
+        return Reply([error2(hdr, STATUS_ACCESS_DENIED, session.session_id)],
+                     note=f"CREATE {create_name(data)}")
+    if hdr.command == TREE_DISCONNECT and session.null:
+        return Reply([header2(hdr, TREE_DISCONNECT, STATUS_SUCCESS, session.session_id)
+                      + struct.pack("<HH", 4, 0)])
+    if hdr.command == IOCTL and session.null:
+        return Reply([error2(hdr, STATUS_NOT_SUPPORTED, session.session_id)])
     if hdr.command == ECHO:
         return Reply([header2(hdr, ECHO, STATUS_SUCCESS, hdr.session_id)
                       + struct.pack("<HH", 4, 0)])
@@ -411,6 +463,9 @@ async def handle(ctx: core.Context, server: Server, reader: asyncio.StreamReader
         reply = handle_message(ctx.config, server, session, body)
         if reply.note.startswith("NEGOTIATE"):
             ctx.emit(events.COMMAND, peer, reply.note, command=reply.note)
+        elif reply.note.startswith(("TREE_CONNECT ", "CREATE ")):
+            command, _, path = reply.note.partition(" ")
+            ctx.emit(events.REQUEST, peer, reply.note, command=command, path=path)
         elif reply.note:
             ctx.emit(events.DATA, peer, reply.note, command=reply.note, size=len(body))
         if reply.auth is not None:
