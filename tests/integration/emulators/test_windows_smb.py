@@ -10,7 +10,8 @@ from tests.probes import windows
 
 
 def _smbclient(port: int, user: str, *extra: str) -> str:
-    done = subprocess.run(["smbclient", "-L", "//127.0.0.1", "-p", str(port), "-U", user, *extra],
+    login = ["-U", user] if user else []
+    done = subprocess.run(["smbclient", "-L", "//127.0.0.1", "-p", str(port), *login, *extra],
                           capture_output=True, text=True, timeout=60, check=False)
     return done.stdout + done.stderr
 
@@ -125,3 +126,19 @@ def test_null_session_reaches_ipc_and_configured_shares_deny_it_while_others_do_
         assert "NT_STATUS_BAD_NETWORK_NAME" in missing.stdout + missing.stderr
         emu.wait_event("request", command="TREE_CONNECT", path="\\\\127.0.0.1\\Finance")
         emu.wait_event("auth", username="anonymous")
+
+
+def test_share_list_of_a_null_session_shows_the_configured_shares() -> None:
+    from impacket.smbconnection import SMBConnection
+
+    with h.run("smb", {"shares": ["ADMIN$", "C$", "Finance", "Scans"]}) as emu:
+        out = _smbclient(emu.port(445), "", "-N")
+        rows = {line.split()[0]: line.split()[1] for line in out.splitlines()
+                if line.startswith("\t") and len(line.split()) >= 2}
+        assert rows.get("Finance") == "Disk" and rows.get("Scans") == "Disk", out
+        assert rows.get("IPC$") == "IPC" and rows.get("ADMIN$") == "Disk"
+        conn = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=emu.port(445), timeout=15)
+        conn.login("", "")
+        names = [s["shi1_netname"][:-1] for s in conn.listShares()]
+        assert names == ["ADMIN$", "C$", "Finance", "Scans", "IPC$"]
+        emu.wait_event("request", command="CREATE", path="srvsvc")

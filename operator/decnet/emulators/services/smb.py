@@ -16,7 +16,9 @@ we emulate:
   NTLMSSP; SESSION_SETUP runs NTLMSSP: the CHALLENGE carries the workgroup,
   computer name, DNS names and the Windows version from the config, and the
   AUTHENTICATE is captured as a hashcat netntlmv2/v1 line. Every login then
-  fails with STATUS_LOGON_FAILURE, as for a wrong password.
+  fails with STATUS_LOGON_FAILURE, as for a wrong password. An anonymous (null)
+  session is let in, as Windows does: IPC$ connects and the srvsvc pipe lists
+  the configured shares (../srvsvc.py), while every share itself is denied.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import struct
 import uuid
 from typing import Any
 
-from .. import core, events, ntlm
+from .. import core, events, ntlm, srvsvc
 
 PORTS = [(445, "tcp"), (139, "tcp")]
 DEFAULTS: dict[str, Any] = {
@@ -52,6 +54,7 @@ STATUS_ACCESS_DENIED = 0xC0000022
 STATUS_NOT_SUPPORTED = 0xC00000BB
 STATUS_USER_SESSION_DELETED = 0xC0000203
 STATUS_BAD_NETWORK_NAME = 0xC00000CC
+STATUS_END_OF_FILE = 0xC0000011
 
 SMB1_MAGIC = b"\xffSMB"
 SMB2_MAGIC = b"\xfeSMB"
@@ -59,6 +62,9 @@ NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT, CREATE, IOCTL, 
     0, 1, 2, 3, 4, 5, 11, 13)
 SESSION_FLAG_IS_NULL = 0x0002
 IPC_TREE_ID = 1
+READ, WRITE, CLOSE = 8, 9, 6
+FSCTL_PIPE_TRANSCEIVE = 0x0011C017
+SRVSVC_FILE_ID = b"\x01\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00"
 DIALECTS = {"2.0.2": 0x0202, "2.1": 0x0210, "3.0": 0x0300, "3.0.2": 0x0302, "3.1.1": 0x0311}
 DIALECT_NAMES = {v: k for k, v in DIALECTS.items()}
 WILDCARD = 0x02FF
@@ -83,6 +89,8 @@ class Session:
     spnego: bool = True
     smb1: bool = False
     null: bool = False  # an anonymous session was set up
+    pipe: bool = False  # srvsvc is open on IPC$
+    pending: bytes = b""  # the pipe's answer to the last WRITE, for the next READ
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +244,51 @@ def tree_connect(config: dict[str, Any], req: Header2, session: Session, path: s
     return error2(req, STATUS_BAD_NETWORK_NAME, session.session_id)
 
 
+def create_response(req: Header2, session: Session) -> bytes:
+    """The srvsvc pipe opened on IPC$."""
+    body = struct.pack("<HBBIQQQQQQII16sII", 89, 0, 0, 1, 0, 0, 0, 0, 4096, 0, 0x80, 0,
+                       SRVSVC_FILE_ID, 0, 0)
+    return header2(req, CREATE, STATUS_SUCCESS, session.session_id) + body + b"\0"
+
+
+def listed_shares(config: dict[str, Any]) -> list[str]:
+    """The configured shares, and IPC$, which every Windows host has."""
+    shares = [str(s)[:80] for s in config["shares"] if str(s)][:srvsvc.MAX_SHARES - 1]
+    if "IPC$" not in {s.upper() for s in shares}:
+        shares.append("IPC$")
+    return shares
+
+
+def pipe_io(config: dict[str, Any], req: Header2, session: Session, data: bytes) -> bytes:
+    """DCE/RPC over the srvsvc pipe: WRITE then READ, or one IOCTL transceive."""
+    sid = session.session_id
+    shares = listed_shares(config)
+    if req.command == WRITE and len(data) >= 64 + 48:
+        offset, length = struct.unpack_from("<HI", data, 64 + 2)
+        session.pending = srvsvc.respond(data[offset : offset + min(length, MAX_FRAME)], shares)
+        return header2(req, WRITE, STATUS_SUCCESS, sid) + struct.pack("<HHIIHH", 17, 0, length,
+                                                                        0, 0, 0)
+    if req.command == READ:
+        answer, session.pending = session.pending, b""
+        if not answer:
+            return error2(req, STATUS_END_OF_FILE, sid)
+        return (header2(req, READ, STATUS_SUCCESS, sid)
+                + struct.pack("<HBBIII", 17, 0x50, 0, len(answer), 0, 0) + answer)
+    if req.command == IOCTL and len(data) >= 64 + 56:
+        code, _file, in_offset, in_count = struct.unpack_from("<I16sII", data, 64 + 4)
+        if code != FSCTL_PIPE_TRANSCEIVE:
+            return error2(req, STATUS_NOT_SUPPORTED, sid)
+        out = srvsvc.respond(data[in_offset : in_offset + min(in_count, MAX_FRAME)], shares)
+        body = struct.pack("<HHI16sIIIIII", 49, 0, code, SRVSVC_FILE_ID, 112, 0, 112, len(out),
+                           0, 0)
+        return header2(req, IOCTL, STATUS_SUCCESS, sid) + body + out
+    if req.command == CLOSE:
+        session.pipe = False
+        return header2(req, CLOSE, STATUS_SUCCESS, sid) + struct.pack("<HHI", 60, 0, 0) + \
+            b"\0" * 52
+    return error2(req, STATUS_NOT_SUPPORTED, sid)
+
+
 def create_name(data: bytes) -> str:
     if len(data) < 64 + 48:
         return ""
@@ -385,8 +438,14 @@ def handle_message(config: dict[str, Any], server: Server, session: Session,
         path = tree_path(data)
         return Reply([tree_connect(config, hdr, session, path)], note=f"TREE_CONNECT {path}")
     if hdr.command == CREATE and session.null:
+        name = create_name(data)
+        if hdr.tree_id == IPC_TREE_ID and name.lower().lstrip("\\") == "srvsvc":
+            session.pipe = True
+            return Reply([create_response(hdr, session)], note=f"CREATE {name}")
         return Reply([error2(hdr, STATUS_ACCESS_DENIED, session.session_id)],
-                     note=f"CREATE {create_name(data)}")
+                     note=f"CREATE {name}")
+    if hdr.command in (WRITE, READ, IOCTL, CLOSE) and session.pipe:
+        return Reply([pipe_io(config, hdr, session, data)])
     if hdr.command == TREE_DISCONNECT and session.null:
         return Reply([header2(hdr, TREE_DISCONNECT, STATUS_SUCCESS, session.session_id)
                       + struct.pack("<HH", 4, 0)])
