@@ -7,6 +7,7 @@ import socket
 import threading
 
 from tests import emulator_harness as h
+from tests.integration.emulators import test_ics_snmp
 from tests.integration.emulators.test_hostile_windows import (
     RSS_LIMIT_KIB,
     _send,
@@ -34,6 +35,7 @@ def _flood(port: int, datagrams: list[bytes], repeat: int) -> None:
 
 def test_snmp_survives_garbage_floods_and_getbulk_amplification() -> None:
     with h.run("snmp") as emu:
+        test_ics_snmp.ready(emu)
         before = emu.rss_kib()
         _flood(emu.port(161), [os.urandom(n) for n in (1, 64, 1400, 65000)] + BER_BOMBS, 500)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # max-repetitions 65535

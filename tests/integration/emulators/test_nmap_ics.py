@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests import emulator_harness as h
 from tests import probes
+from tests.integration.emulators import test_ics_snmp
 from tests.integration.emulators.test_nmap_windows import nmap, port_line
 
 probes.load_all()
@@ -13,6 +14,7 @@ def test_nmap_names_snmp() -> None:
     port, proto, word = probes.NMAP["snmp"]
     assert proto == "udp"
     with h.run("snmp") as emu:
+        test_ics_snmp.ready(emu)
         out = nmap(emu.port(port), "--script", "snmp-sysdescr", udp=True)
         assert word.lower() in port_line(out, emu.port(port)).lower(), out
         assert "Linux mon01" in out  # snmp-sysdescr read the configured sysDescr

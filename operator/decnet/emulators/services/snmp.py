@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import secrets
 import struct
 import time
 from typing import Any
@@ -286,8 +287,15 @@ class Agent:
         self.config = config or ctx.config
         self.extra = extra or {}
         self.started = time.monotonic()
+        # engineBoots/engineTime as on a host that has been up for a while: net-snmp's
+        # client ignores a report whose engine time is 0
+        self.boots = secrets.randbelow(20) + 1
+        self.engine_base = secrets.randbelow(2_000_000) + 3600
         self.unknown_engine = 0
         self.unknown_user = 0
+
+    def engine_time(self) -> int:
+        return self.engine_base + int(time.monotonic() - self.started)
 
     def uptime_ticks(self) -> int:
         return int((time.monotonic() - self.started) * 100)
@@ -303,10 +311,10 @@ class Agent:
                           username=v3.user or None, query="v3")
             if v3.engine_id:
                 self.unknown_user += 1
-                return report_v3(self.config, v3, 1, self.uptime_ticks() // 100,
+                return report_v3(self.config, v3, self.boots, self.engine_time(),
                                  self.unknown_user, USM_UNKNOWN_USER_NAMES)
             self.unknown_engine += 1
-            return report_v3(self.config, v3, 1, self.uptime_ticks() // 100, self.unknown_engine)
+            return report_v3(self.config, v3, self.boots, self.engine_time(), self.unknown_engine)
         community = req.community.decode("utf-8", "replace")
         accepted = community == str(self.config["community"])
         version = "1" if req.version == 0 else "2c"
