@@ -142,3 +142,15 @@ def test_share_list_of_a_null_session_shows_the_configured_shares() -> None:
         names = [s["shi1_netname"][:-1] for s in conn.listShares()]
         assert names == ["ADMIN$", "C$", "Finance", "Scans", "IPC$"]
         emu.wait_event("request", command="CREATE", path="srvsvc")
+
+
+def test_without_a_configured_name_the_host_calls_itself_by_its_own_hostname() -> None:
+    from impacket.smbconnection import SessionError, SMBConnection
+
+    with h.run("smb") as emu:
+        conn = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=emu.port(445), timeout=15)
+        try:
+            conn.login("x", "y")
+        except SessionError:
+            pass
+        assert conn.getServerName() == socket.gethostname().split(".")[0].upper()[:15]

@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import os
+import socket
 from typing import Any
 
 from .. import ber, core, events, ntlm
@@ -32,7 +33,7 @@ from .. import ber, core, events, ntlm
 PORTS = [(389, "tcp"), (636, "tcp")]
 DEFAULTS: dict[str, Any] = {
     "domain": "corp.local",
-    "hostname": "DC01",
+    "hostname": "",
     "site": "Default-First-Site-Name",
     "osVersion": "10.0.17763",
     "functionalLevel": 7,
@@ -213,7 +214,7 @@ def result(message_id: int, tag: int, code: int, diagnostic: str = "", matched: 
 
 def names(config: dict[str, Any]) -> dict[str, str]:
     domain = str(config["domain"]).strip(".").lower() or "corp.local"
-    host = str(config["hostname"]).split(".")[0].upper() or "DC01"
+    host = (str(config["hostname"]) or socket.gethostname()).split(".")[0].upper() or "DC01"
     base = ",".join(f"DC={p}" for p in domain.split("."))
     conf = f"CN=Configuration,{base}"
     server = f"CN={host},CN=Servers,CN={config['site']},CN=Sites,{conf}"

@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import os
 import re
+import socket
 import ssl
 import struct
 from typing import Any
@@ -29,7 +30,7 @@ from .. import ber, core, events, ntlm, tlscert_win
 
 PORTS = [(3389, "tcp")]
 DEFAULTS: dict[str, Any] = {
-    "hostname": "WIN-SRV01",
+    "hostname": "",
     "workgroup": "WORKGROUP",
     "dnsDomain": "",
     "osVersion": "10.0.17763",
@@ -126,7 +127,8 @@ def ts_request(version: int, token: bytes = b"", error: int | None = None) -> by
 
 
 def identity(config: dict[str, Any]) -> ntlm.Identity:
-    host = str(config["hostname"]).split(".")[0].upper()[:15] or "WIN-SRV01"
+    host = (str(config["hostname"]) or socket.gethostname()).split(".")[0].upper()[:15] \
+        or "WIN-SRV01"
     domain = str(config["dnsDomain"]).lower()
     nb_domain = (domain.split(".")[0] if domain else str(config["workgroup"])).upper()[:15]
     return ntlm.Identity(nb_domain=nb_domain, nb_computer=host, dns_domain=domain,

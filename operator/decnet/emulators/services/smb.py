@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import socket
 import struct
 import uuid
 from typing import Any
@@ -35,7 +36,7 @@ from .. import core, events, ntlm, srvsvc
 PORTS = [(445, "tcp"), (139, "tcp")]
 DEFAULTS: dict[str, Any] = {
     "workgroup": "WORKGROUP",
-    "hostname": "WIN-SRV01",
+    "hostname": "",
     "dnsDomain": "",
     "osVersion": "10.0.17763",
     "maxDialect": "3.1.1",
@@ -105,7 +106,7 @@ class Header2:
 
 
 def identity(config: dict[str, Any]) -> ntlm.Identity:
-    host = str(config["hostname"]).split(".")[0].upper()[:15] or "WIN-SRV01"
+    host = netbios_name(str(config["hostname"]))
     domain = str(config["dnsDomain"]).lower()
     return ntlm.Identity(
         nb_domain=str(config["workgroup"]).upper()[:15] or "WORKGROUP",
@@ -114,6 +115,11 @@ def identity(config: dict[str, Any]) -> ntlm.Identity:
         dns_computer=f"{host.lower()}.{domain}" if domain else host,
         os_version=str(config["osVersion"]),
     )
+
+
+def netbios_name(hostname: str) -> str:
+    """The NetBIOS name for a host name ("" = this host's): first label, upper case, 15 chars."""
+    return (hostname or socket.gethostname()).split(".")[0].upper()[:15] or "WIN-SRV01"
 
 
 def allowed_dialects(config: dict[str, Any]) -> list[int]:
