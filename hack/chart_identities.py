@@ -49,7 +49,10 @@ PEOPLE_ROLES = {"decnet-admin", "decnet-viewer"}
 def _bin(name: str) -> Path:
     import controlplane  # hack/controlplane.py, on the same path as this module
 
-    return Path(controlplane.CACHE) / "bin" / "current" / name
+    path = Path(controlplane.CACHE) / "bin" / "current" / name
+    if name == "helm" and not path.exists():  # built from the Go module proxy, cached
+        subprocess.run(["bash", str(HERE / "build-binaries.sh"), "helm"], check=False)
+    return path
 
 
 def render(

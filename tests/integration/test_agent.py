@@ -643,18 +643,27 @@ def test_the_agent_under_the_charts_rbac_keeps_its_lease_and_creates_no_namespac
 
 
 def test_an_agent_may_write_only_its_own_nodes_deckies_and_only_its_fields(
-    kube_client: Any, identities: Any, namespace: str, crds: list[str]
+    start_agent: Callable[..., AgentProc],
+    kube_client: Any,
+    identities: Any,
+    namespace: str,
 ) -> None:
-    """The chart's ValidatingAdmissionPolicy, with tokens bound to two Node objects."""
+    """Two agents, each with a token bound to its own Node: each reports its own decky;
+    the chart's ValidatingAdmissionPolicy refuses A's identity writing B's decky or the
+    operator's part of its own."""
     from lightkube import ApiError
 
     node_a, node_b = f"node-a-{uuid.uuid4().hex[:4]}", f"node-b-{uuid.uuid4().hex[:4]}"
+    running_a, running_b = start_agent(node_a), start_agent(node_b)
     fleet_a = Fleet(kube_client, namespace, node_a)
     fleet_b = Fleet(kube_client, namespace, node_b)
     fleet_a.create("mine")
     fleet_b.create("theirs")
-    fleet_a.plan("mine", ["smb"], [fleet_a.net()])
-    fleet_b.plan("theirs", ["smb"], [fleet_b.net()])
+    h_a = fleet_a.plan("mine", ["smb"], [fleet_a.net()])
+    h_b = fleet_b.plan("theirs", ["smb"], [fleet_a.net(host=11)])
+    fleet_a.wait_state("mine", "converged", h_a, running_a)
+    fleet_b.wait_state("theirs", "converged", h_b, running_b)
+    before_b = fleet_b.agent_report("theirs")
     agent_a = _client_as(identities.agent_kubeconfig(node_a))
     report = {"agent": {"node": node_a, "state": "converged", "planHash": "x"}}
 
@@ -669,7 +678,8 @@ def test_an_agent_may_write_only_its_own_nodes_deckies_and_only_its_fields(
     assert f'may not write the status of a decky of node "{node_b}"' in str(
         denied.value.status.message
     )
-    assert fleet_b.agent_report("theirs") == {}
+    assert fleet_b.agent_report("theirs") == before_b
+    running_a.stop()  # it would repair its own report; the forged one was only a probe
 
     # its own decky, but the operator's plan: refused
     with pytest.raises(ApiError) as denied:
@@ -696,3 +706,35 @@ def test_an_agent_ignores_a_decky_labelled_for_it_but_scheduled_on_another_node(
     assert docker_ids(docker_client, namespace, "stray") == {}
     assert "agent" not in (fleet.get("stray").get("status") or {})
     assert "decky_not_ours" in agent.text()
+
+
+def test_a_release_in_another_namespace_keeps_its_leases_there(
+    kubeconfig: str, crds: list[str], test_image: str, kube_client: Any, tmp_path: Path
+) -> None:
+    """The system namespace is the chart's release namespace, not a fixed name."""
+    import chart_identities
+    from lightkube import ApiError
+
+    release = f"alt{uuid.uuid4().hex[:4]}"
+    ids = chart_identities.install(kubeconfig, tmp_path, release=release, namespace=f"{release}-ns")
+    node = f"node-{uuid.uuid4().hex[:6]}"
+    agent = AgentProc(ids.agent_kubeconfig(node), node, tmp_path, ids.namespace)
+    agent.start()
+    try:
+
+        def lease() -> Any:
+            try:
+                return kube_client.get(Lease, names.lease_name(node), namespace=ids.namespace)
+            except ApiError:
+                return None
+
+        assert wait_for(lease, 30, f"the Lease in {ids.namespace}", agent)
+        assert "lease_renew_failed" not in agent.text()
+    finally:
+        agent.stop()
+        ids.uninstall_nodes()
+        docs = chart_identities.rbac_objects(chart_identities.render(release, ids.namespace))
+        for doc in docs:
+            kind, name = doc["kind"], doc["metadata"]["name"]
+            ns = doc["metadata"].get("namespace")
+            ids.kubectl("delete", kind, name, *(["-n", ns] if ns else []), check=False)

@@ -313,3 +313,27 @@ def test_claims_whose_holder_vanished_while_the_operator_was_down_are_released(
         kubectl("get", "addressclaims.decnet.io", "-n", namespace, "-o", "json").stdout
     )["items"]
     assert {c["metadata"]["name"] for c in left} == {c["metadata"]["name"] for c in claims}
+
+
+def test_kopf_self_registration_is_refused_under_the_charts_rbac(
+    identities: Any, kubectl: Any, operator: h.Operator
+) -> None:
+    """Why the chart turns kopf's webhook management off: the operator's identity may not
+    write admission configuration (the issue's 403 on mutatingwebhookconfigurations)."""
+    managed = h.Operator(identities, DECNET_WEBHOOK_MANAGED="1")
+    managed.start()
+    try:
+        h.wait_for(
+            lambda: (
+                b'cannot create resource \\"validatingwebhookconfigurations\\"'
+                in managed.log.read_bytes()
+                or b'cannot create resource "validatingwebhookconfigurations"'
+                in managed.log.read_bytes()
+            ),
+            30,
+            "kopf's registration refused with 403",
+            managed,
+        )
+    finally:
+        managed.stop()
+        operator.register_webhook()  # the module's operator serves admission again

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-LURE_DIRS = ("/home", "/root", "/srv", "/opt", "/var/www", "/var/backups", "/etc/ssh")
+LURE_DIRS = ("/home", "/root", "/srv", "/opt", "/var/www", "/var/backups")
 MAX_LURE_FILES = 256
 MAX_LURE_BYTES = 256 * 1024
 MAX_LURE_TOTAL = 4 * 1024 * 1024
@@ -42,6 +42,9 @@ MAX_COMMANDS = 64
 MAX_OUTPUT = 256 * 1024
 MAX_HISTORY = 500
 MAX_DEPTH = 4
+# Build and tool caches an image may carry: never lures, and they would name the tooling.
+SKIP_DIRS = frozenset({".cache", "__pycache__", ".npm", ".pip", ".git", ".local", "node_modules",
+                       "site-packages", "dist-packages"})
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
@@ -369,8 +372,8 @@ def lure_files(root: str = "/", dirs: Iterable[str] = LURE_DIRS,
     """Regular files under `dirs` (below `root`) as nodes at their absolute paths.
 
     Read-only and bounded: at most `max_files` files, each cut at `max_bytes`, and
-    `max_total` bytes overall; symlinks are not followed and this package's own
-    directory is skipped wherever it is installed.
+    `max_total` bytes overall; symlinks are not followed, and this package's own
+    directory and tool caches (`SKIP_DIRS`) are skipped wherever they are.
     """
     found: dict[str, Node] = {}
     total = 0
@@ -380,10 +383,10 @@ def lure_files(root: str = "/", dirs: Iterable[str] = LURE_DIRS,
         if not os.path.isdir(start) or os.path.islink(start):
             continue
         for current, subdirs, names in os.walk(start, followlinks=False):
-            if os.path.realpath(current).startswith(_PACKAGE_DIR) or "__pycache__" in current:
+            if os.path.realpath(current).startswith(_PACKAGE_DIR):
                 subdirs[:] = []
                 continue
-            subdirs[:] = sorted(s for s in subdirs if s != "__pycache__")[:64]
+            subdirs[:] = sorted(s for s in subdirs if s not in SKIP_DIRS)[:64]
             for name in sorted(names)[:256]:
                 if len(found) >= max_files or total >= max_total:
                     return found
@@ -639,9 +642,9 @@ class Shell:
 
     def __init__(self, fs: FileSystem, persona: Persona, user: str = "root",
                  interactive: bool = True, src_ip: str = "10.0.0.4",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, via: str = "ssh") -> None:
         self.fs, self.persona, self.user = fs, persona, user
-        self.interactive, self.clock, self.src_ip = interactive, clock, src_ip
+        self.interactive, self.clock, self.src_ip, self.via = interactive, clock, src_ip, via
         self.home = home_of(user)
         self.cwd = self.home if fs.resolve(self.home)[1] else "/"
         self.history: list[str] = []
@@ -652,10 +655,12 @@ class Shell:
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
             if user == "root" else "/usr/local/bin:/usr/bin:/bin:/usr/games",
             "MAIL": f"/var/mail/{user}", "HOSTNAME": persona.hostname,
-            "SSH_CONNECTION": f"{src_ip} 51234 {persona.ip} 22",
         }
+        if via == "ssh":
+            self.env["SSH_CONNECTION"] = f"{src_ip} 51234 {persona.ip} 22"
         self.urls: list[str] = []
         self.depth = 0
+        self.piped = False
         self._pending_sudo: tuple[list[str], int] | None = None
 
     # -- prompt and banners
@@ -702,7 +707,11 @@ class Shell:
         except SyntaxProblem as problem:
             self.status = 2
             return Result(f"{self._name()}: {problem}\n")
-        result = self.run_steps(steps, depth=0)
+        try:
+            result = self.run_steps(steps, depth=0)
+        except Exception:  # noqa: BLE001 - a bug in one table entry never ends a session
+            self.status = 139
+            return Result("Segmentation fault\n", urls=list(self.urls))
         result.urls = list(self.urls)
         return result
 
@@ -717,7 +726,8 @@ class Shell:
             joiner = step.joiner
             data = ""
             out = Output()
-            for simple in step.pipeline:
+            for index, simple in enumerate(step.pipeline):
+                self.piped = index < len(step.pipeline) - 1 or simple.drop_stdout
                 out = self.run_simple(simple, data, depth)
                 if out.stdout == "\x00exit":
                     return Result("".join(text), exit=True)
@@ -883,7 +893,8 @@ def _ls(sh: Shell, argv: list[str], stdin: str) -> Output:
                         (sh.fs.nodes.get(posixpath.join(path, n)) for n in names) if c)
             out.append(f"total {total}\n" + "".join(e + "\n" for e in entries))
         elif entries:
-            out.append(("\n" if not sh.interactive else "  ").join(entries) + "\n")
+            one_per_line = not sh.interactive or sh.piped or "1" in flags
+            out.append(("\n" if one_per_line else "  ").join(entries) + "\n")
     return Output("".join(out), "".join(err), status)
 
 
@@ -1073,7 +1084,8 @@ def _ps(sh: Shell, argv: list[str], stdin: str) -> Output:
     flags, _ = _flags(argv)
     args = "".join(argv[1:])
     session = [
-        ("root", 28617, "0.0", "0.2", 17724, 10960, "?", "Ss", f"sshd: {sh.user} [priv]"),
+        ("root", 28617, "0.0", "0.2", 17724, 10960, "?", "Ss",
+         f"sshd: {sh.user} [priv]" if sh.via == "ssh" else f"login -- {sh.user}"),
         (sh.user, 28623, "0.0", "0.1", 8772, 5316, "pts/0", "Ss", "-bash"),
         (sh.user, 28690, "0.0", "0.0", 11084, 4392, "pts/0", "R+", "ps " + " ".join(argv[1:])),
     ]
@@ -1365,13 +1377,17 @@ def _passwd(sh: Shell, argv: list[str], stdin: str) -> Output:
 def _url_host(url: str) -> tuple[str, int, str]:
     if "://" not in url:
         url = "http://" + url
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return url.split("://", 1)[1].split("/", 1)[0][:255], 80, url
     try:
         port = parts.port or (443 if parts.scheme == "https" else 21 if parts.scheme == "ftp"
                               else 80)
     except ValueError:
         port = 80
-    return parts.hostname or "", port, url
+    return host, port, url
 
 
 def _is_ip(host: str) -> bool:

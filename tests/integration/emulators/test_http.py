@@ -11,9 +11,7 @@ from tests import emulator_harness as h
 
 
 def test_default_page_and_server_header_from_config() -> None:
-    with h.run(
-        "http", {"serverHeader": "Microsoft-IIS/10.0", "title": "IIS Windows Server"}
-    ) as emu:
+    with h.run("http", {"serverHeader": "Microsoft-IIS/10.0", "title": "IIS Windows Server"}) as emu:
         url = f"http://127.0.0.1:{emu.port(80)}/"
         with urllib.request.urlopen(url, timeout=5) as resp:
             body = resp.read().decode()

@@ -36,6 +36,13 @@ def test_nmap_names_the_product(service: str) -> None:
     assert " open " in line and word.lower() in line.lower(), line
 
 
+def test_nmap_names_busybox_telnetd_for_the_device_style() -> None:
+    require(shutil.which("nmap") is not None, "nmap not installed")
+    with h.run("telnet", {"style": "busybox", "hostname": "ipcam"}) as emu:
+        line = _nmap(emu.port(23))
+    assert " open " in line and "BusyBox telnetd" in line, line
+
+
 def test_nmap_sees_tftp_on_its_own_port() -> None:
     """tftpd-hpa has no nmap product match: nmap reports an open port named tftp.
 

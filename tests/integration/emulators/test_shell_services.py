@@ -142,6 +142,16 @@ def test_ssh_forwarding_sftp_and_scp_are_refused_and_reported(tmp_path: Path) ->
         assert emu.alive()
 
 
+def test_ssh_pre_auth_banner_from_config() -> None:
+    banner = "Authorized access only. Activity is monitored."
+    with h.run("ssh", {"banner": banner}) as emu:
+        options = [o for o in p.SSH_OPTIONS if o != "LogLevel=ERROR"][:-1]  # banners show at INFO
+        done = subprocess.run(["sshpass", "-p", "123456", "ssh", *options, "-p",
+                               str(emu.port(22)), "root@127.0.0.1", "true"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and banner in done.stderr, done.stderr
+
+
 def test_ssh_accept_after_failures_from_the_same_address() -> None:
     with h.run("ssh", {"users": {"root": "toor"}, "acceptAfter": 2}) as emu:
         port = emu.port(22)

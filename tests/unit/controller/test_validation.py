@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from decnet.controller import validation, views
 
 
@@ -84,3 +86,33 @@ def test_the_older_lan_keeps_an_overlapping_subnet() -> None:
     assert "LAN a/first" in problem.message
     apart = validation.SubnetHolder("c", "third", "10.9.0.0/24", "2026-01-03T00:00:00Z")
     assert validation.subnet_overlap(apart, [old, new, apart]) is None
+
+
+def test_claims_whose_holder_is_gone_are_orphans() -> None:
+    from decnet.controller import handlers
+
+    def claim(name: str, uid: str) -> dict[str, Any]:
+        return {
+            "metadata": {"namespace": "d", "name": name},
+            "spec": {"holder": {"kind": "Decky", "name": name, "uid": uid}},
+        }
+
+    claims = [claim("a", "u1"), claim("b", "u2"), {"metadata": {"namespace": "d", "name": "c"}}]
+    assert handlers.orphaned_claims(claims, {"u1"}) == [("d", "b"), ("d", "c")]
+
+
+def test_the_operator_reads_its_system_namespace_and_limits_from_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from decnet.controller import runtime
+
+    for key in ("DECNET_SYSTEM_NAMESPACE", "DECNET_MACVLAN_PARENTS", "DECNET_SUBNET_POOLS"):
+        monkeypatch.delenv(key, raising=False)
+    config = runtime.Config.from_env()
+    assert config.system_namespace == "decnet-system"  # local default
+    assert config.limits == validation.Limits()
+    monkeypatch.setenv("DECNET_SYSTEM_NAMESPACE", "decnet-prod")
+    monkeypatch.setenv("DECNET_MACVLAN_PARENTS", "")
+    config = runtime.Config.from_env()
+    assert config.system_namespace == "decnet-prod"
+    assert config.limits.macvlan_parents == ()

@@ -48,6 +48,7 @@ def test_navigation_and_listing() -> None:
     assert sh.run("ls /nope").output == "ls: cannot access '/nope': No such file or directory\n"
     assert sh.run("cd /nope").output == "-bash: cd: /nope: No such file or directory\n"
     assert "bash" in sh.run("ls /bin").output.split()  # /bin -> usr/bin
+    assert sh.run("ls -a ~ | head -3").output == ".\n..\n.bash_logout\n"  # one per line
     assert sh.run("cat /etc/shadow").output == "cat: /etc/shadow: Permission denied\n"
     assert "Permission denied" in sh.run("ls /root").output
 
@@ -112,6 +113,14 @@ def test_sudo_asks_three_times_and_fails() -> None:
     assert "a terminal is required" in exec_mode.run("sudo id").output
 
 
+def test_telnet_sessions_look_like_login_not_sshd() -> None:
+    persona = shell.Persona(hostname="web-01")
+    sh = shell.Shell(shell.build_fs(persona), persona, "root", via="telnet")
+    assert "login -- root" in sh.run("ps aux").output
+    assert "SSH_CONNECTION" not in sh.run("env").output
+    assert "sshd: root [priv]" in _shell().run("ps aux").output
+
+
 def test_env_history_and_exit() -> None:
     sh = _shell()
     sh.run("ls")
@@ -130,8 +139,12 @@ def test_lure_files_appear_at_their_paths(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "not-scanned.conf").write_text("x")
     os.symlink("/etc/hostname", tmp_path / "home" / "admin" / "link")
+    (tmp_path / "root" / ".cache" / "pip").mkdir(parents=True)
+    (tmp_path / "root" / ".cache" / "pip" / "wheel.txt").write_text("asyncssh-2.10.1")
+    (tmp_path / "root" / ".ssh").mkdir()
+    (tmp_path / "root" / ".ssh" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     lures = shell.lure_files(str(tmp_path))
-    assert set(lures) == {"/home/admin/passwords.txt", "/srv/backup/db.sql"}
+    assert set(lures) == {"/home/admin/passwords.txt", "/srv/backup/db.sql", "/root/.ssh/id_rsa"}
     sh = _shell("admin", lures=lures)
     assert sh.run("cat /home/admin/passwords.txt").output == "vpn: Winter2024!\n"
     assert "passwords.txt" in sh.run("ls").output
@@ -152,6 +165,7 @@ def test_lure_scan_is_bounded(tmp_path: Path) -> None:
 @pytest.mark.parametrize("line", [
     "A" * 100_000, "\x00\xff\x1b[2J" * 1000, ";" * 5000, "| | |", "a " * 5000,
     "$(" * 2000, "'" * 3001, "echo " + "&&" * 3000, "sh -c " + "'sh -c " * 50,
+    "wget http://[::1/x", "curl 'http://a:99999999/'",
 ])
 def test_hostile_lines_get_an_answer_never_an_exception(line: str) -> None:
     sh = _shell()
@@ -181,3 +195,17 @@ def test_accepted_logins_follow_the_config() -> None:
     for ip in ("a", "b", "c", "d"):
         failures.add(ip)
     assert failures.get("a") == 0 and failures.get("d") == 1 and len(failures.counts) == 3
+
+
+def test_family_modules_never_spawn_evaluate_or_write() -> None:
+    """A guard on the source: no process, no eval, no file written, in any of these modules."""
+    import re
+
+    from decnet.emulators.services import ftp, ssh, telnet, tftp
+
+    forbidden = re.compile(r"subprocess|os\.(system|popen|exec|spawn|fork|remove|unlink|mkdir|"
+                           r"makedirs|rename|replace|chmod)|\beval\(|\bexec\(|(?<!re\.)\bcompile\(|"
+                           r"__import__|shutil|\.write_(text|bytes)|open\([^)]*['\"][wax+]")
+    for module in (shell, ssh, telnet, ftp, tftp):
+        source = Path(str(module.__file__)).read_text()
+        assert not forbidden.search(source), (module.__name__, forbidden.search(source))

@@ -10,9 +10,10 @@ What is captured: every password and keyboard-interactive attempt (`auth` with
 username, password, success), every public key offered (`auth` with key type and
 fingerprint, always refused), each shell line or exec command (`command`), URLs
 a `wget`/`curl` line names and every forwarding or subsystem request (`request`,
-always refused). Accepted logins come from `users` (name -> password or list of
-passwords), optionally only after `acceptAfter` failed attempts from the same
-address. Written against asyncssh 2.10 (Debian bookworm); also runs on 2.2x.
+always refused; asyncssh itself refuses `sftp` before we see it). Accepted logins
+come from `users` (name -> password or list of passwords), optionally only after
+`acceptAfter` failed attempts from the same address. Written against asyncssh 2.10
+(Debian bookworm); also runs on 2.2x.
 """
 
 from __future__ import annotations
@@ -38,11 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "filesRoot": "/",
 }
 MAX_AUTH_ATTEMPTS = 6
-_KEY_ARGS: dict[str, tuple[str, ...]] = {
-    "ssh-ed25519": ("ssh-ed25519",),
-    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
-    "ssh-rsa": ("ssh-rsa",),
-}
+KEY_TYPES = frozenset({"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ssh-rsa"})
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -267,6 +264,8 @@ async def _session(state: State, process: asyncssh.SSHServerProcess[str]) -> Non
         process.stdout.write(prompt)
         line = await _readline(process, idle)
         if line is None:
+            if pty:
+                process.stdout.write("logout\n")
             break
         if sh.pending_password():
             state.ctx.emit(events.AUTH, server.peer, "sudo attempt", username=sh.user,
@@ -299,13 +298,23 @@ def _set_echo(process: asyncssh.SSHServerProcess[str], echo: bool) -> None:
 def _host_keys(config: dict[str, Any]) -> list[asyncssh.SSHKey]:
     keys = []
     for name in config.get("hostKeys") or DEFAULTS["hostKeys"]:
-        if name not in _KEY_ARGS:
+        if name not in KEY_TYPES:
             continue
         if name == "ssh-rsa":
             keys.append(asyncssh.generate_private_key("ssh-rsa", key_size=3072))
         else:
             keys.append(asyncssh.generate_private_key(name))
     return keys or [asyncssh.generate_private_key("ssh-ed25519")]
+
+
+def _release_startup_memory() -> None:
+    """Hand the heap freed after imports and key generation back to the kernel (glibc only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 async def serve(ctx: core.Context) -> None:
@@ -327,3 +336,4 @@ async def serve(ctx: core.Context) -> None:
         encoding="utf-8", errors="replace", line_editor=True, line_history=0,
         max_line_length=core.MAX_LINE, reuse_address=True, keepalive_interval=0,
     )
+    _release_startup_memory()

@@ -217,7 +217,8 @@ class Session:
     async def shell(self, user: str) -> None:
         local = self.writer.get_extra_info("sockname") or ("10.0.0.15", 0)
         persona = dataclasses.replace(self.persona, ip=str(local[0]))
-        sh = shell.Shell(self.fs, persona, user, interactive=True, src_ip=self.peer.ip)
+        sh = shell.Shell(self.fs, persona, user, interactive=True, src_ip=self.peer.ip,
+                         via="telnet")
         banner = sh.login_banner()
         await core.send(self.writer, crlf(banner))
         prompt = sh.prompt()
