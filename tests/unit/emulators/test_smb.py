@@ -101,3 +101,12 @@ def test_non_smb_bytes_close_the_connection() -> None:
     assert reply.close and not reply.payloads
     assert smb.frame(b"abc") == b"\x00\x00\x00\x03abc"
     assert struct.unpack(">I", smb.frame(b"x" * 70000)[:4])[0] == 70000
+
+
+def test_native_os_follows_the_windows_build_unless_configured() -> None:
+    assert smb.native_os({**CONFIG, "osVersion": "10.0.17763"}) == (
+        "Windows Server 2019 Standard 17763", "Windows Server 2019 Standard 6.3")
+    assert smb.native_os({**CONFIG, "osVersion": "10.0.19045"})[0] == "Windows 10 Pro 19045"
+    assert smb.native_os({**CONFIG, "osVersion": "6.1.7601"})[0] == \
+        "Windows Server 2008 R2 Standard 7601 Service Pack 1"
+    assert smb.native_os({**CONFIG, "nativeOs": "X", "nativeLanMan": "Y"}) == ("X", "Y")

@@ -41,8 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "osVersion": "10.0.17763",
     "maxDialect": "3.1.1",
     "smb1": True,
-    "nativeOs": "Windows Server 2019 Standard 17763",
-    "nativeLanMan": "Windows Server 2019 Standard 6.3",
+    "nativeOs": "",  # "" = the Windows edition of osVersion's build
+    "nativeLanMan": "",
     "shares": ["ADMIN$", "C$", "IPC$", "Users"],
 }
 MAX_FRAME = 65536
@@ -370,10 +370,32 @@ def smb1_session_setup(req: bytes) -> tuple[ntlm.Auth, str] | None:
     return auth, strings[2]
 
 
+SERVER_BUILDS = {7601: ("Windows Server 2008 R2 Standard", "6.1"),
+                 9200: ("Windows Server 2012 Standard", "6.2"),
+                 9600: ("Windows Server 2012 R2 Standard", "6.3"),
+                 14393: ("Windows Server 2016 Standard", "6.3"),
+                 17763: ("Windows Server 2019 Standard", "6.3"),
+                 20348: ("Windows Server 2022 Standard", "6.3")}
+
+
+def native_os(config: dict[str, Any]) -> tuple[str, str]:
+    """SMB1's native OS and LAN Manager strings: configured, or the edition of the build."""
+    major, minor, build = ntlm.parse_version(str(config["osVersion"]))
+    if build in SERVER_BUILDS:
+        edition, lanman = SERVER_BUILDS[build]
+    elif major >= 10:
+        edition, lanman = "Windows 10 Pro", "6.3"
+    else:
+        edition, lanman = "Windows 7 Professional", f"{major}.{minor}"
+    suffix = " Service Pack 1" if build == 7601 else ""
+    return (str(config["nativeOs"]) or f"{edition} {build}{suffix}",
+            str(config["nativeLanMan"]) or f"{edition} {lanman}")
+
+
 def smb1_session_accepted(req: bytes, config: dict[str, Any], ident: ntlm.Identity) -> bytes:
     """A null session's SESSION_SETUP_ANDX answer: the OS and LAN Manager a Windows host names."""
     flags2 = struct.unpack_from("<H", req, 10)[0]
-    strings = [str(config["nativeOs"]), str(config["nativeLanMan"]), ident.nb_domain]
+    strings = [*native_os(config), ident.nb_domain]
     if flags2 & 0x8000:
         data = b"\0" + b"".join((t + "\0").encode("utf-16-le") for t in strings)
     else:
