@@ -4,7 +4,8 @@ Remote Desktop on a host without a PKI presents a certificate it made itself:
 RSA 2048, SHA-256, subject and issuer CN = the host's name, valid six months.
 A client (and nmap's ssl-cert) sees exactly that here. The key lives in memory;
 `ssl` can only load a chain from files, so it is written to a private (0700)
-temporary directory, loaded, and removed at once.
+temporary directory, loaded, and removed at once. The key is made at the first
+handshake (`Lazy`), so an idle service carries neither it nor `cryptography`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import os
 import shutil
 import ssl
 import tempfile
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import Any
 
 
 def make(common_name: str, days: int = 182) -> tuple[bytes, bytes]:
     """(certificate PEM, private key PEM) for a self-signed server certificate."""
+    from cryptography import x509  # imported here: ~9 MB that waits for the first client
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64] or "localhost")])
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -36,7 +38,7 @@ def make(common_name: str, days: int = 182) -> tuple[bytes, bytes]:
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=True,
+            digital_signature=True, content_commitment=False, key_encipherment=True,
             data_encipherment=True, key_agreement=False, key_cert_sign=False, crl_sign=False,
             encipher_only=False, decipher_only=False), critical=False)
         .sign(key, hashes.SHA256())
@@ -65,3 +67,23 @@ def server_context(common_name: str) -> ssl.SSLContext:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return ctx
+
+
+class Lazy:
+    """Stands in for an SSLContext and makes the real one at the first handshake.
+
+    A service whose TLS port is rarely touched (LDAPS beside LDAP) then pays for
+    the key and the cryptography import only once a client arrives.
+    """
+
+    def __init__(self, common_name: str) -> None:
+        self.common_name = common_name
+        self._ctx: ssl.SSLContext | None = None
+
+    def context(self) -> ssl.SSLContext:
+        if self._ctx is None:
+            self._ctx = server_context(self.common_name)
+        return self._ctx
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        return self.context().wrap_bio(*args, **kwargs)

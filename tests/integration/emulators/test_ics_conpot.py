@@ -7,6 +7,7 @@ import struct
 import subprocess
 
 from tests import emulator_harness as h
+from tests.integration.emulators import test_ics_snmp
 
 # What an S7 client (nmap's s7-info, snap7, plcscan) sends, byte for byte.
 COTP_CR = bytes.fromhex("0300001611e00000001400c1020100c2020102c0010a")
@@ -83,6 +84,7 @@ def test_s7_module_and_component_identification_come_from_the_config() -> None:
 
 def test_snmp_on_the_controller_describes_the_plc() -> None:
     with h.run("conpot", {"sysDescr": "Siemens, SIMATIC, S7-1200"}) as emu:
+        test_ics_snmp.ready(emu)
         done = subprocess.run(["snmpget", "-t", "2", "-r", "1", "-v2c", "-c", "public",
                                f"127.0.0.1:{emu.port(161)}", "1.3.6.1.2.1.1.1.0"],
                               capture_output=True, text=True, timeout=60, check=False)

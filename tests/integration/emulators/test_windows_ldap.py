@@ -106,3 +106,25 @@ def test_ntlm_bind_is_captured_as_a_crackable_netntlmv2_hash() -> None:
         event = emu.wait_event("auth", username="jsmith")
         assert event.get("domain") == "CORP" and event.get("hash_type") == "netntlmv2"
         assert windows.netntlmv2_matches(event.get("password_hash"), "Autumn#99")
+
+
+def test_ldaps_serves_the_same_directory_with_the_dc_certificate() -> None:
+    import os
+    import ssl
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    with h.run("ldap", {"domain": "corp.local", "hostname": "DC02"}) as emu:
+        done = subprocess.run(
+            ["ldapsearch", "-x", "-LLL", "-H", f"ldaps://127.0.0.1:{emu.port(636)}", "-D",
+             "CORP\\backup", "-w", "Backup!1", "-b", "", "-s", "base", "dnsHostName"],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "LDAPTLS_REQCERT": "never"})
+        assert done.returncode == 49 and "data 52e" in done.stderr, done.stderr
+        event = emu.wait_event("auth", username="CORP\\backup", dst_port="636")
+        assert event.get("password") == "Backup!1"
+        pem = ssl.get_server_certificate(("127.0.0.1", emu.port(636)), timeout=10)
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == \
+            "dc02.corp.local"

@@ -10,7 +10,8 @@ from tests.probes import windows
 
 
 def _smbclient(port: int, user: str, *extra: str) -> str:
-    done = subprocess.run(["smbclient", "-L", "//127.0.0.1", "-p", str(port), "-U", user, *extra],
+    login = ["-U", user] if user else []
+    done = subprocess.run(["smbclient", "-L", "//127.0.0.1", "-p", str(port), *login, *extra],
                           capture_output=True, text=True, timeout=60, check=False)
     return done.stdout + done.stderr
 
@@ -92,3 +93,64 @@ def test_netbios_session_service_on_139_answers_a_session_request() -> None:
             called = b" " + b"CKFDENECFDEFFCFGEFFCCACACACACACA\x00"  # "*SMBSERVER"
             s.sendall(b"\x81\x00\x00\x44" + called + called)
             assert s.recv(4) == b"\x82\x00\x00\x00"
+
+
+def test_smb1_null_session_reports_the_configured_native_os() -> None:
+    from impacket.smb import SMB_DIALECT
+    from impacket.smbconnection import SessionError, SMBConnection
+
+    config = {"nativeOs": "Windows Server 2012 R2 Standard 9600",
+              "nativeLanMan": "Windows Server 2012 R2 Standard 6.3"}
+    with h.run("smb", config) as emu:
+        conn = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=emu.port(445),
+                             preferredDialect=SMB_DIALECT, timeout=15)
+        conn.login("", "")
+        assert conn.getServerOS() == "Windows Server 2012 R2 Standard 9600"
+        try:
+            conn.connectTree("C$")
+        except SessionError as error:
+            assert error.getErrorCode() == 0xC0000022  # access denied
+        else:
+            raise AssertionError("a null session must not reach a share")
+        emu.wait_event("auth", username="anonymous", mechanism="NTLM (SMB1)")
+
+
+def test_null_session_reaches_ipc_and_configured_shares_deny_it_while_others_do_not_exist() -> None:
+    with h.run("smb", {"shares": ["Finance", "IPC$"]}) as emu:
+        port = str(emu.port(445))
+        denied = subprocess.run(["smbclient", "//127.0.0.1/Finance", "-p", port, "-N", "-c", "ls"],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert "NT_STATUS_ACCESS_DENIED" in denied.stdout + denied.stderr
+        missing = subprocess.run(["smbclient", "//127.0.0.1/Payroll", "-p", port, "-N", "-c",
+                                  "ls"], capture_output=True, text=True, timeout=60, check=False)
+        assert "NT_STATUS_BAD_NETWORK_NAME" in missing.stdout + missing.stderr
+        emu.wait_event("request", command="TREE_CONNECT", path="\\\\127.0.0.1\\Finance")
+        emu.wait_event("auth", username="anonymous")
+
+
+def test_share_list_of_a_null_session_shows_the_configured_shares() -> None:
+    from impacket.smbconnection import SMBConnection
+
+    with h.run("smb", {"shares": ["ADMIN$", "C$", "Finance", "Scans"]}) as emu:
+        out = _smbclient(emu.port(445), "", "-N")
+        rows = {line.split()[0]: line.split()[1] for line in out.splitlines()
+                if line.startswith("\t") and len(line.split()) >= 2}
+        assert rows.get("Finance") == "Disk" and rows.get("Scans") == "Disk", out
+        assert rows.get("IPC$") == "IPC" and rows.get("ADMIN$") == "Disk"
+        conn = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=emu.port(445), timeout=15)
+        conn.login("", "")
+        names = [s["shi1_netname"][:-1] for s in conn.listShares()]
+        assert names == ["ADMIN$", "C$", "Finance", "Scans", "IPC$"]
+        emu.wait_event("request", command="CREATE", path="srvsvc")
+
+
+def test_without_a_configured_name_the_host_calls_itself_by_its_own_hostname() -> None:
+    from impacket.smbconnection import SessionError, SMBConnection
+
+    with h.run("smb") as emu:
+        conn = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=emu.port(445), timeout=15)
+        try:
+            conn.login("x", "y")
+        except SessionError:
+            pass
+        assert conn.getServerName() == socket.gethostname().split(".")[0].upper()[:15]

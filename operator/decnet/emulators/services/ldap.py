@@ -15,6 +15,8 @@ input before allocating for it. What we emulate:
   "Sicily" NTLM bind get a CHALLENGE naming the domain and their AUTHENTICATE is
   captured like SMB's (hashcat netntlmv2).
 - Every other search needs a bind: operationsError with AD's 000004DC text.
+- LDAPS on 636: the same over TLS, with a self-signed certificate for the DC's
+  DNS name (../tlscert_win.py, TLS over memory buffers by ../tlscert.py).
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ import asyncio
 import dataclasses
 import datetime as dt
 import os
+import socket
 from typing import Any
 
 from .. import ber, core, events, ntlm
 
-PORTS = [(389, "tcp")]
+PORTS = [(389, "tcp"), (636, "tcp")]
 DEFAULTS: dict[str, Any] = {
     "domain": "corp.local",
-    "hostname": "DC01",
+    "hostname": "",
     "site": "Default-First-Site-Name",
     "osVersion": "10.0.17763",
     "functionalLevel": 7,
@@ -211,7 +214,7 @@ def result(message_id: int, tag: int, code: int, diagnostic: str = "", matched: 
 
 def names(config: dict[str, Any]) -> dict[str, str]:
     domain = str(config["domain"]).strip(".").lower() or "corp.local"
-    host = str(config["hostname"]).split(".")[0].upper() or "DC01"
+    host = (str(config["hostname"]) or socket.gethostname()).split(".")[0].upper() or "DC01"
     base = ",".join(f"DC={p}" for p in domain.split("."))
     conf = f"CN=Configuration,{base}"
     server = f"CN={host},CN=Servers,CN={config['site']},CN=Sites,{conf}"
@@ -397,8 +400,12 @@ async def handle(ctx: core.Context, reader: asyncio.StreamReader, writer: asynci
 
 
 async def serve(ctx: core.Context) -> None:
+    from .. import tlscert, tlscert_win
+
     async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: core.Peer) -> None:
         await handle(ctx, r, w, p)
 
-    for port, _proto in PORTS:
-        await core.serve_tcp(ctx, port, on_conn)
+    # the certificate (and the cryptography import) waits for the first LDAPS client
+    tls = tlscert_win.Lazy(names(ctx.config)["fqdn"].lower())
+    await core.serve_tcp(ctx, 389, on_conn)
+    await tlscert.serve_tls(ctx, 636, on_conn, tls)  # type: ignore[arg-type]

@@ -21,15 +21,16 @@ import asyncio
 import dataclasses
 import os
 import re
+import socket
 import ssl
 import struct
 from typing import Any
 
-from .. import ber, core, events, ntlm
+from .. import ber, core, events, ntlm, tlscert_win
 
 PORTS = [(3389, "tcp")]
 DEFAULTS: dict[str, Any] = {
-    "hostname": "WIN-SRV01",
+    "hostname": "",
     "workgroup": "WORKGROUP",
     "dnsDomain": "",
     "osVersion": "10.0.17763",
@@ -126,7 +127,8 @@ def ts_request(version: int, token: bytes = b"", error: int | None = None) -> by
 
 
 def identity(config: dict[str, Any]) -> ntlm.Identity:
-    host = str(config["hostname"]).split(".")[0].upper()[:15] or "WIN-SRV01"
+    host = (str(config["hostname"]) or socket.gethostname()).split(".")[0].upper()[:15] \
+        or "WIN-SRV01"
     domain = str(config["dnsDomain"]).lower()
     nb_domain = (domain.split(".")[0] if domain else str(config["workgroup"])).upper()[:15]
     return ntlm.Identity(nb_domain=nb_domain, nb_computer=host, dns_domain=domain,
@@ -185,7 +187,7 @@ async def credssp(ctx: core.Context, reader: asyncio.StreamReader, writer: async
         return
 
 
-async def handle(ctx: core.Context, tls: ssl.SSLContext, reader: asyncio.StreamReader,
+async def handle(ctx: core.Context, tls: tlscert_win.Lazy, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, peer: core.Peer) -> None:
     tpkt = await read_tpkt(reader, ctx.idle_seconds)
     if tpkt is None:
@@ -204,10 +206,11 @@ async def handle(ctx: core.Context, tls: ssl.SSLContext, reader: asyncio.StreamR
         await core.send(writer, confirm)
         await core.read_some(reader, 4096, min(ctx.idle_seconds, 10))
         return
+    context = tls.context()  # the first client waits for the key, before the confirm
     # No await between the confirm and start_tls: the stream must not read the
     # ClientHello into its own buffer before the TLS protocol takes over.
     writer.write(confirm)
-    await writer.start_tls(tls, ssl_handshake_timeout=30)
+    await writer.start_tls(context, ssl_handshake_timeout=30)
     if selected == PROTOCOL_HYBRID:
         await credssp(ctx, reader, writer, peer)
         return
@@ -217,8 +220,7 @@ async def handle(ctx: core.Context, tls: ssl.SSLContext, reader: asyncio.StreamR
 
 
 async def serve(ctx: core.Context) -> None:
-    tls = await asyncio.get_running_loop().run_in_executor(
-        None, _tls_context, common_name(ctx.config))
+    tls = tlscert_win.Lazy(common_name(ctx.config))
 
     async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: core.Peer) -> None:
         try:
@@ -228,9 +230,3 @@ async def serve(ctx: core.Context) -> None:
 
     for port, _proto in PORTS:
         await core.serve_tcp(ctx, port, on_conn)
-
-
-def _tls_context(name: str) -> ssl.SSLContext:
-    from .. import tlscert_win
-
-    return tlscert_win.server_context(name)

@@ -9,12 +9,16 @@ we emulate:
   dialect 0x02FF, as Windows does, and the client re-negotiates in SMB2; an
   SMB1-only client offering "NT LM 0.12" gets the SMB1 answer of a Windows 7-10
   host (with workgroup and name, what nmap's fingerprint reads), and its
-  SESSION_SETUP_ANDX password responses are captured.
+  SESSION_SETUP_ANDX password responses are captured; a null session is let in
+  and told the native OS and LAN Manager from the config (what nmap's
+  smb-os-discovery reports), then refused every tree.
 - SMB2 NEGOTIATE (2.0.2 - 3.1.1, capped by config) with a SPNEGO token offering
   NTLMSSP; SESSION_SETUP runs NTLMSSP: the CHALLENGE carries the workgroup,
   computer name, DNS names and the Windows version from the config, and the
   AUTHENTICATE is captured as a hashcat netntlmv2/v1 line. Every login then
-  fails with STATUS_LOGON_FAILURE, as for a wrong password.
+  fails with STATUS_LOGON_FAILURE, as for a wrong password. An anonymous (null)
+  session is let in, as Windows does: IPC$ connects and the srvsvc pipe lists
+  the configured shares (../srvsvc.py), while every share itself is denied.
 """
 
 from __future__ import annotations
@@ -22,20 +26,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import socket
 import struct
 import uuid
 from typing import Any
 
-from .. import core, events, ntlm
+from .. import core, events, ntlm, srvsvc
 
 PORTS = [(445, "tcp"), (139, "tcp")]
 DEFAULTS: dict[str, Any] = {
     "workgroup": "WORKGROUP",
-    "hostname": "WIN-SRV01",
+    "hostname": "",
     "dnsDomain": "",
     "osVersion": "10.0.17763",
     "maxDialect": "3.1.1",
     "smb1": True,
+    "nativeOs": "",  # "" = the Windows edition of osVersion's build
+    "nativeLanMan": "",
     "shares": ["ADMIN$", "C$", "IPC$", "Users"],
 }
 MAX_FRAME = 65536
@@ -47,10 +54,18 @@ STATUS_LOGON_FAILURE = 0xC000006D
 STATUS_ACCESS_DENIED = 0xC0000022
 STATUS_NOT_SUPPORTED = 0xC00000BB
 STATUS_USER_SESSION_DELETED = 0xC0000203
+STATUS_BAD_NETWORK_NAME = 0xC00000CC
+STATUS_END_OF_FILE = 0xC0000011
 
 SMB1_MAGIC = b"\xffSMB"
 SMB2_MAGIC = b"\xfeSMB"
-NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, ECHO = 0, 1, 2, 3, 13
+NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT, CREATE, IOCTL, ECHO = (
+    0, 1, 2, 3, 4, 5, 11, 13)
+SESSION_FLAG_IS_NULL = 0x0002
+IPC_TREE_ID = 1
+READ, WRITE, CLOSE = 8, 9, 6
+FSCTL_PIPE_TRANSCEIVE = 0x0011C017
+SRVSVC_FILE_ID = b"\x01\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00"
 DIALECTS = {"2.0.2": 0x0202, "2.1": 0x0210, "3.0": 0x0300, "3.0.2": 0x0302, "3.1.1": 0x0311}
 DIALECT_NAMES = {v: k for k, v in DIALECTS.items()}
 WILDCARD = 0x02FF
@@ -74,6 +89,9 @@ class Session:
         default_factory=lambda: int.from_bytes(os.urandom(8), "little") & 0x0000FFFFFFFFFFFF)
     spnego: bool = True
     smb1: bool = False
+    null: bool = False  # an anonymous session was set up
+    pipe: bool = False  # srvsvc is open on IPC$
+    pending: bytes = b""  # the pipe's answer to the last WRITE, for the next READ
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +106,7 @@ class Header2:
 
 
 def identity(config: dict[str, Any]) -> ntlm.Identity:
-    host = str(config["hostname"]).split(".")[0].upper()[:15] or "WIN-SRV01"
+    host = netbios_name(str(config["hostname"]))
     domain = str(config["dnsDomain"]).lower()
     return ntlm.Identity(
         nb_domain=str(config["workgroup"]).upper()[:15] or "WORKGROUP",
@@ -97,6 +115,11 @@ def identity(config: dict[str, Any]) -> ntlm.Identity:
         dns_computer=f"{host.lower()}.{domain}" if domain else host,
         os_version=str(config["osVersion"]),
     )
+
+
+def netbios_name(hostname: str) -> str:
+    """The NetBIOS name for a host name ("" = this host's): first label, upper case, 15 chars."""
+    return (hostname or socket.gethostname()).split(".")[0].upper()[:15] or "WIN-SRV01"
 
 
 def allowed_dialects(config: dict[str, Any]) -> list[int]:
@@ -198,9 +221,85 @@ def security_buffer(data: bytes) -> bytes:
     return data[offset : offset + min(size, MAX_FRAME)]
 
 
-def session_setup_response(req: Header2, status: int, session_id: int, token: bytes) -> bytes:
-    body = struct.pack("<HHHH", 9, 0, 72 if token else 0, len(token))
+def session_setup_response(req: Header2, status: int, session_id: int, token: bytes,
+                           flags: int = 0) -> bytes:
+    body = struct.pack("<HHHH", 9, flags, 72 if token else 0, len(token))
     return header2(req, SESSION_SETUP, status, session_id) + body + token
+
+
+def tree_path(data: bytes) -> str:
+    """The UNC path of an SMB2 TREE_CONNECT (\\\\server\\share)."""
+    if len(data) < 64 + 8:
+        return ""
+    offset, size = struct.unpack_from("<HH", data, 64 + 4)
+    return data[offset : offset + min(size, 1024)].decode("utf-16-le", "replace")
+
+
+def tree_connect(config: dict[str, Any], req: Header2, session: Session, path: str) -> bytes:
+    """IPC$ for a null session (as Windows allows); configured shares deny it; others: none."""
+    share = path.rsplit("\\", 1)[-1].upper()
+    shares = {str(s).upper() for s in config["shares"]}
+    if not session.null or req.session_id != session.session_id:
+        return error2(req, STATUS_USER_SESSION_DELETED, req.session_id)
+    if share == "IPC$":
+        head = bytearray(header2(req, TREE_CONNECT, STATUS_SUCCESS, session.session_id))
+        struct.pack_into("<I", head, 36, IPC_TREE_ID)
+        return bytes(head) + struct.pack("<HBBIII", 16, 2, 0, 0x30, 0, 0x001F01FF)
+    if share in shares:
+        return error2(req, STATUS_ACCESS_DENIED, session.session_id)
+    return error2(req, STATUS_BAD_NETWORK_NAME, session.session_id)
+
+
+def create_response(req: Header2, session: Session) -> bytes:
+    """The srvsvc pipe opened on IPC$."""
+    body = struct.pack("<HBBIQQQQQQII16sII", 89, 0, 0, 1, 0, 0, 0, 0, 4096, 0, 0x80, 0,
+                       SRVSVC_FILE_ID, 0, 0)
+    return header2(req, CREATE, STATUS_SUCCESS, session.session_id) + body + b"\0"
+
+
+def listed_shares(config: dict[str, Any]) -> list[str]:
+    """The configured shares, and IPC$, which every Windows host has."""
+    shares = [str(s)[:80] for s in config["shares"] if str(s)][:srvsvc.MAX_SHARES - 1]
+    if "IPC$" not in {s.upper() for s in shares}:
+        shares.append("IPC$")
+    return shares
+
+
+def pipe_io(config: dict[str, Any], req: Header2, session: Session, data: bytes) -> bytes:
+    """DCE/RPC over the srvsvc pipe: WRITE then READ, or one IOCTL transceive."""
+    sid = session.session_id
+    shares = listed_shares(config)
+    if req.command == WRITE and len(data) >= 64 + 48:
+        offset, length = struct.unpack_from("<HI", data, 64 + 2)
+        session.pending = srvsvc.respond(data[offset : offset + min(length, MAX_FRAME)], shares)
+        return header2(req, WRITE, STATUS_SUCCESS, sid) + struct.pack("<HHIIHH", 17, 0, length,
+                                                                        0, 0, 0)
+    if req.command == READ:
+        answer, session.pending = session.pending, b""
+        if not answer:
+            return error2(req, STATUS_END_OF_FILE, sid)
+        return (header2(req, READ, STATUS_SUCCESS, sid)
+                + struct.pack("<HBBIII", 17, 0x50, 0, len(answer), 0, 0) + answer)
+    if req.command == IOCTL and len(data) >= 64 + 56:
+        code, _file, in_offset, in_count = struct.unpack_from("<I16sII", data, 64 + 4)
+        if code != FSCTL_PIPE_TRANSCEIVE:
+            return error2(req, STATUS_NOT_SUPPORTED, sid)
+        out = srvsvc.respond(data[in_offset : in_offset + min(in_count, MAX_FRAME)], shares)
+        body = struct.pack("<HHI16sIIIIII", 49, 0, code, SRVSVC_FILE_ID, 112, 0, 112, len(out),
+                           0, 0)
+        return header2(req, IOCTL, STATUS_SUCCESS, sid) + body + out
+    if req.command == CLOSE:
+        session.pipe = False
+        return header2(req, CLOSE, STATUS_SUCCESS, sid) + struct.pack("<HHI", 60, 0, 0) + \
+            b"\0" * 52
+    return error2(req, STATUS_NOT_SUPPORTED, sid)
+
+
+def create_name(data: bytes) -> str:
+    if len(data) < 64 + 48:
+        return ""
+    offset, size = struct.unpack_from("<HH", data, 64 + 44)
+    return data[offset : offset + min(size, 1024)].decode("utf-16-le", "replace")
 
 
 # SMB1 ------------------------------------------------------------------------------------
@@ -217,10 +316,12 @@ def smb1_dialects(data: bytes) -> list[str]:
     return [part[1:].decode("latin-1") for part in blob.split(b"\0") if part[:1] == b"\x02"][:64]
 
 
-def smb1_header(req: bytes, command: int, status: int, flags2: int = 0xC001,
+def smb1_header(req: bytes, command: int, status: int, flags2: int | None = None,
                 uid: int = 0) -> bytes:
     tid, pid, _uid, mid = struct.unpack_from("<HHHH", req, 24)
     pid_high = struct.unpack_from("<H", req, 12)[0]
+    if flags2 is None:  # Unicode only for a client that speaks it (nmap resends our header)
+        flags2 = 0x4001 | (struct.unpack_from("<H", req, 10)[0] & 0x8000)
     return (SMB1_MAGIC + bytes([command]) + struct.pack("<I", status) + b"\x88"
             + struct.pack("<HH", flags2, pid_high) + b"\0" * 8 + b"\0\0"
             + struct.pack("<HHHH", tid, pid, uid, mid))
@@ -267,6 +368,41 @@ def smb1_session_setup(req: bytes) -> tuple[ntlm.Auth, str] | None:
     auth = ntlm.Auth(domain=strings[1], username=strings[0], workstation="",
                      lm_response=lm, nt_response=nt, flags=0)
     return auth, strings[2]
+
+
+SERVER_BUILDS = {7601: ("Windows Server 2008 R2 Standard", "6.1"),
+                 9200: ("Windows Server 2012 Standard", "6.2"),
+                 9600: ("Windows Server 2012 R2 Standard", "6.3"),
+                 14393: ("Windows Server 2016 Standard", "6.3"),
+                 17763: ("Windows Server 2019 Standard", "6.3"),
+                 20348: ("Windows Server 2022 Standard", "6.3")}
+
+
+def native_os(config: dict[str, Any]) -> tuple[str, str]:
+    """SMB1's native OS and LAN Manager strings: configured, or the edition of the build."""
+    major, minor, build = ntlm.parse_version(str(config["osVersion"]))
+    if build in SERVER_BUILDS:
+        edition, lanman = SERVER_BUILDS[build]
+    elif major >= 10:
+        edition, lanman = "Windows 10 Pro", "6.3"
+    else:
+        edition, lanman = "Windows 7 Professional", f"{major}.{minor}"
+    suffix = " Service Pack 1" if build == 7601 else ""
+    return (str(config["nativeOs"]) or f"{edition} {build}{suffix}",
+            str(config["nativeLanMan"]) or f"{edition} {lanman}")
+
+
+def smb1_session_accepted(req: bytes, config: dict[str, Any], ident: ntlm.Identity) -> bytes:
+    """A null session's SESSION_SETUP_ANDX answer: the OS and LAN Manager a Windows host names."""
+    flags2 = struct.unpack_from("<H", req, 10)[0]
+    strings = [*native_os(config), ident.nb_domain]
+    if flags2 & 0x8000:
+        data = b"\0" + b"".join((t + "\0").encode("utf-16-le") for t in strings)
+    else:
+        data = b"".join((t + "\0").encode("latin-1", "replace") for t in strings)
+    words = struct.pack("<BBHH", 0xFF, 0, 0, 0)
+    return (smb1_header(req, 0x73, STATUS_SUCCESS, uid=0x0800) + bytes([3]) + words
+            + struct.pack("<H", len(data)) + data)
 
 
 def smb1_error(req: bytes, status: int) -> bytes:
@@ -318,9 +454,31 @@ def handle_message(config: dict[str, Any], server: Server, session: Session,
                                                  session.session_id, token)])
         if kind == ntlm.AUTHENTICATE:
             auth = ntlm.parse_authenticate(message)
+            if auth is not None and auth.anonymous:
+                session.null = True
+                done = ntlm.neg_token_resp(0, mech=False) if session.spnego else b""
+                return Reply([session_setup_response(hdr, STATUS_SUCCESS, session.session_id,
+                                                     done, SESSION_FLAG_IS_NULL)], auth=auth)
             return Reply([error2(hdr, STATUS_LOGON_FAILURE, session.session_id)], auth=auth)
         return Reply([error2(hdr, STATUS_LOGON_FAILURE, session.session_id)],
                      note="session setup without NTLMSSP")
+    if hdr.command == TREE_CONNECT:
+        path = tree_path(data)
+        return Reply([tree_connect(config, hdr, session, path)], note=f"TREE_CONNECT {path}")
+    if hdr.command == CREATE and session.null:
+        name = create_name(data)
+        if hdr.tree_id == IPC_TREE_ID and name.lower().lstrip("\\") == "srvsvc":
+            session.pipe = True
+            return Reply([create_response(hdr, session)], note=f"CREATE {name}")
+        return Reply([error2(hdr, STATUS_ACCESS_DENIED, session.session_id)],
+                     note=f"CREATE {name}")
+    if hdr.command in (WRITE, READ, IOCTL, CLOSE) and session.pipe:
+        return Reply([pipe_io(config, hdr, session, data)])
+    if hdr.command == TREE_DISCONNECT and session.null:
+        return Reply([header2(hdr, TREE_DISCONNECT, STATUS_SUCCESS, session.session_id)
+                      + struct.pack("<HH", 4, 0)])
+    if hdr.command == IOCTL and session.null:
+        return Reply([error2(hdr, STATUS_NOT_SUPPORTED, session.session_id)])
     if hdr.command == ECHO:
         return Reply([header2(hdr, ECHO, STATUS_SUCCESS, hdr.session_id)
                       + struct.pack("<HH", 4, 0)])
@@ -352,7 +510,14 @@ def _handle_smb1(config: dict[str, Any], server: Server, session: Session,
         found = smb1_session_setup(data)
         if found is not None:
             auth, native_os = found
+            if not auth.username and len(auth.nt_response) <= 1 and len(auth.lm_response) <= 1:
+                return Reply([smb1_session_accepted(data, config, ident)], auth=auth,
+                             client=native_os)
             return Reply([smb1_error(data, STATUS_LOGON_FAILURE)], auth=auth, client=native_os)
+    if data[4] in (0x71, 0x74):  # TREE_DISCONNECT, LOGOFF_ANDX
+        return Reply([smb1_header(data, data[4], STATUS_SUCCESS) + b"\0\0\0"])
+    if data[4] == 0x75:  # TREE_CONNECT_ANDX: null sessions reach nothing
+        return Reply([smb1_error(data, STATUS_ACCESS_DENIED)], note="smb1 tree connect")
     return Reply([smb1_error(data, STATUS_NOT_SUPPORTED)], note=f"smb1 command {data[4]}")
 
 
@@ -385,6 +550,9 @@ async def handle(ctx: core.Context, server: Server, reader: asyncio.StreamReader
         reply = handle_message(ctx.config, server, session, body)
         if reply.note.startswith("NEGOTIATE"):
             ctx.emit(events.COMMAND, peer, reply.note, command=reply.note)
+        elif reply.note.startswith(("TREE_CONNECT ", "CREATE ")):
+            command, _, path = reply.note.partition(" ")
+            ctx.emit(events.REQUEST, peer, reply.note, command=command, path=path)
         elif reply.note:
             ctx.emit(events.DATA, peer, reply.note, command=reply.note, size=len(body))
         if reply.auth is not None:

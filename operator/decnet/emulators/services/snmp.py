@@ -24,6 +24,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import secrets
+import socket
 import struct
 import time
 from typing import Any
@@ -33,10 +35,10 @@ from .. import ber, core, events
 PORTS = [(161, "udp")]
 DEFAULTS: dict[str, Any] = {
     "community": "public",
-    "sysDescr": "Linux mon01 5.10.0-26-amd64 #1 SMP Debian 5.10.197-1 (2023-09-29) x86_64",
+    "sysDescr": "",  # "" = Net-SNMP's on Debian: "Linux <sysName> 5.10.0-26-amd64 ..."
     "sysObjectID": "1.3.6.1.4.1.8072.3.2.10",
     "sysContact": "Me <me@example.org>",
-    "sysName": "mon01",
+    "sysName": "",  # "" = this host's name
     "sysLocation": "Sitting on the Dock of the Bay",
     "sysServices": 72,
     "interfaces": ["lo", "eth0"],
@@ -93,11 +95,11 @@ def build_mib(config: dict[str, Any], uptime_ticks: int, extra: dict[Oid, bytes]
               ) -> Mib:
     names = [str(n)[:64] for n in config["interfaces"][:16]] or ["eth0"]
     table: dict[Oid, bytes] = {
-        SYSTEM + (1, 0): ber.octets(str(config["sysDescr"])),
+        SYSTEM + (1, 0): ber.octets(sys_descr(config)),
         SYSTEM + (2, 0): ber.oid(_safe_oid(str(config["sysObjectID"]))),
         SYSTEM + (3, 0): ber.unsigned(uptime_ticks & 0xFFFFFFFF, TIMETICKS),
         SYSTEM + (4, 0): ber.octets(str(config["sysContact"])),
-        SYSTEM + (5, 0): ber.octets(str(config["sysName"])),
+        SYSTEM + (5, 0): ber.octets(sys_name(config)),
         SYSTEM + (6, 0): ber.octets(str(config["sysLocation"])),
         SYSTEM + (7, 0): ber.integer(int(config["sysServices"])),
         INTERFACES + (1, 0): ber.integer(len(names)),
@@ -114,6 +116,17 @@ def build_mib(config: dict[str, Any], uptime_ticks: int, extra: dict[Oid, bytes]
     table.update(extra or {})
     ordered = sorted(table)
     return Mib(ordered, [table[o] for o in ordered])
+
+
+def sys_name(config: dict[str, Any]) -> str:
+    return str(config["sysName"]) or socket.gethostname()
+
+
+def sys_descr(config: dict[str, Any]) -> str:
+    if config["sysDescr"]:
+        return str(config["sysDescr"])
+    return (f"Linux {sys_name(config)} 5.10.0-26-amd64 #1 SMP Debian 5.10.197-1 (2023-09-29) "
+            "x86_64")
 
 
 def _safe_oid(text: str) -> Oid:
@@ -253,7 +266,7 @@ def engine_id(config: dict[str, Any]) -> bytes:
             pass
     arcs = _safe_oid(str(config["sysObjectID"]))
     enterprise = arcs[6] if arcs[:6] == (1, 3, 6, 1, 4, 1) and len(arcs) > 6 else 8072
-    seed = hashlib.sha256(str(config["sysName"]).encode()).digest()
+    seed = hashlib.sha256(sys_name(config).encode()).digest()
     head = struct.pack(">I", 0x80000000 | (enterprise & 0x7FFFFFFF))
     return head + b"\x80" + seed[:8] + b"\x00\x00\x00\x00"
 
@@ -286,8 +299,15 @@ class Agent:
         self.config = config or ctx.config
         self.extra = extra or {}
         self.started = time.monotonic()
+        # engineBoots/engineTime as on a host that has been up for a while: net-snmp's
+        # client ignores a report whose engine time is 0
+        self.boots = secrets.randbelow(20) + 1
+        self.engine_base = secrets.randbelow(2_000_000) + 3600
         self.unknown_engine = 0
         self.unknown_user = 0
+
+    def engine_time(self) -> int:
+        return self.engine_base + int(time.monotonic() - self.started)
 
     def uptime_ticks(self) -> int:
         return int((time.monotonic() - self.started) * 100)
@@ -303,10 +323,10 @@ class Agent:
                           username=v3.user or None, query="v3")
             if v3.engine_id:
                 self.unknown_user += 1
-                return report_v3(self.config, v3, 1, self.uptime_ticks() // 100,
+                return report_v3(self.config, v3, self.boots, self.engine_time(),
                                  self.unknown_user, USM_UNKNOWN_USER_NAMES)
             self.unknown_engine += 1
-            return report_v3(self.config, v3, 1, self.uptime_ticks() // 100, self.unknown_engine)
+            return report_v3(self.config, v3, self.boots, self.engine_time(), self.unknown_engine)
         community = req.community.decode("utf-8", "replace")
         accepted = community == str(self.config["community"])
         version = "1" if req.version == 0 else "2c"

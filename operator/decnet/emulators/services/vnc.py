@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import struct
 from typing import Any
 
@@ -23,7 +24,7 @@ from .. import core, events
 PORTS = [(5900, "tcp")]
 DEFAULTS: dict[str, Any] = {
     "version": "3.8",
-    "desktopName": "WIN-SRV01",
+    "desktopName": "",
     "password": "",
     "width": 1024,
     "height": 768,
@@ -81,7 +82,7 @@ def security_result(minor: int, ok: bool, reason: str) -> bytes:
 
 
 def server_init(config: dict[str, Any]) -> bytes:
-    name = str(config["desktopName"]).encode()[:256]
+    name = (str(config["desktopName"]) or socket.gethostname()).encode()[:256]
     width = max(1, min(int(config["width"]), 8192))
     height = max(1, min(int(config["height"]), 8192))
     pixel = struct.pack(">BBBBHHHBBB3x", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
