@@ -354,6 +354,23 @@ def test_nmap_sv_names_the_product_the_service_claims(
     assert word.lower() in nmap_words(said).lower(), f"nmap -sV said {said}, expected {word!r}"
 
 
+def first_bytes(ip: str, port: int) -> str:
+    """A banner grab: what the port sends unasked within 2 s, else its answer to a bare request."""
+    with socket.create_connection((ip, port), timeout=5) as s:
+        s.settimeout(2)
+        try:
+            data = s.recv(4096)
+        except TimeoutError:
+            data = b""
+        if not data:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            try:
+                data = s.recv(4096)
+            except (TimeoutError, ConnectionError):
+                data = b""
+    return data.decode("latin-1")
+
+
 def test_nmap_sees_vendor_macs_and_no_tell_in_any_banner(
     fleet: Cluster, nmap_sv: dict[tuple[str, int, str], dict[str, str]]
 ) -> None:
@@ -362,8 +379,13 @@ def test_nmap_sees_vendor_macs_and_no_tell_in_any_banner(
         assert not TELLS.search(json.dumps(said)), said
         assert said["mac"] and not said["mac"].lower().startswith("02:42"), said
         assert said["vendor"], f"nmap knows no vendor for {said['mac']}"
-    for name, (archetype, _s) in FLEET.items():
+    for name, (archetype, services) in FLEET.items():
         ip = ip_of(fleet, name)
+        for service in services:  # what a TCP port says first, or to a bare HTTP request
+            for port, proto in ports_of(service):
+                if proto == "tcp":
+                    said = first_bytes(ip, port)
+                    assert not TELLS.search(said), f"{name} {service} {port}: {said!r}"
         want = personas.mac_address(archetype, f"{fleet.ns}/{name}")
         seen = {s["mac"].lower() for (addr, _p, _q), s in nmap_sv.items() if addr == ip}
         assert seen <= {want}, (name, seen, want)
