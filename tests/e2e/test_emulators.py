@@ -538,6 +538,27 @@ def test_nothing_inside_a_deckys_containers_says_what_it_is(fleet: Cluster, deck
         assert "pip" not in inside(container, "command -v pip pip3 || true")
 
 
+DNS_TELL = (
+    "Docker's embedded DNS (127.0.0.11 on every LAN) answers a reverse lookup of a decky's"
+    " address with its container and network names (decnet-<ns>-<decky>-base.decnet-<ns>-<lan>);"
+    " needs neutral Docker names (decnet.kube.names), see the report"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=DNS_TELL)
+def test_a_reverse_lookup_from_inside_a_decky_names_no_product(fleet: Cluster) -> None:
+    """What attacker code inside one decky learns about its neighbours from DNS."""
+    other = ip_of(fleet, "linux-server")
+    container = service_container(fleet, "windows-workstation", FLEET["windows-workstation"][1][0])
+    code, out = container.exec_run(
+        ["python3", "-c", f"import socket\ntry: print(socket.gethostbyaddr('{other}'))\n"
+         "except OSError as e: print('no name', e)"]
+    )
+    said = out.decode(errors="replace")
+    assert code == 0, said
+    assert not TELLS.search(said), said
+
+
 def test_a_decky_has_its_personas_hostname_and_mac(fleet: Cluster) -> None:
     name = "windows-workstation"
     base = next(c for c in fleet.containers(name) if c.labels["decnet.io/role"] == "base")
