@@ -149,18 +149,43 @@ def fleet(
             wait_listening(cluster, name)
         yield cluster
     finally:
-        kubectl("delete", "deckies", "--all", "-n", ns, "--timeout=180s", check=False)
-        kubectl("delete", "lans", "--all", "-n", ns, "--timeout=60s", check=False)
-        for plural in ("deckies", "lans", "addressclaims"):
-            for obj in kubectl("get", plural, "-n", ns, "-o", "name", check=False).stdout.split():
+        teardown(kubectl, docker_client, ns)
+
+
+def teardown(kubectl: Any, docker_client: Any, ns: str) -> None:
+    """Through the agent first (as a user deletes), then whatever is left, step by step:
+    one failing step (a slow API, a restarting dockerd) must not leave the rest behind."""
+    import docker.errors
+
+    for args in (("deckies", "180s"), ("lans", "60s")):
+        try:
+            kubectl("delete", args[0], "--all", "-n", ns, f"--timeout={args[1]}", check=False)
+        except subprocess.TimeoutExpired:
+            pass
+    for plural in ("deckies", "lans", "addressclaims"):
+        try:
+            listed = kubectl("get", plural, "-n", ns, "-o", "name", check=False).stdout.split()
+            for obj in listed:
                 kubectl("patch", obj, "-n", ns, "--type=merge",
                         "-p", '{"metadata":{"finalizers":null}}', check=False)
-        kubectl("delete", "namespace", ns, "--wait=false", check=False)
-        label = f"decnet.io/namespace={ns}"
-        for c in docker_client.containers.list(all=True, filters={"label": label}):
-            c.remove(force=True)
-        for n in docker_client.networks.list(filters={"label": label}):
-            n.remove()
+        except subprocess.TimeoutExpired:
+            pass
+    kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    label = f"decnet.io/namespace={ns}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            containers = docker_client.containers.list(all=True, filters={"label": label})
+            networks = docker_client.networks.list(filters={"label": label})
+            if not containers and not networks:
+                return
+            for c in containers:
+                c.remove(force=True)
+            if not containers:
+                for n in networks:
+                    n.remove()
+        except (docker.errors.DockerException, OSError):  # a dockerd restarting: try again
+            time.sleep(2)
 
 
 def config_decky_services() -> list[str]:
