@@ -54,7 +54,7 @@ def _decky(api: Any, fleet: Fleet, index: int, ip: str, services: int, image: st
             command=SLEEP,
             name=f"raw-{fleet.namespace}-{index}-svc-{s}",
             labels=labels,
-            environment={"DECNET_CONFIG": "{}"},
+            environment={"SVC_CONFIG": "{}"},
             host_config=api.create_host_config(network_mode=f"container:{base}"),
         )["Id"]
         api.start(sid)

@@ -104,6 +104,37 @@ def main() -> None:
             f" — target p99 ≤ 2 s, {verdict(p99 is not None and p99 <= 2)}",
             "",
         ]
+    emulators = load("emulators")
+    if emulators:
+        machine = machine or emulators["machine"]
+        rows = [r for r in emulators["idle_memory"] if "cgroup_mib" in r]
+        worst = max((r["cgroup_mib"] for r in rows), default=0.0)
+        lines += [
+            f"## The service image: idle memory per emulator container ({emulators['at']})",
+            "",
+            f"One container of `{emulators['image']}` per service, started with its launcher and"
+            f" left idle {emulators['idle_seconds']} s. cgroup = what `docker stats` shows (usage"
+            " minus page cache); RSS = the process's VmRSS (shared library pages included).",
+            "",
+            "| service | cgroup (MiB) | RSS (MiB) |",
+            "|---|---:|---:|",
+            *[
+                f"| {r['service']} | {r.get('cgroup_mib', '-')} | {r.get('rss_mib', r.get('error', '-'))} |"
+                for r in emulators["idle_memory"]
+            ],
+            "",
+            f"- Target ≤ 30 MB per emulator container: worst {worst} MiB — {verdict(bool(rows) and worst <= 30)}",
+        ]
+        run = emulators.get("apply")
+        if run:
+            lines.append(
+                f"- apply → Ready of {run['deckies']} deckies (base + {', '.join(run['services_per_decky'])})"
+                f" with the service image: {run['operator_seconds']} s beside raw Docker"
+                f" {run['raw_docker_seconds']} s (ratio {run['ratio']})"
+            )
+        if emulators.get("note"):
+            lines.append(f"- {emulators['note']}")
+        lines.append("")
     if machine:
         lines += ["## Machine", "", *[f"- {k}: {v}" for k, v in machine.items()], ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines))

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash hack/build-binaries.sh all >/dev/null
 bash hack/docker-up.sh
 bash hack/images.sh
-for b in ${BENCH:-apply restart idle events}; do
+for b in ${BENCH:-apply restart idle events emulators}; do
   echo "== bench_$b" >&2
   python3 "bench/bench_$b.py"
 done

@@ -100,6 +100,16 @@ def test_a_default_hostname_looks_like_the_machines_own(archetype: str, pattern:
     assert len(names) > 1
 
 
+def test_a_numbered_hostname_keeps_the_number_of_the_deckys_name() -> None:
+    names = {
+        personas.default_hostname("database-server", f"decoys/db-{i:02d}", fallback=f"db-{i:02d}")
+        for i in range(1, 40)
+    }
+    assert len(names) == 39  # distinct names, distinct hostnames
+    assert personas.default_hostname("web-server", "decoys/web-7", fallback="web-7") in ("web07", "www07")
+    assert personas.default_hostname("linux-server", "d/app-1042", fallback="app-1042")[-3:] == "042"
+
+
 def test_a_printers_name_ends_like_its_mac() -> None:
     """HP Jetdirect names itself NPI + the last six hex digits of its MAC."""
     mac = personas.mac_address("printer", "decoys/p1").replace(":", "").upper()

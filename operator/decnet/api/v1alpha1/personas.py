@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -248,17 +249,21 @@ def _random(raw: bytes, length: int) -> str:
 
 
 def default_hostname(archetype: str | None, seed: str, fallback: str) -> str:
-    """The out-of-the-box hostname for the archetype; `fallback` when it has no pattern."""
+    """The out-of-the-box hostname for the archetype; `fallback` (the object name) when it
+    has no pattern. A numbered pattern (web07) takes the number the object's name ends with
+    (web-07 stays 07, so deckies named apart keep distinct hostnames), else one from the seed."""
     patterns = persona(archetype).hostnames
     if not patterns:
         return fallback
     raw = _digest(seed, "hostname")
     pattern = patterns[raw[0] % len(patterns)]
     mac = mac_address(archetype, seed).replace(":", "").upper()
+    numbers = re.findall(r"\d+", fallback)
+    number = numbers[-1][-3:].zfill(2) if numbers else f"{raw[2] % 99 + 1:02d}"
     return pattern.format(
         rand7=_random(raw[1:], 7),
         rand11=_random(raw[1:], 11),
-        nn=f"{raw[2] % 20 + 1:02d}",
+        nn=number,
         mac6=mac[-6:],
     )
 
