@@ -528,7 +528,7 @@ def test_nothing_of_the_agent_is_left_in_iptables_for_a_node_never_seen() -> Non
 
 @pytest.fixture
 def sibling_namespace(kubectl: Any, namespace: str) -> Iterator[str]:
-    """`<namespace>-x`: with LAN/decky `y` it collided with `<namespace>` + `x-y`."""
+    """`<namespace>-x`: with LAN/decky `yy` (a bare `y` is a YAML 1.1 boolean to kubectl) it collided with `<namespace>` + `x-yy`."""
     name = f"{namespace}-x"
     kubectl("create", "namespace", name)
     try:
@@ -564,15 +564,15 @@ def sibling_namespace(kubectl: Any, namespace: str) -> Iterator[str]:
 def test_the_namespace_collision_pair_gets_two_networks_and_two_container_sets(
     ct: Cluster, sibling_namespace: str
 ) -> None:
-    # old scheme: both were decnet-<ns>-x-y (network) and decnet-<ns>-x-y-base
+    # old scheme: both were decnet-<ns>-x-yy (network) and decnet-<ns>-x-yy-base
     other = Cluster(ct.kubectl, sibling_namespace, ct.docker, ct.operator, ct.agent, ct.node)
-    ct.apply(ct.lan("x-y", subnet()), ct.decky("x-y", [TEMPLATE], lan="x-y"))
-    other.apply(other.lan("y", subnet()), other.decky("y", [TEMPLATE], lan="y"))
-    ct.wait_ready(["x-y"], timeout=180)
-    other.wait_ready(["y"], timeout=180)
+    ct.apply(ct.lan("x-yy", subnet()), ct.decky("x-yy", [TEMPLATE], lan="x-yy"))
+    other.apply(other.lan("yy", subnet()), other.decky("yy", [TEMPLATE], lan="yy"))
+    ct.wait_ready(["x-yy"], timeout=180)
+    other.wait_ready(["yy"], timeout=180)
 
-    mine = {c.name for c in ct.containers("x-y")}
-    theirs = {c.name for c in other.containers("y")}
+    mine = {c.name for c in ct.containers("x-yy")}
+    theirs = {c.name for c in other.containers("yy")}
     assert len(mine) == 2 and len(theirs) == 2
     assert not mine & theirs
     nets = {
@@ -581,11 +581,11 @@ def test_the_namespace_collision_pair_gets_two_networks_and_two_container_sets(
         if n.attrs["Labels"].get(names.LABEL_NAMESPACE) in (ct.ns, sibling_namespace)
     }
     assert nets == {
-        names.network_name(ct.ns, "x-y"): ct.ns,
-        names.network_name(sibling_namespace, "y"): sibling_namespace,
+        names.network_name(ct.ns, "x-yy"): ct.ns,
+        names.network_name(sibling_namespace, "yy"): sibling_namespace,
     }
     # each decky sits on its own network, and both keep running side by side
-    for cluster, decky, lan in ((ct, "x-y", "x-y"), (other, "y", "y")):
+    for cluster, decky, lan in ((ct, "x-yy", "x-yy"), (other, "yy", "yy")):
         base = next(c for c in cluster.containers(decky) if c.labels[names.LABEL_ROLE] == "base")
         assert list(base.attrs["NetworkSettings"]["Networks"]) == [
             names.network_name(cluster.ns, lan)
