@@ -84,6 +84,10 @@ class Agent:
         self.denied_cidrs = denied_cidrs
         self._fw_lock = threading.Lock()
         self._fw_applied = ""  # fingerprint of the last ruleset applied without error
+        # uid -> (plan hash, (namespace, networks)): plans parsed once, not per converge
+        self._fw_plans: dict[
+            str, tuple[str, tuple[str, tuple[planner.NetworkWant, ...]] | None]
+        ] = {}
 
     # ------------------------------------------------------------------ scheduling
 
@@ -342,11 +346,13 @@ class Agent:
         since the last successful sync, unless forced (the resync repairs drift)."""
         if not self.firewall_enabled or not self._listed.is_set():
             return  # before the first list, "no LANs" would only mean "not known yet"
-        with self._lock:
-            planned = [p for o in self._objects.values() if (p := desired.planned_networks(o))]
-        v4, v6 = egress.wanted(self.node, egress.lans_from_plans(planned), self.denied_cidrs)
-        fp = egress.fingerprint(v4) + egress.fingerprint(v6)
+        # one sync at a time, each from a fresh snapshot: a slower sync can never apply
+        # an older view over a newer one
         with self._fw_lock:
+            with self._lock:
+                objects = dict(self._objects)
+            v4, v6 = self._wanted_rules(objects)
+            fp = egress.fingerprint(v4) + egress.fingerprint(v6)
             if not force and fp == self._fw_applied:
                 return
             try:
@@ -361,6 +367,22 @@ class Agent:
             FIREWALL_SYNCS.labels("ok").inc()
             if done:
                 log.info("firewall_synced", actions=[type(a).__name__ for a in done])
+
+    def _wanted_rules(
+        self, objects: dict[str, dict[str, Any]]
+    ) -> tuple[egress.Ruleset, egress.Ruleset]:
+        planned = []
+        cache: dict[str, tuple[str, tuple[str, tuple[planner.NetworkWant, ...]] | None]] = {}
+        for uid, obj in objects.items():
+            key = str(((obj.get("status") or {}).get("plan") or {}).get("hash", ""))
+            key += "/deleting" if (obj.get("metadata") or {}).get("deletionTimestamp") else ""
+            hit = self._fw_plans.get(uid)
+            nets = hit[1] if hit and hit[0] == key else desired.planned_networks(obj)
+            cache[uid] = (key, nets)
+            if nets:
+                planned.append(nets)
+        self._fw_plans = cache
+        return egress.wanted(self.node, egress.lans_from_plans(planned), self.denied_cidrs)
 
     def collect_networks(self) -> None:
         """Networks nobody uses or plans; no container is touched here."""
