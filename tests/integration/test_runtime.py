@@ -503,3 +503,58 @@ def test_egress_rules_follow_the_lans_and_leave_nothing_behind(
     for tool in ("iptables", "ip6tables"):
         listed = subprocess.run([tool, "-w", "-S"], capture_output=True, text=True).stdout
         assert egress.chain_prefix(eng.node) not in listed
+
+
+def test_a_macvlan_decky_is_kept_off_the_node_through_its_parent(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine, veth: str
+) -> None:
+    """The node's own address on the wire a macvlan LAN sits on: reachable from the
+    decky without the firewall, refused with it (INPUT, by the decky's address)."""
+    import socket
+    import threading
+
+    from decnet.agent import egress
+    from decnet.agent.runtime import firewall
+
+    office = lan(docker_ns, "office", driver="macvlan", parent=veth)
+    want = decky(docker_ns, (office,), services=(svc("smb"),))
+    converged(eng, want)
+    peer = veth.replace("dnA", "dnB")  # the other end: the node's side of the "wire"
+    node_ip = office.subnet.rsplit(".", 1)[0] + ".200"
+    subprocess.run(["ip", "addr", "add", f"{node_ip}/24", "dev", peer], check=True)
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((node_ip, 0))
+    server.listen(8)
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"node\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    attacker = docker_client.containers.get(want.service_name("smb"))
+
+    def reaches() -> bool:
+        out = attacker.exec_run(["sh", "-c", f"nc -w 3 {node_ip} {port} </dev/null"]).output
+        return b"node" in out
+
+    try:
+        assert reaches(), "control: without the firewall the node answers on the wire"
+        lans = egress.lans_from_plans([(docker_ns, want.networks)])
+        v4, _ = egress.wanted(eng.node, lans, egress.DEFAULT_DENIED)
+        firewall.sync(eng.node, v4)
+        assert not reaches()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+        firewall.cleanup(eng.node)
