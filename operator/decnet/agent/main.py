@@ -60,6 +60,7 @@ class Agent:
         orphan_grace_seconds: float = 60.0,
         firewall_enabled: bool = False,
         denied_cidrs: tuple[str, ...] = egress.DEFAULT_DENIED,
+        egress_within: tuple[str, ...] = egress.ANYWHERE,
     ) -> None:
         self.client = client
         self.engine = engine
@@ -82,6 +83,8 @@ class Agent:
         self._started = time.monotonic()
         self.firewall_enabled = firewall_enabled
         self.denied_cidrs = denied_cidrs
+        self.egress_within = egress_within
+        self._fw_refused: set[tuple[str, str, str]] = set()
         self._fw_lock = threading.Lock()
         self._fw_applied = ""  # fingerprint of the last ruleset applied without error
         # uid -> (plan hash, (namespace, networks)): plans parsed once, not per converge
@@ -382,7 +385,17 @@ class Agent:
             if nets:
                 planned.append(nets)
         self._fw_plans = cache
-        return egress.wanted(self.node, egress.lans_from_plans(planned), self.denied_cidrs)
+        lans = egress.lans_from_plans(planned)
+        refused = set(egress.refused(lans, self.egress_within))
+        for namespace, lan, cidr in sorted(refused - self._fw_refused):
+            log.warning(
+                "egress_allowance_refused",
+                lan=f"{namespace}/{lan}",
+                cidr=cidr,
+                allowed=list(self.egress_within),
+            )
+        self._fw_refused = refused
+        return egress.wanted(self.node, lans, self.denied_cidrs, self.egress_within)
 
     def collect_networks(self) -> None:
         """Networks nobody uses or plans; no container is touched here."""
@@ -513,6 +526,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated CIDRs no decky may reach (cluster, pod, service, metadata)",
     )
     parser.add_argument(
+        "--egress-within",
+        default=os.environ.get("DECNET_EGRESS_WITHIN", ",".join(egress.ANYWHERE)),
+        help="comma-separated CIDRs a LAN's spec.egress may open at all (others are ignored)",
+    )
+    parser.add_argument(
         "--cleanup-firewall",
         action="store_true",
         help="remove every iptables rule of this node's agent and exit",
@@ -549,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         orphan_grace_seconds=args.orphan_grace_seconds,
         firewall_enabled=args.firewall,
         denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
+        egress_within=tuple(c.strip() for c in args.egress_within.split(",") if c.strip()),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
