@@ -475,7 +475,7 @@ def test_a_forged_manifest_and_a_2gb_file_in_a_decky_do_not_touch_the_agent(
     # what the agent used to trust: a manifest claiming 2,000 files, then garbage
     script = (
         "mkdir -p /.decnet && i=0 && { printf '{'; while [ $i -lt 2000 ]; do "
-        "printf '\"/x%d\":\"%064d\",' $i 0; i=$((i+1)); done; } > /.decnet/files.json && "
+        'printf \'"/x%d":"%064d",\' $i 0; i=$((i+1)); done; } > /.decnet/files.json && '
         "head -c 100000 /dev/urandom >> /.decnet/files.json && "
         "dd if=/dev/zero of=/.decnet/huge bs=1M count=1 seek=2047 2>/dev/null && "
         "ln -sf /.decnet/huge /home/admin/evil"
@@ -521,3 +521,72 @@ def test_nothing_of_the_agent_is_left_in_iptables_for_a_node_never_seen() -> Non
     )
     assert done.returncode == 0, done.stderr
     assert chains_of(node) == []
+
+
+# --------------------------------------------------------------------------- names
+
+
+@pytest.fixture
+def sibling_namespace(kubectl: Any, namespace: str) -> Iterator[str]:
+    """`<namespace>-x`: with LAN/decky `yy` (a bare `y` is a YAML 1.1 boolean to kubectl) it collided with `<namespace>` + `x-yy`."""
+    name = f"{namespace}-x"
+    kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        for plural in ("deckies", "lans"):
+            listed = kubectl("get", plural, "-n", name, "-o", "name", check=False).stdout
+            for obj in listed.split():
+                kubectl(
+                    "patch", obj, "-n", name, "--type=merge",
+                    "-p", '{"metadata":{"finalizers":null}}', check=False,
+                )  # fmt: skip
+            kubectl("delete", plural, "--all", "-n", name, "--wait=false", check=False)
+        kubectl("delete", "namespace", name, "--wait=false", check=False)
+        import docker
+
+        client = docker.from_env()
+        label = f"{names.LABEL_NAMESPACE}={name}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            left = client.containers.list(all=True, filters={"label": label})
+            for c in left:
+                c.remove(force=True)
+            nets = client.networks.list(filters={"label": label})
+            for n in nets if not left else []:
+                n.remove()
+            if not left and not nets:
+                break
+            time.sleep(0.5)
+        client.close()
+
+
+def test_the_namespace_collision_pair_gets_two_networks_and_two_container_sets(
+    ct: Cluster, sibling_namespace: str
+) -> None:
+    # old scheme: both were decnet-<ns>-x-yy (network) and decnet-<ns>-x-yy-base
+    other = Cluster(ct.kubectl, sibling_namespace, ct.docker, ct.operator, ct.agent, ct.node)
+    ct.apply(ct.lan("x-yy", subnet()), ct.decky("x-yy", [TEMPLATE], lan="x-yy"))
+    other.apply(other.lan("yy", subnet()), other.decky("yy", [TEMPLATE], lan="yy"))
+    ct.wait_ready(["x-yy"], timeout=180)
+    other.wait_ready(["yy"], timeout=180)
+
+    mine = {c.name for c in ct.containers("x-yy")}
+    theirs = {c.name for c in other.containers("yy")}
+    assert len(mine) == 2 and len(theirs) == 2
+    assert not mine & theirs
+    nets = {
+        n.name: n.attrs["Labels"][names.LABEL_NAMESPACE]
+        for n in ct.docker.networks.list(filters={"label": names.LABEL_LAN})
+        if n.attrs["Labels"].get(names.LABEL_NAMESPACE) in (ct.ns, sibling_namespace)
+    }
+    assert nets == {
+        names.network_name(ct.ns, "x-yy"): ct.ns,
+        names.network_name(sibling_namespace, "yy"): sibling_namespace,
+    }
+    # each decky sits on its own network, and both keep running side by side
+    for cluster, decky, lan in ((ct, "x-yy", "x-yy"), (other, "yy", "yy")):
+        base = next(c for c in cluster.containers(decky) if c.labels[names.LABEL_ROLE] == "base")
+        assert list(base.attrs["NetworkSettings"]["Networks"]) == [
+            names.network_name(cluster.ns, lan)
+        ]

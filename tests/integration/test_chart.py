@@ -184,6 +184,7 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     assert agent["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]}
     assert "--firewall" in agent["args"]
     assert "--denied-cidrs=10.96.0.0/12,10.244.0.0/16,169.254.0.0/16" in agent["args"]
+    assert "--egress-within=0.0.0.0/0" in agent["args"]
     assert pod["nodeSelector"] == {"role": "decoy"}
     sock = next(v for v in pod["volumes"] if v["name"] == "docker-sock")
     assert sock["hostPath"] == {"path": "/var/run/docker.sock", "type": "Socket"}

@@ -407,3 +407,154 @@ def test_an_image_is_built_from_its_context_when_asked(
                 docker_client.images.remove(t, force=True)
             except Exception:  # noqa: BLE001 - the broken one never existed
                 pass
+
+
+def test_a_decky_under_old_names_is_replaced_under_collision_free_ones(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    """What an agent from before the rename left: replaced, not adopted (Docker cannot
+    rename a network, nor hold two on one subnet)."""
+    office = lan(docker_ns, "office")
+    want = decky(docker_ns, (office,), services=(svc("smb"),))
+    common = {
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+        names.LABEL_NAMESPACE: docker_ns,
+        names.LABEL_AGENT_NODE: eng.node,
+    }
+    old_net = docker_client.networks.create(
+        f"decnet-{docker_ns}-office",
+        driver="bridge",
+        internal=True,
+        ipam=runtime.docker.types.IPAMConfig(
+            pool_configs=[runtime.docker.types.IPAMPool(subnet=office.subnet)]
+        ),
+        labels={**common, names.LABEL_LAN: "office"},
+    )
+    decky_labels = {**common, names.LABEL_DECKY: want.name, names.LABEL_UID: want.uid}
+    old_base = docker_client.containers.create(
+        "decnet-test/busybox:latest",
+        list(SLEEP),
+        name=f"decnet-{docker_ns}-ws-01-base",
+        labels={**decky_labels, names.LABEL_ROLE: "base", names.LABEL_SERVICE: ""},
+        network=old_net.name,
+    )
+    old_base.start()
+    old_svc = docker_client.containers.run(
+        "decnet-test/busybox:latest",
+        list(SLEEP),
+        name=f"decnet-{docker_ns}-ws-01-svc-smb",
+        labels={**decky_labels, names.LABEL_ROLE: "service", names.LABEL_SERVICE: "smb"},
+        network_mode=f"container:{old_base.id}",
+        detach=True,
+    )
+
+    converged(eng, want)
+    now = ids(docker_client, docker_ns)
+    assert set(now) == {want.base_name, want.service_name("smb")}
+    assert old_base.id not in now.values() and old_svc.id not in now.values()
+    networks = {n.name for n in docker_client.networks.list(filters={"label": names.LABEL_LAN})}
+    assert office.network in networks
+    assert old_net.name not in networks
+    assert office.ip in sh(docker_client, want.service_name("smb"), "ip -4 addr")
+
+
+def test_egress_rules_follow_the_lans_and_leave_nothing_behind(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    """The firewall against the real iptables: hooked first, idempotent, cleaned up."""
+    from decnet.agent import egress
+    from decnet.agent.runtime import firewall
+
+    office, lab = lan(docker_ns, "office"), lan(docker_ns, "lab")
+    want = decky(docker_ns, (office, lab), services=(svc("smb"),))
+    converged(eng, want)
+    bridge = names.bridge_name(eng.node, docker_ns, "office")
+    assert bridge in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    try:
+        lans = egress.lans_from_plans([(docker_ns, want.networks)])
+        v4, v6 = egress.wanted(eng.node, lans, egress.DEFAULT_DENIED)
+        assert firewall.sync(eng.node, v4) != []
+        assert firewall.sync(eng.node, v6, firewall.IPV6) != []
+        # in sync: nothing to do, twice over
+        assert firewall.sync(eng.node, v4) == []
+        assert firewall.sync(eng.node, v6, firewall.IPV6) == []
+        for builtin, chain in v4.hooks.items():
+            first = subprocess.run(
+                ["iptables", "-w", "-S", builtin], capture_output=True, text=True
+            ).stdout.splitlines()[1]
+            assert first == f"-A {builtin} -j {chain}"
+        # someone flushes a chain by hand: the next sync restores it
+        subprocess.run(["iptables", "-w", "-F", egress.input_chain(eng.node)], check=True)
+        assert [type(a) for a in firewall.sync(eng.node, v4)] == [egress.Apply]
+        # one LAN goes: its chain goes, the other stays
+        fewer, _ = egress.wanted(
+            eng.node, egress.lans_from_plans([(docker_ns, (office,))]), egress.DEFAULT_DENIED
+        )
+        done = firewall.sync(eng.node, fewer)
+        assert (
+            egress.DeleteChain(
+                egress.lan_chain(eng.node, names.bridge_name(eng.node, docker_ns, "lab"))
+            )
+            in done
+        )
+    finally:
+        firewall.cleanup(eng.node)
+        firewall.cleanup(eng.node, firewall.IPV6)
+    for tool in ("iptables", "ip6tables"):
+        listed = subprocess.run([tool, "-w", "-S"], capture_output=True, text=True).stdout
+        assert egress.chain_prefix(eng.node) not in listed
+
+
+def test_a_macvlan_decky_is_kept_off_the_node_through_its_parent(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine, veth: str
+) -> None:
+    """The node's own address on the wire a macvlan LAN sits on: reachable from the
+    decky without the firewall, refused with it (INPUT, by the decky's address)."""
+    import socket
+    import threading
+
+    from decnet.agent import egress
+    from decnet.agent.runtime import firewall
+
+    office = lan(docker_ns, "office", driver="macvlan", parent=veth)
+    want = decky(docker_ns, (office,), services=(svc("smb"),))
+    converged(eng, want)
+    peer = veth.replace("dnA", "dnB")  # the other end: the node's side of the "wire"
+    node_ip = office.subnet.rsplit(".", 1)[0] + ".200"
+    subprocess.run(["ip", "addr", "add", f"{node_ip}/24", "dev", peer], check=True)
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((node_ip, 0))
+    server.listen(8)
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"node\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    attacker = docker_client.containers.get(want.service_name("smb"))
+
+    def reaches() -> bool:
+        out = attacker.exec_run(["sh", "-c", f"nc -w 3 {node_ip} {port} </dev/null"]).output
+        return b"node" in out
+
+    try:
+        assert reaches(), "control: without the firewall the node answers on the wire"
+        lans = egress.lans_from_plans([(docker_ns, want.networks)])
+        v4, _ = egress.wanted(eng.node, lans, egress.DEFAULT_DENIED)
+        firewall.sync(eng.node, v4)
+        assert not reaches()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+        firewall.cleanup(eng.node)

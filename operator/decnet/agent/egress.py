@@ -39,6 +39,10 @@ from decnet.kube import names
 # ranges, link-local (cloud metadata, 169.254.169.254) and the test bed's service range.
 DEFAULT_DENIED = ("10.96.0.0/12", "10.244.0.0/16", "169.254.0.0/16", "10.0.0.0/24")
 
+# Where LAN egress allowances may point at all (chart `containment.egressWithin`): an
+# administrator's cap on what namespace editors can open with spec.egress.
+ANYWHERE = ("0.0.0.0/0",)
+
 HOOK_FORWARD = "DOCKER-USER"
 HOOK_INPUT = "INPUT"
 REJECT = "-j REJECT --reject-with icmp-port-unreachable"
@@ -181,19 +185,42 @@ def _allowance(rule: planner.EgressWant) -> str:
     return f"{dest} -m multiport --dports {','.join(str(p) for p in ports)} -j RETURN"
 
 
-def _lan_rules(bridge: str, lan: Lan, lans: Sequence[Lan], denied: Sequence[str]) -> list[str]:
+def admitted(rule: planner.EgressWant, within: Sequence[str]) -> bool:
+    """An allowance counts only inside the administrator's ranges."""
+    net = ipaddress.ip_network(rule.cidr, strict=False)
+    return any(
+        net.version == outer.version and net.subnet_of(outer)  # type: ignore[arg-type]
+        for outer in (ipaddress.ip_network(c, strict=False) for c in within)
+    )
+
+
+def refused(lans: Sequence[Lan], within: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(namespace, LAN, CIDR) of allowances outside the administrator's ranges."""
+    return [
+        (lan.namespace, lan.name, rule.cidr)
+        for lan in lans
+        for rule in lan.egress
+        if not admitted(rule, within)
+    ]
+
+
+def _lan_rules(
+    bridge: str, lan: Lan, lans: Sequence[Lan], denied: Sequence[str], within: Sequence[str]
+) -> list[str]:
     rules = [f"-o {bridge} -j RETURN"]  # its own peers (bridged frames cross FORWARD too)
     for cidr in denied:
         rules.append(f"-d {cidr} {REJECT}")
         # a Service address rewritten by kube-proxy is still matched by where it was sent
         rules.append(f"-m conntrack --ctorigdst {cidr} {REJECT}")
     rules.extend(f"-d {subnet} -j RETURN" for subnet in _reachable(lan, lans))
-    rules.extend(_allowance(rule) for rule in lan.egress)
+    rules.extend(_allowance(rule) for rule in lan.egress if admitted(rule, within))
     rules.append(REJECT)
     return rules
 
 
-def wanted(node: str, lans: Sequence[Lan], denied: Sequence[str]) -> tuple[Ruleset, Ruleset]:
+def wanted(
+    node: str, lans: Sequence[Lan], denied: Sequence[str], within: Sequence[str] = ANYWHERE
+) -> tuple[Ruleset, Ruleset]:
     """(IPv4, IPv6) rulesets for this node's LANs. IPv6 from a decky goes nowhere."""
     denied = sorted({_net(c) for c in denied})
     ours = f"{names.bridge_prefix(node)}+"
@@ -213,7 +240,7 @@ def wanted(node: str, lans: Sequence[Lan], denied: Sequence[str]) -> tuple[Rules
         # goto, not jump: the LAN chain's RETURN must end our verdict (back to
         # DOCKER-USER), not fall through to the catch-all REJECT below
         fwd_rules.append(f"-i {bridge} -g {chain}")
-        chains[chain] = tuple(_lan_rules(bridge, lan, lans, denied))
+        chains[chain] = tuple(_lan_rules(bridge, lan, lans, denied, within))
     fwd_rules.append(f"-i {ours} {REJECT}")  # a bridge of ours with no chain yet
     chains[fwd] = tuple(fwd_rules)
     chains[inp] = tuple(in_rules)

@@ -82,8 +82,10 @@ class LureStore:
 
     def sync(self, action: planner.SyncFiles, now: float) -> None:
         folder = self._dir(action.uid)
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o755)
+        # root-only on the node: a bind mount does not need its source's parents to be
+        # searchable by the container's user, and lures may be fake credentials
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         for f in action.place:
             target = folder / file_name(f.path)
             # In place (same inode): a bind-mounted file follows its inode, not its name.

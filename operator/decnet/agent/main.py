@@ -73,6 +73,7 @@ class Agent:
         firewall_enabled: bool = False,
         denied_cidrs: tuple[str, ...] = egress.DEFAULT_DENIED,
         system_namespace: str = names.SYSTEM_NAMESPACE,
+        egress_within: tuple[str, ...] = egress.ANYWHERE,
     ) -> None:
         self.client = client
         self.system_namespace = system_namespace
@@ -96,8 +97,14 @@ class Agent:
         self._started = time.monotonic()
         self.firewall_enabled = firewall_enabled
         self.denied_cidrs = denied_cidrs
+        self.egress_within = egress_within
+        self._fw_refused: set[tuple[str, str, str]] = set()
         self._fw_lock = threading.Lock()
         self._fw_applied = ""  # fingerprint of the last ruleset applied without error
+        # uid -> (plan hash, (namespace, networks)): plans parsed once, not per converge
+        self._fw_plans: dict[
+            str, tuple[str, tuple[str, tuple[planner.NetworkWant, ...]] | None]
+        ] = {}
 
     # ------------------------------------------------------------------ scheduling
 
@@ -366,11 +373,13 @@ class Agent:
         since the last successful sync, unless forced (the resync repairs drift)."""
         if not self.firewall_enabled or not self._listed.is_set():
             return  # before the first list, "no LANs" would only mean "not known yet"
-        with self._lock:
-            planned = [p for o in self._objects.values() if (p := desired.planned_networks(o))]
-        v4, v6 = egress.wanted(self.node, egress.lans_from_plans(planned), self.denied_cidrs)
-        fp = egress.fingerprint(v4) + egress.fingerprint(v6)
+        # one sync at a time, each from a fresh snapshot: a slower sync can never apply
+        # an older view over a newer one
         with self._fw_lock:
+            with self._lock:
+                objects = dict(self._objects)
+            v4, v6 = self._wanted_rules(objects)
+            fp = egress.fingerprint(v4) + egress.fingerprint(v6)
             if not force and fp == self._fw_applied:
                 return
             try:
@@ -385,6 +394,32 @@ class Agent:
             FIREWALL_SYNCS.labels("ok").inc()
             if done:
                 log.info("firewall_synced", actions=[type(a).__name__ for a in done])
+
+    def _wanted_rules(
+        self, objects: dict[str, dict[str, Any]]
+    ) -> tuple[egress.Ruleset, egress.Ruleset]:
+        planned = []
+        cache: dict[str, tuple[str, tuple[str, tuple[planner.NetworkWant, ...]] | None]] = {}
+        for uid, obj in objects.items():
+            key = str(((obj.get("status") or {}).get("plan") or {}).get("hash", ""))
+            key += "/deleting" if (obj.get("metadata") or {}).get("deletionTimestamp") else ""
+            hit = self._fw_plans.get(uid)
+            nets = hit[1] if hit and hit[0] == key else desired.planned_networks(obj)
+            cache[uid] = (key, nets)
+            if nets:
+                planned.append(nets)
+        self._fw_plans = cache
+        lans = egress.lans_from_plans(planned)
+        refused = set(egress.refused(lans, self.egress_within))
+        for namespace, lan, cidr in sorted(refused - self._fw_refused):
+            log.warning(
+                "egress_allowance_refused",
+                lan=f"{namespace}/{lan}",
+                cidr=cidr,
+                allowed=list(self.egress_within),
+            )
+        self._fw_refused = refused
+        return egress.wanted(self.node, lans, self.denied_cidrs, self.egress_within)
 
     def collect_networks(self) -> None:
         """Networks nobody uses or plans; no container is touched here."""
@@ -522,6 +557,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated CIDRs no decky may reach (cluster, pod, service, metadata)",
     )
     parser.add_argument(
+        "--egress-within",
+        default=os.environ.get("DECNET_EGRESS_WITHIN", ",".join(egress.ANYWHERE)),
+        help="comma-separated CIDRs a LAN's spec.egress may open at all (others are ignored)",
+    )
+    parser.add_argument(
         "--cleanup-firewall",
         action="store_true",
         help="remove every iptables rule of this node's agent and exit",
@@ -565,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         firewall_enabled=args.firewall,
         denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
         system_namespace=names.system_namespace(),
+        egress_within=tuple(c.strip() for c in args.egress_within.split(",") if c.strip()),
     )
     events = attacker.AttackerEvents(
         agent.client, args.node, Path(args.state_dir), args.spool_bytes, agent.decky, agent.stop

@@ -142,3 +142,17 @@ def test_cleanup_unhooks_then_deletes_everything_of_this_node() -> None:
     assert sorted(a.chain for a in actions if isinstance(a, egress.DeleteChain)) == sorted(
         v4.chains
     )
+
+
+def test_allowances_outside_the_administrators_ranges_are_not_installed() -> None:
+    inside = planner.EgressWant("198.51.100.16/28", "tcp", (443,))
+    outside = planner.EgressWant("0.0.0.0/0", "tcp", ())
+    dmz = lan("dmz", "10.30.0.0/24", egress=(inside, outside))
+    within = ("198.51.100.0/24",)
+    v4, _ = egress.wanted(NODE, [dmz], DENIED, within)
+    chain = v4.chains[chain_of("dmz")]
+    assert "-d 198.51.100.16/28 -p tcp -m tcp --dport 443 -j RETURN" in chain
+    assert not any("0.0.0.0/0" in r for r in chain)
+    assert egress.refused([dmz], within) == [("decoys", "dmz", "0.0.0.0/0")]
+    # the default admits any destination a LAN lists (denied ranges still win)
+    assert egress.refused([dmz], egress.ANYWHERE) == []
