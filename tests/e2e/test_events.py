@@ -479,3 +479,22 @@ def test_a_scheduled_mutation_waits_until_the_attacker_is_quiet(
         )
         is None
     )
+
+
+def test_an_idle_decky_and_an_idle_sink_cause_no_writes(cluster: Cluster, sinks: Sinks) -> None:
+    deploy(cluster, "idle-01")
+    wait_for(lambda: sinks.ready(sinks.webhook_name) is not None, 30, "the webhook sink's status")
+    time.sleep(6)  # the agent's last sink status writes settle (at most every 5 s)
+
+    def versions() -> dict[str, str]:
+        return {
+            "decky": cluster.get("decky", "idle-01")["metadata"]["resourceVersion"],
+            "syslog": sinks.sink(sinks.syslog_name)["metadata"]["resourceVersion"],
+            "webhook": sinks.sink(sinks.webhook_name)["metadata"]["resourceVersion"],
+        }
+
+    before = versions()
+    time.sleep(40)  # longer than the activity interval and the agent's resync
+    assert versions() == before
+    # deploy()'s readiness probe was the only contact
+    assert cluster.status("idle-01")["activity"]["contacts"] == 1
