@@ -140,6 +140,7 @@ class AttackerEvents:
         lookup: DeckyLookup,
         stop: threading.Event,
         source: runtime_logs.Logs | None = None,
+        deckies_listed: threading.Event | None = None,
     ) -> None:
         self.client = client
         self.node = node
@@ -160,6 +161,12 @@ class AttackerEvents:
         self.activity = activity.Activity()
         self.contacts = activity.Contacts()
         self._sink_written: dict[str, tuple[str, float]] = {}
+        # Collection starts only once the sinks and this node's deckies are known: a line
+        # handled before would advance the checkpoint without reaching a sink's spool.
+        self.sinks_listed = threading.Event()
+        self.deckies_listed = deckies_listed or threading.Event()
+        if deckies_listed is None:
+            self.deckies_listed.set()
         (state_dir / "spool").mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ collection
@@ -362,6 +369,7 @@ class AttackerEvents:
                     self.remove_sink(name)
                 for obj in items:
                     self.set_sink(obj)
+                self.sinks_listed.set()
                 delay = 1.0
                 for kind, obj in eventkube.watch_sinks(self.client, rv):
                     if self.stop.is_set():
@@ -456,10 +464,19 @@ class AttackerEvents:
             except Exception:  # noqa: BLE001 - the loop must survive one bad write
                 log.exception("surfaces_failed")
 
+    def _collect(self) -> None:
+        while not self.stop.is_set():
+            if self.sinks_listed.wait(0.5) and self.deckies_listed.wait(0.5):
+                break
+        if self.stop.is_set():
+            return
+        log.info("collection_started", sinks=len(self.runners))
+        threading.Thread(target=self.collector.scan_loop, name="collect-scan", daemon=True).start()
+        self.collector.pipeline_loop()
+
     def start(self) -> None:
         for target, name in (
-            (self.collector.scan_loop, "collect-scan"),
-            (self.collector.pipeline_loop, "collect-pipeline"),
+            (self._collect, "collect-pipeline"),
             (self.sink_watch_loop, "sink-watch"),
             (self.surfaces_loop, "surfaces"),
         ):
