@@ -206,16 +206,19 @@ def deploy(cluster: Cluster, name: str, **spec: Any) -> str:
     cluster.apply(cluster.lan(), cluster.decky(name, [SERVICE], **spec))
     cluster.wait_ready([name])
     ip = str(cluster.status(name)["addresses"][0]["ip"])
-    wait_for(lambda: _answers(ip), 30, f"{name}'s login service")
+    wait_for(lambda: _listening(cluster, name), 30, f"{name}'s login service listening")
     return ip
 
 
-def _answers(ip: str) -> bool:
-    try:
-        attack(ip, "probe", "probe", timeout=2)
-        return True
-    except OSError:
-        return False
+def _listening(cluster: Cluster, name: str) -> bool:
+    """Port 22 in LISTEN inside the decky, seen without connecting (a probe is a contact)."""
+    base = next(c for c in cluster.containers(name) if c.labels["decnet.io/role"] == "base")
+    code, out = base.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"])
+    return code == 0 and any(
+        fields[1].endswith(":0016") and fields[3] == "0A"
+        for fields in (row.split() for row in out.decode().splitlines()[1:])
+        if len(fields) > 3
+    )
 
 
 def test_an_attack_reaches_rsyslog_over_tls_and_the_webhook_within_2_s(
@@ -479,3 +482,21 @@ def test_a_scheduled_mutation_waits_until_the_attacker_is_quiet(
         )
         is None
     )
+
+
+def test_an_idle_decky_and_an_idle_sink_cause_no_writes(cluster: Cluster, sinks: Sinks) -> None:
+    deploy(cluster, "idle-01")
+    wait_for(lambda: sinks.ready(sinks.webhook_name) is not None, 30, "the webhook sink's status")
+    time.sleep(6)  # the agent's last sink status writes settle (at most every 5 s)
+
+    def versions() -> dict[str, str]:
+        return {
+            "decky": cluster.get("decky", "idle-01")["metadata"]["resourceVersion"],
+            "syslog": sinks.sink(sinks.syslog_name)["metadata"]["resourceVersion"],
+            "webhook": sinks.sink(sinks.webhook_name)["metadata"]["resourceVersion"],
+        }
+
+    before = versions()
+    time.sleep(40)  # longer than the activity interval and the agent's resync
+    assert versions() == before
+    assert "activity" not in cluster.status("idle-01")  # never contacted, never written

@@ -40,6 +40,7 @@ ATTACKER_EVENTS = Counter(
 )
 
 SINK_STATUS_INTERVAL = 5.0
+SECRET_REFRESH_SECONDS = 60.0
 DEFAULT_SPOOL_BYTES = 256 * 1024 * 1024
 
 DeckyLookup = Callable[[str], Mapping[str, Any] | None]  # uid -> Decky object
@@ -139,6 +140,7 @@ class AttackerEvents:
         lookup: DeckyLookup,
         stop: threading.Event,
         source: runtime_logs.Logs | None = None,
+        deckies_listed: threading.Event | None = None,
     ) -> None:
         self.client = client
         self.node = node
@@ -159,6 +161,12 @@ class AttackerEvents:
         self.activity = activity.Activity()
         self.contacts = activity.Contacts()
         self._sink_written: dict[str, tuple[str, float]] = {}
+        # Collection starts only once the sinks and this node's deckies are known: a line
+        # handled before would advance the checkpoint without reaching a sink's spool.
+        self.sinks_listed = threading.Event()
+        self.deckies_listed = deckies_listed or threading.Event()
+        if deckies_listed is None:
+            self.deckies_listed.set()
         (state_dir / "spool").mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ collection
@@ -275,17 +283,55 @@ class AttackerEvents:
         batch = int((spec.get("webhook") or {}).get("maxBatch") or delivery.BATCH)
         return delivery.Runner(name, key, queue, transport, batch)
 
-    def set_sink(self, obj: Mapping[str, Any]) -> None:
+    def _secrets_key(self, spec: Mapping[str, Any]) -> str:
+        """A digest of every Secret the sink names: a rotated CA or token rebuilds it."""
+        cfg = dict(spec.get("syslog") or {})
+        cfg.update(spec.get("webhook") or {})
+        tls = cfg.get("tls") or {}
+        refs = [
+            tls.get("caSecretRef"),
+            tls.get("clientCertSecretRef"),
+            cfg.get("caSecretRef"),
+            cfg.get("headersSecretRef"),
+        ]
+        digest = hashlib.sha256()
+        for ref in refs:
+            if ref:
+                data = eventkube.secret_data(self.client, ref["namespace"], ref["name"]) or {}
+                for k in sorted(data):
+                    digest.update(k.encode() + b"\0" + data[k] + b"\0")
+        return digest.hexdigest()[:16]
+
+    def refresh_secrets(self) -> None:
+        with self._lock:
+            runners = dict(self.runners)
+            objects = dict(self.sink_objects)
+        for name, runner in runners.items():
+            obj = objects.get(name)
+            if obj is None:
+                continue
+            try:
+                key = self._secrets_key(obj.get("spec") or {})
+            except ApiError as error:
+                log.warning("sink_secret_read_failed", sink=name, error=str(error)[:300])
+                continue
+            if key != runner.secrets_key:
+                log.info("sink_secrets_changed", sink=name)
+                self.set_sink(obj, force=True)
+
+    def set_sink(self, obj: Mapping[str, Any], force: bool = False) -> None:
         name = str(obj["metadata"]["name"])
         spec = dict(obj.get("spec") or {})
         key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         with self._lock:
             self.sink_objects[name] = dict(obj)
             current = self.runners.get(name)
-        if current is not None and current.config_key == key:
+        if current is not None and current.config_key == key and not force:
             return
         try:
+            secrets_key = self._secrets_key(spec)
             runner = self._runner(name, spec)
+            runner.secrets_key = secrets_key
         except (ValueError, KeyError, ApiError, OSError) as error:
             log.warning("sink_config_failed", sink=name, error=str(error)[:300])
             return
@@ -323,6 +369,7 @@ class AttackerEvents:
                     self.remove_sink(name)
                 for obj in items:
                     self.set_sink(obj)
+                self.sinks_listed.set()
                 delay = 1.0
                 for kind, obj in eventkube.watch_sinks(self.client, rv):
                     if self.stop.is_set():
@@ -407,16 +454,29 @@ class AttackerEvents:
             self._sink_written[name] = (fingerprint, now)
 
     def surfaces_loop(self) -> None:
+        next_refresh = time.monotonic() + SECRET_REFRESH_SECONDS
         while not self.stop.wait(1.0):
             try:
                 self.surfaces_once(time.monotonic())
+                if time.monotonic() >= next_refresh:
+                    next_refresh = time.monotonic() + SECRET_REFRESH_SECONDS
+                    self.refresh_secrets()
             except Exception:  # noqa: BLE001 - the loop must survive one bad write
                 log.exception("surfaces_failed")
 
+    def _collect(self) -> None:
+        while not self.stop.is_set():
+            if self.sinks_listed.wait(0.5) and self.deckies_listed.wait(0.5):
+                break
+        if self.stop.is_set():
+            return
+        log.info("collection_started", sinks=len(self.runners))
+        threading.Thread(target=self.collector.scan_loop, name="collect-scan", daemon=True).start()
+        self.collector.pipeline_loop()
+
     def start(self) -> None:
         for target, name in (
-            (self.collector.scan_loop, "collect-scan"),
-            (self.collector.pipeline_loop, "collect-pipeline"),
+            (self._collect, "collect-pipeline"),
             (self.sink_watch_loop, "sink-watch"),
             (self.surfaces_loop, "surfaces"),
         ):

@@ -58,6 +58,7 @@ class Runner:
         self.transport = transport
         self.max_batch = max_batch
         self.stats = Stats()
+        self.secrets_key = ""  # what the Secrets it was built from held (see attacker)
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self.loop, name=f"sink-{name}", daemon=True)
@@ -86,11 +87,16 @@ class Runner:
 
     def loop(self) -> None:
         delay = 1.0
+        probe_at = 0.0
         while not self.stop.is_set():
             batch = self.spool.read(self.max_batch)
             if not batch.lines:
-                if isinstance(self.transport, sinks.Syslog) and not self.stats.ready:
-                    self._probe()
+                if not self.stats.ready and time.monotonic() >= probe_at:
+                    if self._probe():
+                        delay = 1.0
+                    else:
+                        probe_at = time.monotonic() + delay
+                        delay = min(MAX_BACKOFF, delay * 2)
                 self.wake.wait(1.0)
                 self.wake.clear()
                 continue
@@ -115,14 +121,16 @@ class Runner:
             BACKLOG.labels(self.name).set(self.spool.backlog)
         self.transport.close()
 
-    def _probe(self) -> None:
-        """An idle syslog sink: connect once so status can say Ready before any event."""
-        assert isinstance(self.transport, sinks.Syslog)
+    def _probe(self) -> bool:
+        """An idle sink: a syslog connection, or an empty webhook batch ({"events": []}),
+        so status can say Ready (or why not) before the first attack."""
         try:
             self.transport.send([])
             self.stats.ready, self.stats.last_error = True, None
+            return True
         except sinks.SinkError as error:
             self._failed(str(error), count=False)
+            return False
 
     def _failed(self, error: str, count: bool = True) -> None:
         if count:

@@ -158,6 +158,11 @@ class Agent:
         finally:
             self._initial_visited(uid)
 
+    @property
+    def listed(self) -> threading.Event:
+        """Set once the first list of this node's deckies is in."""
+        return self._listed
+
     def decky(self, uid: str) -> dict[str, Any] | None:
         """The latest Decky object of this node with that uid (for event enrichment)."""
         with self._lock:
@@ -608,7 +613,13 @@ def main(argv: list[str] | None = None) -> int:
         egress_within=tuple(c.strip() for c in args.egress_within.split(",") if c.strip()),
     )
     events = attacker.AttackerEvents(
-        agent.client, args.node, Path(args.state_dir), args.spool_bytes, agent.decky, agent.stop
+        agent.client,
+        args.node,
+        Path(args.state_dir),
+        args.spool_bytes,
+        agent.decky,
+        agent.stop,
+        deckies_listed=agent.listed,
     )
     engine.before_remove = events.before_remove
     events.start()
