@@ -130,6 +130,9 @@ def fleet(
     kubectl: Any, docker_client: Any, operator: Any, agent: Any, node_name: str,
     builtin_templates: None,
 ) -> Iterator[Cluster]:
+    for proc in (operator, agent):  # an earlier fault test may have stopped one
+        if not proc.alive():
+            proc.start()
     ns = f"t-emu-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", ns)
     cluster = Cluster(kubectl, ns, docker_client, operator, agent, node_name)
