@@ -110,3 +110,44 @@ def test_native_os_follows_the_windows_build_unless_configured() -> None:
     assert smb.native_os({**CONFIG, "osVersion": "6.1.7601"})[0] == \
         "Windows Server 2008 R2 Standard 7601 Service Pack 1"
     assert smb.native_os({**CONFIG, "nativeOs": "X", "nativeLanMan": "Y"}) == ("X", "Y")
+
+
+def test_srvsvc_bind_and_share_enum_are_what_impacket_decodes() -> None:
+    from impacket.dcerpc.v5 import rpcrt, srvs
+    from impacket.uuid import uuidtup_to_bin
+
+    from decnet.emulators import srvsvc
+
+    bind = rpcrt.MSRPCBind()
+    item = rpcrt.CtxItem()
+    item["AbstractSyntax"] = srvs.MSRPC_UUID_SRVS
+    item["TransferSyntax"] = uuidtup_to_bin(("8a885d04-1ceb-11c9-9fe8-08002b104860", "2.0"))
+    item["ContextID"] = 0
+    item["TransItems"] = 1
+    bind.addCtxItem(item)
+    packet = rpcrt.MSRPCHeader()
+    packet["type"] = rpcrt.MSRPC_BIND
+    packet["pduData"] = bind.getData()
+    packet["call_id"] = 7
+    ack = rpcrt.MSRPCBindAck(srvsvc.respond(packet.getData(), ["Finance"]))
+    assert ack["call_id"] == 7 and ack["ctx_num"] == 1
+    assert rpcrt.CtxItemResult(ack["ctx_items"])["Result"] == 0  # acceptance
+
+    request = srvs.NetrShareEnum()  # opnum 15, Samba's NetShareEnumAll
+    request["ServerName"] = "\x00"
+    request["ResumeHandle"] = 0
+    request["InfoStruct"]["Level"] = 1
+    request["InfoStruct"]["ShareInfo"]["tag"] = 1
+    request["InfoStruct"]["ShareInfo"]["Level1"]["Buffer"] = srvs.NULL
+    request["PreferedMaximumLength"] = 0xFFFFFFFF
+    call = rpcrt.MSRPCRequestHeader()
+    call["op_num"] = srvsvc.SHARE_ENUM_ALL
+    call["pduData"] = request.getData()
+    call["call_id"] = 8
+    response = rpcrt.MSRPCRespHeader(srvsvc.respond(call.getData(), ["ADMIN$", "Finance", "IPC$"]))
+    shares = srvs.NetrShareEnumResponse(response["pduData"])
+    entries = shares["InfoStruct"]["ShareInfo"]["Level1"]["Buffer"]
+    assert [(e["shi1_netname"][:-1], e["shi1_type"], e["shi1_remark"][:-1]) for e in entries] == [
+        ("ADMIN$", 0x80000000, "Remote Admin"), ("Finance", 0, ""), ("IPC$", 0x80000003,
+                                                                      "Remote IPC")]
+    assert shares["ErrorCode"] == 0 and shares["TotalEntries"] == 3

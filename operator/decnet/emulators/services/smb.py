@@ -73,10 +73,10 @@ WILDCARD = 0x02FF
 
 @dataclasses.dataclass
 class Server:
-    """Per-process facts a Windows host keeps: its GUID and when it booted."""
+    """Per-process facts a Windows host keeps: its GUID (and boot time, which it hides)."""
 
     guid: bytes = dataclasses.field(default_factory=lambda: uuid.uuid4().bytes_le)
-    started: int = dataclasses.field(default_factory=ntlm.filetime)
+    started: int = 0  # Windows 8 / 2012 and later send no boot time
 
 
 @dataclasses.dataclass
@@ -190,9 +190,13 @@ def negotiate_contexts(ciphers: list[int]) -> list[bytes]:
 
 
 def negotiate_response2(server: Server, req: Header2 | None, dialect: int,
-                        ciphers: list[int] | None = None, now: int | None = None) -> bytes:
+                        ciphers: list[int] | None = None, now: int | None = None,
+                        client_caps: int = 0) -> bytes:
     token = ntlm.neg_token_init()
-    caps = 0x1 if dialect == 0x0202 else 0x7  # DFS, and LEASING|LARGE_MTU from 2.1 on
+    # DFS; LEASING|LARGE_MTU from 2.1; from 3.0 MULTI_CHANNEL, DIRECTORY_LEASING (and
+    # ENCRYPTION before 3.1.1 moved it to a context) when the client announced them
+    caps = {0x0202: 0x01, 0x0210: 0x07, 0x0300: 0x6F, 0x0302: 0x6F, 0x0311: 0x2F}.get(dialect, 0x07)
+    caps &= 0x07 | client_caps
     contexts = negotiate_contexts(ciphers or []) if dialect == 0x0311 else []
     sec_offset = 64 + 64
     ctx_offset = 0
@@ -440,7 +444,8 @@ def handle_message(config: dict[str, Any], server: Server, session: Session,
             return Reply([error2(hdr, STATUS_NOT_SUPPORTED)], close=True,
                          note="no common dialect")
         session.dialect = dialect
-        return Reply([negotiate_response2(server, hdr, dialect, ciphers)],
+        client_caps = struct.unpack_from("<I", data, 64 + 8)[0] if len(data) >= 76 else 0
+        return Reply([negotiate_response2(server, hdr, dialect, ciphers, client_caps=client_caps)],
                      note=f"NEGOTIATE {DIALECT_NAMES.get(dialect, hex(dialect))}")
     if hdr.command == SESSION_SETUP:
         blob = security_buffer(data)
