@@ -136,9 +136,11 @@ def service_configs(
     archetype = decky.spec.archetype
     configs: dict[str, str] = {}
     hashes: dict[str, str] = {}
+    names_ = [s.name for s in plan.services]
     for svc in plan.services:
         own = user.get(svc.name)
         persona = personas.service_defaults(archetype, svc.name, plan.hostname)
+        persona.update(personas.sharing_defaults(svc.name, names_))
         configs[svc.name] = _json({**persona, **(own or {})})
         if persona:
             raw = f"{svc.config_hash}\0{_json(persona)}"

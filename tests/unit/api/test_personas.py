@@ -252,3 +252,9 @@ def test_a_persona_changes_the_config_hash_and_no_persona_keeps_the_plans() -> N
     assert [s.config_hash for s in plain.services] == ["h-smb", ""]
     hashes = {s.config_hash for w in (plain, windows, linux) for s in w.services}
     assert len(hashes) == 6  # both personas add defaults to both services
+
+
+def test_conpot_leaves_161_udp_to_the_snmp_service_of_the_same_decky() -> None:
+    assert personas.sharing_defaults("conpot", ["conpot", "snmp"]) == {"snmp": False}
+    assert personas.sharing_defaults("conpot", ["conpot", "http"]) == {}
+    assert personas.sharing_defaults("snmp", ["conpot", "snmp"]) == {}

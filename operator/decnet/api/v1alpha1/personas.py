@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from decnet.api.v1alpha1 import archetypes
@@ -283,4 +283,21 @@ def service_config(
     """The persona's defaults with the user's serviceConfig on top (user keys always win)."""
     merged = service_defaults(archetype, service, hostname)
     merged.update(user or {})
+    return merged
+
+
+# Services that would listen on the same port when they share a decky: the first one's
+# listener is switched off by a config default, and the second answers (with the persona's
+# identity). conpot carries its own SNMP agent on 161/udp, which the snmp service also holds.
+SHARED_PORT_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("conpot", "snmp"): {"snmp": False},
+}
+
+
+def sharing_defaults(service: str, services: Sequence[str]) -> dict[str, Any]:
+    """Defaults that keep `service` off the ports another service of the decky holds."""
+    merged: dict[str, Any] = {}
+    for (own, other), defaults in SHARED_PORT_DEFAULTS.items():
+        if own == service and other in services:
+            merged.update(defaults)
     return merged

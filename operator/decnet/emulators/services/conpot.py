@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "sysName": "CP 343-1",
     "sysLocation": "",
     "sysServices": 78,
+    # The SNMP agent on 161/udp; off when the same host also runs the snmp service
+    # (one UDP port, one listener), which then answers with this device's identity.
+    "snmp": True,
     "interfaces": ["Siemens, SIMATIC NET, CP 343-1, 6GK7 343-1EX30-0XE0, HW: 6, FW: V3.0.22, "
                    "Ethernet Port, Rack 0, Slot 4"],
     "engineId": "",
@@ -360,4 +363,5 @@ async def serve(ctx: core.Context) -> None:
 
     await core.serve_tcp(ctx, 502, on_modbus)
     await core.serve_tcp(ctx, 102, on_s7)
-    await core.serve_udp(ctx, 161, snmp.Agent(ctx, snmp_config(ctx.config)))
+    if ctx.config["snmp"]:
+        await core.serve_udp(ctx, 161, snmp.Agent(ctx, snmp_config(ctx.config)))
