@@ -40,8 +40,11 @@ def test_open_relay_queues_foreign_mail() -> None:
             s.login("anyone", "anything")
             assert s.sendmail("x@bulk.example", ["a@gmail.com", "b@yahoo.com"],
                               "Subject: cheap pills\r\n\r\nbuy\r\n") == {}
+            html = "Subject: newsletter\r\n\r\n<p>" + "y" * 50_000 + "</p>\r\n"
+            assert s.sendmail("x@bulk.example", ["c@gmail.com"], html) == {}  # long lines pass
         data = emu.wait_event("data", subject="cheap pills")
         assert data.get("rcpt_to") == "a@gmail.com,b@yahoo.com" and data.get("relay") == "yes"
+        assert int(emu.wait_event("data", subject="newsletter").get("size")) == len(html)
         assert emu.wait_event("auth", username="anyone").get("result") == "accepted"
 
 

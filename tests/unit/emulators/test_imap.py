@@ -86,3 +86,14 @@ def test_logout_and_error_limit() -> None:
     assert s.command(cmd("a BOGUS")).close is False
     assert s.command(cmd("b BOGUS")).close
     assert session().command(cmd("z LOGOUT")).close
+
+
+def test_list_wildcards_without_backtracking() -> None:
+    import time
+
+    assert imap.list_match("*", "INBOX") and imap.list_match("in%", "INBOX")
+    assert imap.list_match("%", "Archive/2026") is False and imap.list_match("*", "Archive/2026")
+    assert imap.list_match("Arch%/%", "Archive/2026") and not imap.list_match("Sent", "Trash")
+    start = time.monotonic()
+    assert not imap.list_match("*a" * 4000 + "Z", "INBOXaaaaaaaaaaaaaaaa")
+    assert time.monotonic() - start < 1.0

@@ -151,3 +151,24 @@ def test_relay_tricks_resolve_to_the_foreign_domain() -> None:
         s.errors = 0
     for rcpt in ("postmaster", "root@[10.0.0.5]", "ceo@CORP.LOCAL.", "a%corp.local@corp.local"):
         assert s.line(f"RCPT TO:<{rcpt}>".encode()).reply == "250 2.1.5 Ok\r\n", rcpt
+
+
+def test_data_of_any_line_length_is_measured_to_the_lone_dot() -> None:
+    import asyncio
+    import hashlib
+
+    async def read(data: bytes) -> smtp.Digest | None:
+        reader = asyncio.StreamReader(limit=8192)
+        reader.feed_data(data)
+        reader.feed_eof()
+        return await smtp.read_message(reader, 5)
+
+    long_line = b"<p>" + b"x" * 100_000 + b"</p>\r\n"
+    body = b"Subject: html\r\n\r\n" + long_line + b"..dot\r\n.\r\nQUIT\r\n"
+    digest = asyncio.run(read(body))
+    assert digest is not None
+    expected = b"Subject: html\r\n\r\n" + long_line + b".dot\r\n"
+    assert digest.size == len(expected) and digest.sha.hexdigest() == \
+        hashlib.sha256(expected).hexdigest()
+    assert len(digest.head) == smtp.HEAD_KEEP
+    assert asyncio.run(read(b"no terminator\r\n")) is None

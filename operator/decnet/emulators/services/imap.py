@@ -112,6 +112,32 @@ def parse(parts: list[str | bytes]) -> Command | None:
     return Command(tokens[0][:64], tokens[1].upper()[:32], tokens[2:], rest)
 
 
+def list_match(pattern: str, name: str) -> bool:
+    """LIST wildcards: `*` anything, `%` anything but the `/` separator; case-insensitive.
+
+    Matched position by position (no regex), so a pattern of thousands of wildcards
+    costs len(pattern) x len(name) steps, never a backtracking explosion.
+    """
+    p, n = pattern.upper()[:256], name.upper()
+    reach = {0}
+    for ch in p:
+        if ch == "*":
+            reach = set(range(min(reach), len(n) + 1))
+        elif ch == "%":
+            grown = set()
+            for i in reach:
+                grown.add(i)
+                while i < len(n) and n[i] != "/":
+                    i += 1
+                    grown.add(i)
+            reach = grown
+        else:
+            reach = {i + 1 for i in reach if i < len(n) and n[i] == ch}
+        if not reach:
+            return False
+    return len(n) in reach
+
+
 def sequence(spec: str, count: int) -> list[int]:
     """Message numbers in a sequence set such as 1:*, 2, 1,3:4 (bounded by count)."""
     out: set[int] = set()
@@ -282,10 +308,8 @@ class Session:
             if len(args) >= 2 and args[1] == "":
                 return Step(f'* {name} (\\Noselect) "/" ""\r\n{tag} OK {name} completed.\r\n')
             pattern = args[1] if len(args) >= 2 else "*"
-            rx = re.compile("^" + re.escape(pattern).replace(r"\*", ".*").replace("%", "[^/]*")
-                            + "$", re.I)
             lines = "".join(f'* {name} (\\HasNoChildren) "/" {m}\r\n'
-                            for m in self._mailboxes() if rx.match(m))
+                            for m in self._mailboxes() if list_match(pattern, m))
             return Step(f"{lines}{tag} OK {name} completed (0.001 + 0.000 secs).\r\n")
         if name in ("SELECT", "EXAMINE"):
             box = args[0] if args else ""

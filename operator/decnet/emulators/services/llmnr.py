@@ -77,9 +77,15 @@ def own_address(bind_host: str) -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.connect((GROUP, 5355))
-            return str(s.getsockname()[0])
+            found = str(s.getsockname()[0])
         except OSError:
-            return ""
+            found = ""
+    if found in ("", "0.0.0.0"):
+        try:  # a container's /etc/hosts maps its own name to its address
+            found = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            found = ""
+    return "" if found.startswith("127.") or found == "0.0.0.0" else found
 
 
 def join_group(transport: asyncio.DatagramTransport) -> bool:

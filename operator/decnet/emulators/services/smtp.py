@@ -298,11 +298,6 @@ def queue_id_new() -> str:
     return secrets.token_hex(5).upper()
 
 
-def unstuff(line: bytes) -> bytes:
-    """RFC 5321 4.5.2: a leading dot of a data line is doubled by the client."""
-    return line[1:] if line.startswith(b".") else line
-
-
 class Digest:
     """Measures a message as it streams past: size, sha256, and only its first bytes."""
 
@@ -312,7 +307,13 @@ class Digest:
         self.head = bytearray()
 
     def add(self, line: bytes) -> None:
-        chunk = unstuff(line) + b"\r\n"
+        """One whole line without its terminator (tests and simple callers)."""
+        self.part(line + b"\r\n", line_start=True)
+
+    def part(self, chunk: bytes, line_start: bool) -> None:
+        """Bytes of the message; a line's first part loses its stuffed dot (RFC 5321 4.5.2)."""
+        if line_start and chunk.startswith(b"."):
+            chunk = chunk[1:]
         self.size += len(chunk)
         self.sha.update(chunk)
         if len(self.head) < HEAD_KEEP:
@@ -320,14 +321,25 @@ class Digest:
 
 
 async def read_message(reader: asyncio.StreamReader, timeout: float) -> Digest | None:
+    """The message up to the lone ".", lines of any length (HTML mail has long ones)."""
     digest = Digest()
+    line_start = True
     while True:
-        line = await core.read_line(reader, timeout)
-        if line is None:
+        try:
+            chunk = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+        except asyncio.LimitOverrunError as over:
+            chunk = await asyncio.wait_for(reader.read(max(over.consumed, 1)), timeout)
+            if not chunk:
+                return None
+            digest.part(chunk, line_start)
+            line_start = False
+            continue
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, ValueError):
             return None
-        if line == b".":
+        if line_start and chunk.rstrip(b"\r\n") == b".":
             return digest
-        digest.add(line)
+        digest.part(chunk, line_start)
+        line_start = True
 
 
 async def handle(ctx: core.Context, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
