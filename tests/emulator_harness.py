@@ -30,6 +30,19 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_both() -> int:
+    """A port free for TCP and UDP at once (services such as dns and sip bind both)."""
+    for _ in range(100):
+        port = free_port(socket.SOCK_STREAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no port free for both TCP and UDP")
+
+
 class Emulator:
     """A running emulator: `port(22)` is where its port 22 listens; `events` what it wrote."""
 
@@ -128,9 +141,13 @@ def run(service: str, config: dict[str, Any] | None = None, hostname: str = "ws-
     mod = main.module(service)
     ports: dict[int, int] = {}
     protos: dict[int, str] = {}
+    both = {p for p, pr in mod.PORTS if pr == "tcp"} & {p for p, pr in mod.PORTS if pr == "udp"}
     for port, proto in mod.PORTS:
         if port not in ports:
-            ports[port] = free_port(socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
+            if port in both:
+                ports[port] = free_port_both()
+            else:
+                ports[port] = free_port(socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
         protos[port] = "tcp" if proto == "tcp" or protos.get(port) == "tcp" else proto
     mapping = ",".join(f"{k}={v}" for k, v in ports.items())
     child_env = dict(os.environ)
