@@ -509,8 +509,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument(
         "--state-dir",
-        default=os.environ.get("DECNET_STATE_DIR", "/var/lib/decnet-agent"),
-        help="node directory for lure files; the same path on the host and in the agent",
+        default=os.environ.get("DECNET_STATE_DIR", lures.DEFAULT_ROOT),
+        help="node directory for lure files; the same path on the host and in the agent,"
+        " and visible to an attacker in /proc/self/mountinfo: keep it neutral",
     )
     parser.add_argument("--log-max-size", default="10m", help="json-file max-size per container")
     parser.add_argument("--log-max-files", type=int, default=3, help="json-file max-file")
@@ -553,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         start_http_server(args.metrics_port)
     engine = connect_docker(
         args.node,
-        lures.LureStore(os.path.join(args.state_dir, "lures")),
+        lures.LureStore(args.state_dir),
         hardening.LogLimits(args.log_max_size, args.log_max_files),
     )
     if engine is None:
