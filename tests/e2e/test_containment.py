@@ -172,7 +172,8 @@ def contained_agent(
 ) -> Iterator[Proc]:
     """An agent of this module's own, with the firewall on and a private state dir."""
     node = f"ct-{uuid.uuid4().hex[:6]}"
-    state = tempfile.mkdtemp(prefix="decnet-contain-state-")
+    # neutral: the path shows in the deckies' /proc/self/mountinfo (checked below)
+    state = tempfile.mkdtemp(prefix="cfiles-")
     argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", "0"]
     argv += ["--resync-seconds", "5", "--orphan-grace-seconds", "5", "--firewall"]
     argv += ["--state-dir", state, "--log-max-size", "1m", "--log-max-files", "2"]
@@ -492,6 +493,11 @@ def test_a_forged_manifest_and_a_2gb_file_in_a_decky_do_not_touch_the_agent(
         return b"Spring2025" in out
 
     wait_for(updated, 60, "the lure's new content", ct.agent)
+    # the lure's mount gives nothing away
+    mountinfo = attacker.exec_run(["cat", "/proc/self/mountinfo"]).output.decode().lower()
+    assert "/home/admin/passwords.txt" in mountinfo
+    for tell in ("decnet", "lure", "honeypot", "decoy"):
+        assert tell not in mountinfo
     ct.wait_ready(["ws-01", "ws-02"], timeout=60)
     took = time.monotonic() - started
     assert ct.agent.alive()

@@ -193,7 +193,7 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     # lure files: the same host path inside the agent (dockerd resolves bind sources)
     state = next(v for v in pod["volumes"] if v["name"] == "state")
     mount = next(m for m in agent["volumeMounts"] if m["name"] == "state")
-    assert state["hostPath"]["path"] == mount["mountPath"] == "/var/lib/decnet-agent"
+    assert state["hostPath"]["path"] == mount["mountPath"] == "/var/lib/container-files"
 
     # turning the firewall off (a loosened default) drops hostNetwork and NET_ADMIN
     loose = _docs(_render(helm, "decnet", "containment.firewall=false"))

@@ -30,7 +30,9 @@ from pathlib import Path
 
 from decnet.agent import planner
 
-DEFAULT_ROOT = "/var/lib/decnet-agent/lures"
+# A bind mount's source path shows in the container's /proc/self/mountinfo: nothing in
+# it may name the product or say "lure" (DESIGN "Containment": no tells).
+DEFAULT_ROOT = "/var/lib/container-files"
 # The manifest is ours, but bounded anyway: a lure set is at most a few dozen paths.
 MANIFEST_MAX_BYTES = 256 * 1024
 _UID = re.compile(r"^[A-Za-z0-9-]{1,64}$")

@@ -544,9 +544,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument(
         "--state-dir",
-        default=os.environ.get("DECNET_STATE_DIR", "/var/lib/decnet-agent"),
+        default=os.environ.get("DECNET_STATE_DIR", lures.DEFAULT_ROOT),
         help="node directory for lure files, the event checkpoint and the per-sink spools "
-        "(a hostPath in the chart; the same path on the host and in the agent)",
+        "(a hostPath in the chart; the same path on the host and in the agent). Visible to an "
+        "attacker in /proc/self/mountinfo: keep it neutral",
     )
     parser.add_argument("--log-max-size", default="10m", help="json-file max-size per container")
     parser.add_argument("--log-max-files", type=int, default=3, help="json-file max-file")
@@ -595,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         start_http_server(args.metrics_port)
     engine = connect_docker(
         args.node,
-        lures.LureStore(os.path.join(args.state_dir, "lures")),
+        lures.LureStore(args.state_dir),
         hardening.LogLimits(args.log_max_size, args.log_max_files),
     )
     if engine is None:

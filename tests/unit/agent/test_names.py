@@ -12,8 +12,7 @@ def test_the_old_namespace_collision_pair_gets_distinct_names() -> None:
     assert names.service_container_name("a-b", "c", "ssh") != names.service_container_name(
         "a", "b-c", "ssh"
     )
-    # decky "x-svc" with service "y" vs decky "x" with service "svc-y"... no: service names
-    # sit in their own "."-segment
+    # a service's name sits in its own "."-segment, so it cannot borrow from the decky's
     assert names.service_container_name("n", "x-svc", "y") != names.service_container_name(
         "n", "x", "svc-y"
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decnet.agent import egress
 
 TIMEOUT = 60
-# What iptables prints for a chain the agent has not created yet.
+# Built-in chains a hook may sit in (FORWARD when dockerd keeps no DOCKER-USER).
 BUILTINS = ("INPUT", "FORWARD", "OUTPUT")
 
 
@@ -104,17 +104,17 @@ def execute(action: egress.Action, seen: Seen, family: Family = IPV4) -> None:
         _run([family.restore, "-w", "--noflush"], _restore_text(dict(action.chains)))
     elif isinstance(action, egress.Hook):
         _run([family.save, "-w", "-I", action.builtin, "1", "-j", action.chain])
-        _drop_jumps(action.builtin, action.chain, seen, family, keep_first=True)
+        _drop_jumps(action.builtin, action.chain, family, keep_first=True)
     elif isinstance(action, egress.Unhook):
-        _drop_jumps(action.builtin, action.chain, seen, family, keep_first=False)
+        _drop_jumps(action.builtin, action.chain, family, keep_first=False)
     elif isinstance(action, egress.DeleteChain):
         for builtin in seen.builtins:
-            _drop_jumps(builtin, action.chain, seen, family, keep_first=False)
+            _drop_jumps(builtin, action.chain, family, keep_first=False)
         _run([family.save, "-w", "-F", action.chain])
         _run([family.save, "-w", "-X", action.chain])
 
 
-def _drop_jumps(builtin: str, chain: str, seen: Seen, family: Family, keep_first: bool) -> None:
+def _drop_jumps(builtin: str, chain: str, family: Family, keep_first: bool) -> None:
     """Remove jumps to `chain` from `builtin` (by rule number, last first); with
     keep_first the one just inserted at the top stays."""
     current = [
@@ -122,7 +122,6 @@ def _drop_jumps(builtin: str, chain: str, seen: Seen, family: Family, keep_first
         for line in _run([family.save, "-w", "-S", builtin]).splitlines()
         if line.startswith("-A ")
     ]
-    del seen
     numbers = [i + 1 for i, rule in enumerate(current) if rule == f"-j {chain}"]
     if keep_first and numbers and numbers[0] == 1:
         numbers = numbers[1:]
