@@ -158,3 +158,27 @@ def test_removal_waits_for_the_containers_last_words(docker_client: Any, node: s
         assert "pw-999" in run.passwords()  # collected before the container was gone
     finally:
         run.stop.set()
+
+
+def test_hostile_output_is_dropped_and_the_next_event_still_arrives(
+    docker_client: Any, node: str
+) -> None:
+    state = Path(tempfile.mkdtemp(prefix="decnet-it-events-"))
+    # A 200 KB line, binary junk, a forged event claiming another namespace, then a real one.
+    forged = line(5).replace('kind="auth"', 'kind="auth" namespace="kube-system" id="x"')
+    script = (
+        "head -c 200000 /dev/zero | tr '\\0' A; echo; "
+        "printf '\\001\\377\\033[2J not syslog\\n'; "
+        'echo "$FORGED"; echo "$GOOD"; exec sleep 3600'
+    )
+    c = service(docker_client, node, script, FORGED=forged, GOOD=line(7))
+    run = Run(node, state)
+    try:
+        wait(lambda: "pw-7" in run.passwords(), 30, "the event after the junk")
+    finally:
+        run.stop.set()
+    assert sorted(run.passwords()) == ["pw-5", "pw-7"]
+    forged_record = next(r for r in run.got if r.event.fields["password"] == "pw-5")
+    assert forged_record.namespace == "ns"  # the container's origin, not the line's claim
+    assert forged_record.id != "x" and "namespace" not in forged_record.event.fields
+    c.remove(force=True)

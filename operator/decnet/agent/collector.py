@@ -117,11 +117,11 @@ class Collector:
         thread.start()
         return ended
 
-    def _follow(self, cid: str) -> None:
+    def _follow(self, cid: str, follow: bool = True) -> None:
         with self._lock:
             since = self.positions.get(cid, checkpoint.Position()).since_seconds()
         try:
-            for item in self.source.follow(cid, since):
+            for item in self.source.follow(cid, since, follow=follow):
                 if item is None:
                     DROPPED_LINES.labels("malformed_or_too_long").inc()
                     continue
@@ -148,9 +148,17 @@ class Collector:
             if ended is not None and ended.is_set() and (thread is None or not thread.is_alive()):
                 self._ended.pop(container_id, None)
         done = self._ensure_follower(c).wait(timeout)
-        if not done:
-            log.warning("drain_timeout", container=container_id[:12])
-        return done
+        if done:
+            return True
+        # A follow stream that never ended (seen once right after a dockerd restart): read
+        # what the stopped container wrote without following, then let the pipeline take it.
+        log.warning("drain_timeout", container=container_id[:12], fallback="read without follow")
+        with self._lock:
+            ended = self._ended[container_id] = threading.Event()
+        threading.Thread(
+            target=self._follow, args=(container_id, False), name="drain-read", daemon=True
+        ).start()
+        return ended.wait(timeout)
 
     # ------------------------------------------------------------------ pipeline
 

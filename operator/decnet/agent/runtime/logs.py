@@ -86,7 +86,7 @@ class Logs:
         return dict((info.get("Config") or {}).get("Labels") or {})
 
     def follow(
-        self, container_id: str, since: int, max_line: int = MAX_LINE
+        self, container_id: str, since: int, max_line: int = MAX_LINE, follow: bool = True
     ) -> Iterator[tuple[str, str] | None]:
         """(docker timestamp, line) for each stdout line from `since` (seconds) on, until the
         container stops; None for a line dropped as too long. Raises DockerError /
@@ -97,7 +97,7 @@ class Logs:
                 stdout=True,
                 stderr=False,
                 stream=True,
-                follow=True,
+                follow=follow,
                 timestamps=True,
                 since=since if since > 0 else None,
             )
