@@ -230,6 +230,31 @@ async def _pump(raw_reader: asyncio.StreamReader, raw: asyncio.StreamWriter,
     app.feed_eof()
 
 
+async def run_tls(tls: ssl.SSLContext, raw_reader: asyncio.StreamReader,
+                  raw: asyncio.StreamWriter, peer: core.Peer, handler: core.Handler,
+                  first: bytes = b"", timeout: float = 30.0) -> None:
+    """Handshake on an accepted connection (`first` = bytes already read from it), then
+    run handler on the decrypted streams. Used directly by protocols that switch to TLS
+    mid-stream (an SSLRequest, a STARTTLS)."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    inc.write(first)
+    obj = tls.wrap_bio(inc, out, server_side=True)
+    if not await _handshake(raw_reader, raw, obj, inc, out, timeout):
+        return
+    loop = asyncio.get_running_loop()
+    app = asyncio.StreamReader(limit=core.MAX_LINE, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(app, loop=loop)
+    transport = _TlsTransport(raw, obj, out, protocol)
+    writer = _TlsWriter(transport, protocol, app, loop)
+    writer.raw = raw
+    pump = asyncio.create_task(_pump(raw_reader, raw, obj, inc, out, app))
+    try:
+        await handler(app, writer, peer)
+    finally:
+        pump.cancel()
+        transport.close()
+
+
 async def serve_tls(ctx: core.Context, port: int, handler: core.Handler,
                     tls: ssl.SSLContext, plain: PlainAnswer | None = None) -> asyncio.Server:
     """A TLS service: handler gets decrypted streams. A client that speaks plain text
@@ -244,22 +269,6 @@ async def serve_tls(ctx: core.Context, port: int, handler: core.Handler,
             if plain is not None:
                 await core.send(raw, plain(first))
             return
-        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        inc.write(first)
-        obj = tls.wrap_bio(inc, out, server_side=True)
-        if not await _handshake(raw_reader, raw, obj, inc, out, min(ctx.idle_seconds, 30.0)):
-            return
-        loop = asyncio.get_running_loop()
-        app = asyncio.StreamReader(limit=core.MAX_LINE, loop=loop)
-        protocol = asyncio.StreamReaderProtocol(app, loop=loop)
-        transport = _TlsTransport(raw, obj, out, protocol)
-        writer = _TlsWriter(transport, protocol, app, loop)
-        writer.raw = raw
-        pump = asyncio.create_task(_pump(raw_reader, raw, obj, inc, out, app))
-        try:
-            await handler(app, writer, peer)
-        finally:
-            pump.cancel()
-            transport.close()
+        await run_tls(tls, raw_reader, raw, peer, handler, first, min(ctx.idle_seconds, 30.0))
 
     return await core.serve_tcp(ctx, port, on_conn)

@@ -163,3 +163,17 @@ def test_mssql_login_captured_over_tds_tls_and_in_the_clear() -> None:
             event = emu.wait_event("auth", username="svc_backup")
             assert event.get("password") == "Backup#2024"
             assert event.get("encrypted") == ("true" if encryption else "false")
+
+
+def test_postgres_login_over_tls_and_with_ssl_off() -> None:
+    require(shutil.which("psql") is not None, "psql (postgresql-client)")
+    for ssl_on, mode in ((True, "require"), (False, "disable")):
+        with h.run("postgres", {"ssl": ssl_on}) as emu:
+            out = subprocess.run(["psql", f"host=127.0.0.1 port={emu.port(5432)} user=dba "
+                                  f"dbname=ledger sslmode={mode}", "-c", "select 1"],
+                                 capture_output=True, text=True, timeout=30,
+                                 env=dict(os.environ, PGPASSWORD="ledger!"))
+            assert "password authentication failed" in out.stderr, out.stderr
+            event = emu.wait_event("auth", username="dba")
+            assert event.get("password") == "ledger!"
+            assert event.get("encrypted") == ("true" if ssl_on else "false")
