@@ -31,9 +31,12 @@ from typing import Any
 from . import core
 
 
-def certificate_pem(hostname: str, extra_names: tuple[str, ...] = (),
+def certificate_pem(hostname: str, extra_names: tuple[str, ...] = (), alt_names: bool = True,
                     now: dt.datetime | None = None) -> tuple[bytes, bytes]:
-    """(certificate PEM, private key PEM) for a self-signed server certificate."""
+    """(certificate PEM, private key PEM) for a self-signed server certificate.
+
+    alt_names=False leaves out the SubjectAlternativeName extension (some products'
+    fallback certificates carry only a fixed common name)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -43,7 +46,7 @@ def certificate_pem(hostname: str, extra_names: tuple[str, ...] = (),
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64] or "localhost")])
     start = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     dns = [hostname or "localhost", *(n for n in extra_names if n and n != hostname)]
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -51,11 +54,13 @@ def certificate_pem(hostname: str, extra_names: tuple[str, ...] = (),
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns]),
-                       critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
     )
+    if alt_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns]), critical=False)
+        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                                        critical=True)
+    cert = builder.sign(key, hashes.SHA256())
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
@@ -64,8 +69,8 @@ def certificate_pem(hostname: str, extra_names: tuple[str, ...] = (),
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def certificate_pem_isolated(hostname: str, extra_names: tuple[str, ...] = ()
-                             ) -> tuple[bytes, bytes]:
+def certificate_pem_isolated(hostname: str, extra_names: tuple[str, ...] = (),
+                             alt_names: bool = True) -> tuple[bytes, bytes]:
     """certificate_pem() run in a short-lived child process, its output read from a pipe.
 
     The crypto library costs a service about 12 MB of resident memory for a job done
@@ -76,20 +81,22 @@ def certificate_pem_isolated(hostname: str, extra_names: tuple[str, ...] = ()
             "sys.stdout.buffer.write(cert + b'\\0' + key)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     try:
-        out = subprocess.run([sys.executable, "-c", code, json.dumps([hostname, extra_names])],
+        args = json.dumps([hostname, extra_names, alt_names])
+        out = subprocess.run([sys.executable, "-c", code, args],
                              capture_output=True, timeout=120, env=env, check=True).stdout
         cert, sep, key = out.partition(b"\0")
         if sep and cert.startswith(b"-----BEGIN CERTIFICATE") and b"PRIVATE KEY" in key:
             return cert, key
     except (OSError, subprocess.SubprocessError):
         pass
-    return certificate_pem(hostname, extra_names)
+    return certificate_pem(hostname, extra_names, alt_names)
 
 
 def server_context(hostname: str | None = None, extra_names: tuple[str, ...] = (),
-                   alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+                   alpn: tuple[str, ...] = (), alt_names: bool = True) -> ssl.SSLContext:
     """A TLS server context holding a fresh self-signed certificate for `hostname`."""
-    cert_pem, key_pem = certificate_pem_isolated(hostname or socket.gethostname(), extra_names)
+    cert_pem, key_pem = certificate_pem_isolated(hostname or socket.gethostname(), extra_names,
+                                                 alt_names)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if alpn:
@@ -223,6 +230,31 @@ async def _pump(raw_reader: asyncio.StreamReader, raw: asyncio.StreamWriter,
     app.feed_eof()
 
 
+async def run_tls(tls: ssl.SSLContext, raw_reader: asyncio.StreamReader,
+                  raw: asyncio.StreamWriter, peer: core.Peer, handler: core.Handler,
+                  first: bytes = b"", timeout: float = 30.0) -> None:
+    """Handshake on an accepted connection (`first` = bytes already read from it), then
+    run handler on the decrypted streams. Used directly by protocols that switch to TLS
+    mid-stream (an SSLRequest, a STARTTLS)."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    inc.write(first)
+    obj = tls.wrap_bio(inc, out, server_side=True)
+    if not await _handshake(raw_reader, raw, obj, inc, out, timeout):
+        return
+    loop = asyncio.get_running_loop()
+    app = asyncio.StreamReader(limit=core.MAX_LINE, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(app, loop=loop)
+    transport = _TlsTransport(raw, obj, out, protocol)
+    writer = _TlsWriter(transport, protocol, app, loop)
+    writer.raw = raw
+    pump = asyncio.create_task(_pump(raw_reader, raw, obj, inc, out, app))
+    try:
+        await handler(app, writer, peer)
+    finally:
+        pump.cancel()
+        transport.close()
+
+
 async def serve_tls(ctx: core.Context, port: int, handler: core.Handler,
                     tls: ssl.SSLContext, plain: PlainAnswer | None = None) -> asyncio.Server:
     """A TLS service: handler gets decrypted streams. A client that speaks plain text
@@ -237,22 +269,6 @@ async def serve_tls(ctx: core.Context, port: int, handler: core.Handler,
             if plain is not None:
                 await core.send(raw, plain(first))
             return
-        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        inc.write(first)
-        obj = tls.wrap_bio(inc, out, server_side=True)
-        if not await _handshake(raw_reader, raw, obj, inc, out, min(ctx.idle_seconds, 30.0)):
-            return
-        loop = asyncio.get_running_loop()
-        app = asyncio.StreamReader(limit=core.MAX_LINE, loop=loop)
-        protocol = asyncio.StreamReaderProtocol(app, loop=loop)
-        transport = _TlsTransport(raw, obj, out, protocol)
-        writer = _TlsWriter(transport, protocol, app, loop)
-        writer.raw = raw
-        pump = asyncio.create_task(_pump(raw_reader, raw, obj, inc, out, app))
-        try:
-            await handler(app, writer, peer)
-        finally:
-            pump.cancel()
-            transport.close()
+        await run_tls(tls, raw_reader, raw, peer, handler, first, min(ctx.idle_seconds, 30.0))
 
     return await core.serve_tcp(ctx, port, on_conn)

@@ -146,3 +146,34 @@ def test_kubectl_token_is_captured_and_version_follows_config() -> None:
         assert out.returncode != 0 and "logged in" in out.stderr
         event = emu.wait_event("auth", token="stolen-sa-token")
         assert event.get("mechanism") == "bearer" and event.get("client").startswith("kubectl/")
+
+
+def test_mssql_login_captured_over_tds_tls_and_in_the_clear() -> None:
+    from impacket import tds
+
+    for encryption in (True, False):
+        with h.run("mssql", {"encryption": encryption, "version": "14.0.3456"}) as emu:
+            client = tds.MSSQL("127.0.0.1", emu.port(1433))
+            client.connect()
+            try:
+                assert not client.login(None, "svc_backup", "Backup#2024")
+                assert client.replies[tds.TDS_ERROR_TOKEN][0]["Number"] == 18456
+            finally:
+                client.disconnect()
+            event = emu.wait_event("auth", username="svc_backup")
+            assert event.get("password") == "Backup#2024"
+            assert event.get("encrypted") == ("true" if encryption else "false")
+
+
+def test_postgres_login_over_tls_and_with_ssl_off() -> None:
+    require(shutil.which("psql") is not None, "psql (postgresql-client)")
+    for ssl_on, mode in ((True, "require"), (False, "disable")):
+        with h.run("postgres", {"ssl": ssl_on}) as emu:
+            out = subprocess.run(["psql", f"host=127.0.0.1 port={emu.port(5432)} user=dba "
+                                  f"dbname=ledger sslmode={mode}", "-c", "select 1"],
+                                 capture_output=True, text=True, timeout=30,
+                                 env=dict(os.environ, PGPASSWORD="ledger!"))
+            assert "password authentication failed" in out.stderr, out.stderr
+            event = emu.wait_event("auth", username="dba")
+            assert event.get("password") == "ledger!"
+            assert event.get("encrypted") == ("true" if ssl_on else "false")

@@ -28,7 +28,7 @@ def _blast(port: int, payload: bytes) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         try:
             s.sendall(payload)
-            s.settimeout(3)
+            s.settimeout(1)
             s.recv(65536)
         except (TimeoutError, ConnectionError, OSError):
             pass
@@ -41,6 +41,12 @@ def _slowloris(port: int, stop: threading.Event, sockets: int = 40) -> None:
             conns.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         except OSError:
             break
+    for i, c in enumerate(conns):  # half of them start like a TLS hello, then stall
+        if i % 2:
+            try:
+                c.send(b"\x16\x03\x01\x02\x00\x01")
+            except OSError:
+                pass
     while not stop.is_set():
         for c in conns:
             try:
@@ -83,6 +89,7 @@ def test_hostile_clients_leave_it_serving_and_bounded(service: str) -> None:
         _blast(port, b"\x00\xff" * 200_000 + b"\r\n")
         for _ in range(20):
             _blast(port, os.urandom(4096))
+            _blast(port, b"\x16\x03\x01\x00\x40" + os.urandom(64))  # a broken TLS hello
         stop = threading.Event()
         loris = threading.Thread(target=_slowloris, args=(port, stop), daemon=True)
         loris.start()

@@ -31,3 +31,10 @@ def test_docker_create_summary_survives_hostile_bodies() -> None:
     for spec in (None, [], {"HostConfig": "x"}, {"Cmd": 5, "Image": {"a": 1}}):
         summary = docker_api.create_summary(spec)
         assert "image" in summary
+
+
+def test_container_ids_differ_between_hosts() -> None:
+    config = dict(docker_api.DEFAULTS)
+    one = [c["Id"] for c in docker_api.containers(config, "host-a")]
+    two = [c["Id"] for c in docker_api.containers(config, "host-b")]
+    assert one and not set(one) & set(two)

@@ -26,3 +26,12 @@ def test_k8s_anonymous_is_forbidden_and_tokens_unauthorized() -> None:
         "deletecollection"
     assert k8s.credentials("Basic YWRtaW46cHc=") == {"mechanism": "basic", "username": "admin",
                                                       "password": "pw"}
+
+
+def test_flow_control_uids_differ_between_clusters() -> None:
+    config = dict(k8s.DEFAULTS)
+    a = dict(k8s.respond(config, _req("GET", "/api"), "cp-1").headers)
+    b = dict(k8s.respond(config, _req("GET", "/api"), "cp-2").headers)
+    assert a["X-Kubernetes-Pf-Flowschema-Uid"] != b["X-Kubernetes-Pf-Flowschema-Uid"]
+    assert json.loads(k8s.respond(config, _req("GET", "/api")).body)["message"] == \
+        'forbidden: User "system:anonymous" cannot get path "/api"'

@@ -47,3 +47,17 @@ def test_login_failed_is_error_18456() -> None:
     assert struct.unpack_from("<I", p, 11)[0] == 18456
     assert "Login failed for user 'sa'.".encode("utf-16-le") in p
     assert p[-13] == 0xFD  # DONE with the error bit
+
+
+def test_encryption_answer_follows_the_client_like_a_server_with_a_certificate() -> None:
+    assert mssql.encryption_answer(mssql.ENCRYPT_OFF, True) == mssql.ENCRYPT_OFF
+    assert mssql.encryption_answer(mssql.ENCRYPT_REQ, True) == mssql.ENCRYPT_ON
+    assert mssql.encryption_answer(mssql.ENCRYPT_NOT_SUP, True) == mssql.ENCRYPT_NOT_SUP
+    assert mssql.encryption_answer(mssql.ENCRYPT_ON, False) == mssql.ENCRYPT_NOT_SUP
+
+
+def test_login_failed_uses_the_narrow_layout_for_tds_7_1_clients() -> None:
+    wide = mssql.login_failed("sa", "DB01", 0x74000004)
+    narrow = mssql.login_failed("sa", "DB01", 0x71000001)
+    assert len(wide) - len(narrow) == 2 + 4  # line number and row count widened in 7.2
+    assert narrow[-9] == 0xFD

@@ -74,3 +74,9 @@ def test_keyspace_is_bounded() -> None:
     for i in range(200):
         big.set(b"b%d" % i, b"x" * 60000)
     assert big.size() <= redis.MAX_STORE_BYTES
+
+
+def test_run_ids_differ_between_starts_so_two_hosts_never_match() -> None:
+    a, b = redis.Store({}), redis.Store({})
+    assert a.run_id != b.run_id and a.replid != b.replid
+    assert f"run_id:{a.run_id}" in redis.info(dict(redis.DEFAULTS), a, 0.0, 1)

@@ -102,7 +102,8 @@ def version_doc(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def containers(config: dict[str, Any]) -> list[dict[str, Any]]:
+def containers(config: dict[str, Any], host: str = "") -> list[dict[str, Any]]:
+    """The configured running containers; their ids depend on the host, as real ones differ."""
     out = []
     for i, c in enumerate(config["containers"][:50]):
         if not isinstance(c, dict):
@@ -110,7 +111,7 @@ def containers(config: dict[str, Any]) -> list[dict[str, Any]]:
         name = str(c.get("name", f"app{i}"))
         ports = [p for p in c.get("ports", []) if isinstance(p, int)]
         out.append({
-            "Id": _id(name), "Names": [f"/{name}"], "Image": str(c.get("image", "")),
+            "Id": _id(f"{host}/{name}"), "Names": [f"/{name}"], "Image": str(c.get("image", "")),
             "ImageID": "sha256:" + _id(str(c.get("image", ""))),
             "Command": str(c.get("command", "")), "Created": 1700000000 + i * 3600,
             "Ports": [{"PrivatePort": p, "Type": "tcp"} for p in ports], "Labels": {},
@@ -129,7 +130,7 @@ def images(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def info_doc(config: dict[str, Any], hostname: str) -> dict[str, Any]:
-    running = len(containers(config))
+    running = len(containers(config, hostname))
     return {
         "ID": _id(hostname)[:12].upper(), "Containers": running, "ContainersRunning": running,
         "ContainersPaused": 0, "ContainersStopped": 0, "Images": len(config["images"]),
@@ -207,7 +208,7 @@ class Engine:
             mine = [{"Id": cid, "Names": [f"/{c['name']}"], "Image": c["image"],
                      "Command": c["cmd"], "State": "running", "Status": "Up 1 second"}
                     for cid, c in self.created.items()]
-            return _json(cfg, 200, containers(cfg) + mine)
+            return _json(cfg, 200, containers(cfg, self.hostname) + mine)
         if path == "/images/json":
             return _json(cfg, 200, images(cfg))
         if path in ("/networks", "/volumes"):
@@ -228,7 +229,7 @@ class Engine:
 
     def _inspect(self, ident: str) -> http.Response:
         known = [(c["Id"], c["Names"][0][1:], c["Image"], c["Command"])
-                 for c in containers(self.config)]
+                 for c in containers(self.config, self.hostname)]
         known += [(cid, c["name"], c["image"], c["cmd"]) for cid, c in self.created.items()]
         for cid, name, image, cmd in known:
             if ident and (cid.startswith(ident) or name == ident):

@@ -118,10 +118,11 @@ def credentials(authorization: str) -> dict[str, str] | None:
     return None
 
 
-def respond(config: dict[str, Any], req: http.Request) -> http.Response:
-    """A pure answer for an unauthenticated (or wrongly authenticated) caller."""
+def respond(config: dict[str, Any], req: http.Request, host: str = "") -> http.Response:
+    """A pure answer for an unauthenticated (or wrongly authenticated) caller; the
+    flow-control UIDs are derived from the host, so each cluster has its own."""
     path = req.path.rstrip("/") or "/"
-    seed = hashlib.sha256(str(config["gitVersion"]).encode()).digest()
+    seed = hashlib.sha256(f"{host}/{config['gitVersion']}".encode()).digest()
     headers = [("Audit-Id", str(uuid.uuid4())),
                ("Cache-Control", "no-cache, private"),
                ("Content-Type", "application/json"),
@@ -165,7 +166,7 @@ async def serve(ctx: core.Context) -> None:
         if creds is not None:
             ctx.emit(events.AUTH, peer, "credentials presented", path=req.target,
                      client=req.header("user-agent") or None, **creds)
-        return respond(ctx.config, req)
+        return respond(ctx.config, req, host)
 
     async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: core.Peer) -> None:
         await httpapi.serve_requests(ctx, r, w, p, answer, httpapi.GO_BAD_REQUEST)

@@ -17,6 +17,7 @@ import base64
 import datetime as dt
 import json
 import os
+import secrets
 import struct
 import time
 from typing import Any
@@ -100,11 +101,11 @@ def version_array(version: str) -> list[int]:
     return [*parts, 0, 0, 0][:3] + [0]
 
 
-def hello(config: dict[str, Any], cmd: dict[str, Any], legacy: bool, conn: int
-          ) -> dict[str, Any]:
+def hello(config: dict[str, Any], cmd: dict[str, Any], legacy: bool, conn: int,
+          process_id: bytes = b"\0" * 12) -> dict[str, Any]:
     doc: dict[str, Any] = {"isWritablePrimary": True} if not legacy else {"ismaster": True}
     doc.update({
-        "topologyVersion": {"processId": bson.ObjectId(b"\x65\x4f\x1a\x22" + b"\x11" * 8),
+        "topologyVersion": {"processId": bson.ObjectId(process_id),
                             "counter": bson.Int64(0)},
         "maxBsonObjectSize": 16777216, "maxMessageSizeBytes": 48000000,
         "maxWriteBatchSize": 100000, "localTime": dt.datetime.now(dt.UTC),
@@ -207,6 +208,8 @@ class Server:
 
     def __init__(self, config: dict[str, Any], host: str) -> None:
         self.config, self.host, self.started = config, host, time.time()
+        # An ObjectId as mongod makes one at start: time, then random bytes.
+        self.process_id = struct.pack(">I", int(self.started)) + secrets.token_bytes(8)
 
     def handle(self, cmd: dict[str, Any], conn: int, legacy: bool = False
                ) -> tuple[dict[str, Any], str, dict[str, object]]:
@@ -221,7 +224,8 @@ class Server:
             driver, app = _doc(meta.get("driver")), _doc(meta.get("application"))
             client = " ".join(str(driver.get(k, "")) for k in ("name", "version")).strip()
             fields.update(client=client or None, application=app.get("name"))
-            return hello(self.config, cmd, low == "ismaster", conn), events.COMMAND, fields
+            return hello(self.config, cmd, low == "ismaster", conn, self.process_id), \
+                events.COMMAND, fields
         if low == "saslstart":
             mech = str(cmd.get("mechanism", ""))
             secret = sasl_secret(mech, cmd.get("payload"))
@@ -251,7 +255,7 @@ class Server:
         if low in ("ping", "endsessions", "logout", "killcursors"):
             return {"ok": 1.0}, events.COMMAND, fields
         if low == "getnonce":
-            return {"nonce": "2375531c32080ae8", "ok": 1.0}, events.COMMAND, fields
+            return {"nonce": secrets.token_hex(8), "ok": 1.0}, events.COMMAND, fields
         if low == "listcollections":
             batch = [{"name": str(c), "type": "collection", "options": {},
                       "info": {"readOnly": False}, "idIndex": {"v": 2, "key": {"_id": 1},

@@ -19,7 +19,7 @@ import secrets
 import struct
 from typing import Any
 
-from .. import core, events
+from .. import core, events, tlscert
 
 PORTS = [(5432, "tcp")]
 DEFAULTS: dict[str, Any] = {
@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "users": {},
     "databases": ["postgres", "template0", "template1", "app"],
     "timezone": "Etc/UTC",
+    "ssl": True,
+    "hostname": "",
 }
 SSL_REQUEST = 80877103
 GSS_REQUEST = 80877104
@@ -177,8 +179,11 @@ async def read_message(reader: asyncio.StreamReader, timeout: float
     return None if body is None else (head[:1], body)
 
 
+TLS_NOW = {"\0tls": "1"}  # startup()'s answer when the client is to start TLS
+
+
 async def startup(ctx: core.Context, r: asyncio.StreamReader, w: asyncio.StreamWriter,
-                  p: core.Peer) -> dict[str, str] | None:
+                  p: core.Peer, tls_ok: bool = False) -> dict[str, str] | None:
     for _ in range(3):
         head = await core.read_exactly(r, 4, ctx.idle_seconds)
         if head is None:
@@ -191,6 +196,9 @@ async def startup(ctx: core.Context, r: asyncio.StreamReader, w: asyncio.StreamW
         if body is None:
             return None
         code = struct.unpack("!I", body[:4])[0]
+        if code == SSL_REQUEST and tls_ok:
+            await core.send(w, b"S")
+            return TLS_NOW
         if code in (SSL_REQUEST, GSS_REQUEST):
             await core.send(w, b"N")
             continue
@@ -206,10 +214,26 @@ async def startup(ctx: core.Context, r: asyncio.StreamReader, w: asyncio.StreamW
 
 
 async def serve(ctx: core.Context) -> None:
+    tls = None
+    if ctx.config["ssl"]:
+        tls = tlscert.server_context(str(ctx.config["hostname"]) or ctx.emitter.hostname)
+
     async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: core.Peer) -> None:
-        params = await startup(ctx, r, w, p)
+        params = await startup(ctx, r, w, p, tls_ok=tls is not None)
+        if params is TLS_NOW and tls is not None:
+            await tlscert.run_tls(tls, r, w, p, after_tls, timeout=min(ctx.idle_seconds, 30.0))
+            return
         if params is None:
             return
+        await login(params, r, w, p, encrypted=False)
+
+    async def after_tls(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: core.Peer) -> None:
+        params = await startup(ctx, r, w, p)  # no second SSLRequest inside TLS
+        if params is not None:
+            await login(params, r, w, p, encrypted=True)
+
+    async def login(params: dict[str, str], r: asyncio.StreamReader, w: asyncio.StreamWriter,
+                    p: core.Peer, encrypted: bool) -> None:
         user = params.get("user", "")
         db = params.get("database", user)
         await core.send(w, message(b"R", struct.pack("!I", 3)))
@@ -218,7 +242,7 @@ async def serve(ctx: core.Context) -> None:
             got[0] == b"p" else None
         ctx.emit(events.AUTH, p, "login attempt", username=user, password=password,
                  database=db or None, client=params.get("application_name") or None,
-                 mechanism="password")
+                 mechanism="password", encrypted="true" if encrypted else "false")
         if password is None:
             return
         users = ctx.config["users"] if isinstance(ctx.config["users"], dict) else {}

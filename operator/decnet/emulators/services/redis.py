@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import os
+import secrets
 import time
 from typing import Any
 
@@ -149,6 +150,8 @@ class Store:
     def __init__(self, seed: dict[str, Any], settings: dict[str, str] | None = None) -> None:
         self.data: dict[bytes, bytes] = {}
         self.settings: dict[str, str] = dict(settings or {})
+        # Random per start, as the server's own are: equal ids across hosts would be a tell.
+        self.run_id, self.replid = secrets.token_hex(20), secrets.token_hex(20)
         for k, v in list(seed.items())[:MAX_KEYS]:
             self.set(str(k).encode(), str(v).encode())
 
@@ -176,7 +179,7 @@ def info(config: dict[str, Any], store: Store, started: float, clients: int) -> 
             ("monotonic_clock", "POSIX clock_gettime"), ("multiplexing_api", "epoll"),
             ("atomicvar_api", "c11-builtin"), ("gcc_version", "12.2.0"),
             ("process_id", str(os.getpid())), ("process_supervised", "systemd"),
-            ("run_id", "a3c5e8f1d2b4967a0c1e3f5d7b9a2c4e6f8d0b1a"), ("tcp_port", "6379"),
+            ("run_id", store.run_id), ("tcp_port", "6379"),
             ("server_time_usec", str(int(time.time() * 1e6))),
             ("uptime_in_seconds", str(uptime)), ("uptime_in_days", str(uptime // 86400)),
             ("hz", "10"), ("configured_hz", "10"), ("lru_clock", str(int(time.time()) % 16777216)),
@@ -193,7 +196,7 @@ def info(config: dict[str, Any], store: Store, started: float, clients: int) -> 
                                                            str(int(started))),
                          ("rdb_last_bgsave_status", "ok"), ("aof_enabled", "0")]),
         ("Replication", [("role", "master"), ("connected_slaves", "0"),
-                         ("master_replid", "8b1e6f0d3c2a4e5f7a9b1c3d5e7f9a0b2c4d6e8f"),
+                         ("master_replid", store.replid),
                          ("master_repl_offset", "0")]),
         ("CPU", [("used_cpu_sys", f"{uptime * 0.002:.6f}"),
                  ("used_cpu_user", f"{uptime * 0.003:.6f}")]),
