@@ -1,29 +1,39 @@
 """Attacker events reach the security team: rsyslog over TLS, an HTTPS webhook, kubectl.
 
-The decky runs a fixture login service (busybox: `nc -ll -e sh -c ...`) that answers each
-connection and prints one RFC 5424 event line, in the emulators' format, with the
-client's real source address and port, user name and password. The receivers are a
-real Debian rsyslogd (TLS, RFC 5425, certificates made here) and an HTTPS server.
+Most tests here use a fixture login service (busybox: `nc -ll -e sh -c ...`) that answers
+each connection and prints one RFC 5424 event line, in the emulators' format, with the
+client's real source address and port, user name and password: cheap enough for a
+1,000-attempt brute force. One test runs the real thing end to end: the built-in ssh and
+http templates (the emulator image) attacked by OpenSSH's client with a wrong password
+and by urllib with basic auth. The receivers are a real Debian rsyslogd (TLS, RFC 5425,
+certificates made here) and an HTTPS server.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Cluster, condition, env_for, free_port, wait_for
+import yaml
+from harness import ROOT, Cluster, condition, env_for, free_port, wait_for
 from receivers import Rsyslog, Webhook
+from tests.probes.shell import SSH_OPTIONS
+from tests.support import require
 
 from decnet.controller import certs
 
@@ -55,6 +65,49 @@ TEMPLATE = {
 @pytest.fixture(scope="module")
 def login_template(kubectl: Any, service_templates: None) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(TEMPLATE))
+
+
+EMULATOR_IMAGE = "decnet/emulator:0.1.0"
+# The built-in templates under names of their own: the session's busybox test templates
+# own `ssh` and `http`, and the other tests (and modules) rely on them.
+REAL_TEMPLATES = {"ssh": "real-ssh", "http": "real-http"}
+
+
+@pytest.fixture(scope="module")
+def real_templates(kubectl: Any, service_templates: None, docker_client: Any) -> Iterator[None]:
+    """Copies of the built-in ssh and http ServiceTemplates (examples/servicetemplates.yaml)."""
+    import docker.errors
+
+    try:
+        docker_client.images.get(EMULATOR_IMAGE)
+        built = True
+    except docker.errors.ImageNotFound:
+        built = False
+    require(built, f"{EMULATOR_IMAGE} is not built (hack/emulator-image.sh)")
+    require(
+        shutil.which("sshpass") is not None and shutil.which("ssh") is not None,
+        "sshpass and OpenSSH's client (hack/clients.apt)",
+    )
+    builtin = {
+        d["metadata"]["name"]: d
+        for d in yaml.safe_load_all((ROOT / "examples" / "servicetemplates.yaml").read_text())
+        if d
+    }
+    docs = []
+    for service, name in REAL_TEMPLATES.items():
+        doc = copy.deepcopy(builtin[service])
+        assert doc["spec"]["image"] == EMULATOR_IMAGE, doc["spec"]
+        doc["metadata"] = {"name": name}
+        docs.append(doc)
+    kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(docs)
+    )
+    try:
+        yield
+    finally:
+        kubectl(
+            "delete", "servicetemplate", *REAL_TEMPLATES.values(), "--ignore-not-found", check=False
+        )
 
 
 @pytest.fixture(scope="module")
@@ -210,12 +263,12 @@ def deploy(cluster: Cluster, name: str, **spec: Any) -> str:
     return ip
 
 
-def _listening(cluster: Cluster, name: str) -> bool:
-    """Port 22 in LISTEN inside the decky, seen without connecting (a probe is a contact)."""
+def _listening(cluster: Cluster, name: str, port: int = 22) -> bool:
+    """The port in LISTEN inside the decky, seen without connecting (a probe is a contact)."""
     base = next(c for c in cluster.containers(name) if c.labels["decnet.io/role"] == "base")
     code, out = base.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"])
     return code == 0 and any(
-        fields[1].endswith(":0016") and fields[3] == "0A"
+        fields[1].endswith(f":{port:04X}") and fields[3] == "0A"
         for fields in (row.split() for row in out.decode().splitlines()[1:])
         if len(fields) > 3
     )
@@ -260,6 +313,118 @@ def test_an_attack_reaches_rsyslog_over_tls_and_the_webhook_within_2_s(
         "delivered counted",
     )
     assert condition(sinks.sink(sinks.webhook_name), "Ready") == "True", status
+
+
+def source_address(ip: str) -> str:
+    """The host's address on the route to ip: what the decky sees as the client (no packet)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((ip, 9))
+        return str(s.getsockname()[0])
+
+
+def received(sinks: Sinks, **want: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The one event with these field values as rsyslog and as the webhook got it (flat;
+    a duplicate of the same id, which at-least-once delivery allows, counts once)."""
+    hooks = ({**e, **e["fields"]} for e in sinks.webhook_events())
+    found = []
+    for records in (sinks.syslog_ids().values(), hooks):
+        match = {r["id"]: r for r in records if all(str(r.get(k)) == v for k, v in want.items())}
+        assert len(match) <= 1, match
+        found.append(next(iter(match.values()), None))
+    return found[0], found[1]
+
+
+def test_a_real_ssh_login_and_http_request_reach_rsyslog_and_the_webhook_within_2_s(
+    cluster: Cluster, sinks: Sinks, real_templates: None
+) -> None:
+    ssh, http = REAL_TEMPLATES["ssh"], REAL_TEMPLATES["http"]
+    cluster.apply(cluster.lan(), cluster.decky("real-01", [ssh, http]))
+    cluster.wait_ready(["real-01"], timeout=240)
+    ip = str(cluster.status("real-01")["addresses"][0]["ip"])
+    for port in (22, 80):
+        wait_for(lambda p=port: _listening(cluster, "real-01", p), 60, f"port {port} listening")
+    src_ip = source_address(ip)
+    tag = uuid.uuid4().hex[:8]
+    latency: dict[str, float] = {}
+
+    def arrive(what: str, finished: float, **want: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        wait_for(lambda: None not in received(sinks, **want), 30, f"{what} in both", cluster.agent)
+        latency[what] = time.monotonic() - finished
+        syslog, hook = received(sinks, **want)
+        assert syslog is not None and hook is not None
+        return syslog, hook
+
+    # OpenSSH's client, one password try (first -o wins), the wrong password.
+    password = f"wrong-{tag}"
+    login = subprocess.run(
+        [
+            "sshpass",
+            "-p",
+            password,
+            "ssh",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            *SSH_OPTIONS,
+            "-p",
+            "22",
+            f"root@{ip}",
+            "id",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    finished = time.monotonic()
+    assert login.returncode != 0 and "Permission denied" in login.stderr, login
+    ssh_auth = arrive("ssh auth", finished, kind="auth", password=password)
+
+    # urllib, basic auth, no proxy: a GET of a page that does not exist.
+    path, web_password = f"/admin-{tag}", f"pw-{tag}"
+    request = urllib.request.Request(f"http://{ip}{path}")
+    basic = base64.b64encode(f"admin:{web_password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {basic}")
+    request.add_header("User-Agent", f"curious/{tag}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        status = opener.open(request, timeout=20).status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    finished = time.monotonic()
+    assert status in (200, 401, 403, 404), status
+    http_request = arrive("http request", finished, kind="request", path=path)
+    http_auth = arrive("http auth", finished, kind="auth", password=web_password)
+
+    for what, seconds in latency.items():
+        assert seconds <= 2.0, f"{what} took {seconds:.2f} s"
+    print(f"latency after the client finished: {latency}")
+
+    for (syslog, hook), service, port in (
+        (ssh_auth, ssh, "22"),
+        (http_request, http, "80"),
+        (http_auth, http, "80"),
+    ):
+        for record in (syslog, hook):
+            assert record["decky"] == "real-01"
+            assert record["namespace"] == cluster.ns
+            assert record["node"] == cluster.node
+            assert record["lan"] == "lan"
+            assert record["service"] == service
+            assert record["src_ip"] == src_ip
+            assert str(record["dst_port"]) == port
+        assert syslog["id"] == hook["id"]
+        assert str(syslog["src_port"]) == str(hook["src_port"])
+    for syslog, hook in (ssh_auth,):
+        for record in (syslog, hook):
+            assert (record["username"], record["password"]) == ("root", password)
+            assert (record["success"], record["mechanism"]) == ("false", "password")
+    for record in http_request:
+        assert (record["method"], record["user_agent"]) == ("GET", f"curious/{tag}")
+    for record in http_auth:
+        assert (record["username"], record["password"]) == ("admin", web_password)
+    # One connection: the request and the credentials it carried.
+    assert http_request[1]["session"] == http_auth[1]["session"]
 
 
 def test_a_sink_down_for_60_s_gets_every_event_afterwards(

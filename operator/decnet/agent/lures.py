@@ -36,6 +36,10 @@ DEFAULT_ROOT = "/var/lib/container-files"
 # The manifest is ours, but bounded anyway: a lure set is at most a few dozen paths.
 MANIFEST_MAX_BYTES = 256 * 1024
 _UID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+# What the API server gives a Decky as metadata.uid. The store shares the agent's state
+# directory with the event checkpoint (checkpoint.json) and the sink spools (spool/):
+# only entries of this shape are the store's to list and prune.
+_KUBE_UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def file_name(path: str) -> str:
@@ -120,13 +124,14 @@ class LureStore:
             pass
 
     def known(self) -> set[str]:
-        """Decky uids with a lure directory or manifest on this node."""
+        """Decky uids with a lure directory or manifest on this node (nothing else in the
+        state directory: the checkpoint and the spools are not the store's)."""
         try:
             entries = list(self.root.iterdir())
         except FileNotFoundError:
             return set()
         found = {e.name.removesuffix(".json") for e in entries if not e.name.startswith(".")}
-        return {u for u in found if _UID.match(u)}
+        return {u for u in found if _KUBE_UID.match(u)}
 
     def prune(self, live_uids: Iterable[str]) -> list[str]:
         """Directories of deckies that no longer exist; returns the uids removed."""

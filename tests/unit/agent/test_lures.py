@@ -66,6 +66,21 @@ def test_removed_paths_and_deleted_deckies_leave_nothing(tmp_path: Path) -> None
     assert os.listdir(tmp_path) == []
 
 
+def test_prune_leaves_the_event_checkpoint_and_spools_in_the_shared_state_dir(
+    tmp_path: Path,
+) -> None:
+    store = lures.LureStore(str(tmp_path))
+    (tmp_path / "spool" / "soc-syslog").mkdir(parents=True)
+    (tmp_path / "spool" / "soc-syslog" / "000000000001.seg").write_bytes(b"event\n")
+    (tmp_path / "checkpoint.json").write_text("{}")
+    a = lure("/a", b"a")
+    store.sync(planner.SyncFiles(UID, (a,), (), {"/a": a.digest}), time.time())
+    assert store.known() == {UID}
+    assert store.prune(set()) == [UID]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.json", "spool"]
+    assert (tmp_path / "spool" / "soc-syslog" / "000000000001.seg").read_bytes() == b"event\n"
+
+
 def test_a_uid_cannot_escape_the_store(tmp_path: Path) -> None:
     store = lures.LureStore(str(tmp_path))
     with pytest.raises(ValueError):
