@@ -106,7 +106,7 @@ up() {
     log "attack one (from this host): nmap -sV -Pn $ip;  ssh root@$ip;  curl -i http://$ip/"
     local ssh; ssh="$(docker ps --format '{{.Names}}' --filter "label=decnet.io/namespace=$NS" \
       --filter label=decnet.io/decky=ws-02 --filter label=decnet.io/service=ssh | head -n1)"
-    log "      what it captured: docker logs ${ssh:-<ws-02's ssh container>}"
+    log "      what it captured: docker logs ${ssh:-<the ssh container of ws-02>}"
     log "try:  export KUBECONFIG=$KUBECONFIG; alias kubectl=$KUBECTL"
     log "      kubectl get deckies,lans,topologies -n $NS;  kubectl-decnet status -A"
     log "stop: make demo-down"
