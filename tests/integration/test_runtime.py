@@ -464,6 +464,37 @@ def test_a_decky_under_old_names_is_replaced_under_neutral_ones(
         assert "decnet" not in name and docker_ns not in name, name
 
 
+@pytest.mark.parametrize("managed", [True, False], ids=["seen-by-the-planner", "unmanaged"])
+def test_a_network_of_another_lan_under_the_lans_name_is_never_joined(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine, managed: bool
+) -> None:
+    """Names end in an 8-hex hash: were two (namespace, LAN) pairs to share one, even on
+    one subnet, the second decky fails instead of joining the first one's network."""
+    office = lan(docker_ns, "office")
+    want = decky(docker_ns, (office,), services=(svc("smb"),))
+    theirs = {names.LABEL_NAMESPACE: docker_ns, names.LABEL_LAN: "not-office"}
+    if managed:
+        theirs |= {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_AGENT_NODE: eng.node}
+    foreign = docker_client.networks.create(
+        office.network,
+        driver="bridge",
+        internal=True,
+        ipam=runtime.docker.types.IPAMConfig(
+            pool_configs=[runtime.docker.types.IPAMPool(subnet=office.subnet)]
+        ),
+        labels=theirs,
+    )
+    if managed:
+        outcome = converge.converge(eng, want)
+        assert outcome.state == "failed" and "belongs to another LAN" in outcome.message
+    else:
+        with pytest.raises(runtime.DockerError, match="belongs to another LAN"):
+            converge.converge(eng, want)
+    assert ids(docker_client, docker_ns) == {}
+    foreign.reload()
+    assert foreign.attrs["Containers"] == {}
+
+
 def test_egress_rules_follow_the_lans_and_leave_nothing_behind(
     docker_client: Any, docker_ns: str, eng: runtime.Engine
 ) -> None:
