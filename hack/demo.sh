@@ -104,7 +104,9 @@ up() {
     echo
     local ip; ip="$("${k[@]}" get decky ws-02 -n "$NS" -o jsonpath='{.status.addresses[0].ip}' 2>/dev/null || true)"
     log "attack one (from this host): nmap -sV -Pn $ip;  ssh root@$ip;  curl -i http://$ip/"
-    log "      what it captured: docker logs decnet-$NS-ws-02-svc-ssh"
+    local ssh; ssh="$(docker ps --format '{{.Names}}' --filter "label=decnet.io/namespace=$NS" \
+      --filter label=decnet.io/decky=ws-02 --filter label=decnet.io/service=ssh | head -n1)"
+    log "      what it captured: docker logs ${ssh:-<the ssh container of ws-02>}"
     log "try:  export KUBECONFIG=$KUBECONFIG; alias kubectl=$KUBECTL"
     log "      kubectl get deckies,lans,topologies -n $NS;  kubectl-decnet status -A"
     log "stop: make demo-down"

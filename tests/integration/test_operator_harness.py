@@ -239,6 +239,7 @@ def report(
 ) -> None:
     """What the agent writes: its report and containers, under its own field manager."""
     from decnet.kube import client as kclient
+    from decnet.kube import names
 
     status = obj["status"]
     meta = obj["metadata"]
@@ -248,7 +249,7 @@ def report(
         if state == "removed"
         else [
             {
-                "name": f"decnet-{ns}-{name}-base",
+                "name": names.base_container_name(ns, name),
                 "id": uuid.uuid4().hex,
                 "role": "base",
                 "service": "",

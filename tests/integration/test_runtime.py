@@ -409,11 +409,13 @@ def test_an_image_is_built_from_its_context_when_asked(
                 pass
 
 
-def test_a_decky_under_old_names_is_replaced_under_collision_free_ones(
-    docker_client: Any, docker_ns: str, eng: runtime.Engine
+@pytest.mark.parametrize("sep", ["-", "."], ids=["dash-scheme", "dotted-scheme"])
+def test_a_decky_under_old_names_is_replaced_under_neutral_ones(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine, sep: str
 ) -> None:
-    """What an agent from before the rename left: replaced, not adopted (Docker cannot
-    rename a network, nor hold two on one subnet)."""
+    """What an agent of either earlier scheme left ("decnet-<ns>-<lan>", then
+    "decnet.<ns>.<lan>"): replaced, not adopted (Docker cannot rename a network, nor hold
+    two on one subnet)."""
     office = lan(docker_ns, "office")
     want = decky(docker_ns, (office,), services=(svc("smb"),))
     common = {
@@ -422,7 +424,7 @@ def test_a_decky_under_old_names_is_replaced_under_collision_free_ones(
         names.LABEL_AGENT_NODE: eng.node,
     }
     old_net = docker_client.networks.create(
-        f"decnet-{docker_ns}-office",
+        sep.join(("decnet", docker_ns, "office")),
         driver="bridge",
         internal=True,
         ipam=runtime.docker.types.IPAMConfig(
@@ -434,7 +436,7 @@ def test_a_decky_under_old_names_is_replaced_under_collision_free_ones(
     old_base = docker_client.containers.create(
         "decnet-test/busybox:latest",
         list(SLEEP),
-        name=f"decnet-{docker_ns}-ws-01-base",
+        name=sep.join(("decnet", docker_ns, "ws-01", "base")),
         labels={**decky_labels, names.LABEL_ROLE: "base", names.LABEL_SERVICE: ""},
         network=old_net.name,
     )
@@ -442,7 +444,7 @@ def test_a_decky_under_old_names_is_replaced_under_collision_free_ones(
     old_svc = docker_client.containers.run(
         "decnet-test/busybox:latest",
         list(SLEEP),
-        name=f"decnet-{docker_ns}-ws-01-svc-smb",
+        name=sep.join(("decnet", docker_ns, "ws-01", "svc-smb")),
         labels={**decky_labels, names.LABEL_ROLE: "service", names.LABEL_SERVICE: "smb"},
         network_mode=f"container:{old_base.id}",
         detach=True,
@@ -456,6 +458,41 @@ def test_a_decky_under_old_names_is_replaced_under_collision_free_ones(
     assert office.network in networks
     assert old_net.name not in networks
     assert office.ip in sh(docker_client, want.service_name("smb"), "ip -4 addr")
+    ours = docker_client.networks.list(filters={"label": f"{names.LABEL_NAMESPACE}={docker_ns}"})
+    assert [n.name for n in ours] == [office.network]
+    for name in (*now, office.network):
+        assert "decnet" not in name and docker_ns not in name, name
+
+
+@pytest.mark.parametrize("managed", [True, False], ids=["seen-by-the-planner", "unmanaged"])
+def test_a_network_of_another_lan_under_the_lans_name_is_never_joined(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine, managed: bool
+) -> None:
+    """Names end in an 8-hex hash: were two (namespace, LAN) pairs to share one, even on
+    one subnet, the second decky fails instead of joining the first one's network."""
+    office = lan(docker_ns, "office")
+    want = decky(docker_ns, (office,), services=(svc("smb"),))
+    theirs = {names.LABEL_NAMESPACE: docker_ns, names.LABEL_LAN: "not-office"}
+    if managed:
+        theirs |= {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_AGENT_NODE: eng.node}
+    foreign = docker_client.networks.create(
+        office.network,
+        driver="bridge",
+        internal=True,
+        ipam=runtime.docker.types.IPAMConfig(
+            pool_configs=[runtime.docker.types.IPAMPool(subnet=office.subnet)]
+        ),
+        labels=theirs,
+    )
+    if managed:
+        outcome = converge.converge(eng, want)
+        assert outcome.state == "failed" and "belongs to another LAN" in outcome.message
+    else:
+        with pytest.raises(runtime.DockerError, match="belongs to another LAN"):
+            converge.converge(eng, want)
+    assert ids(docker_client, docker_ns) == {}
+    foreign.reload()
+    assert foreign.attrs["Containers"] == {}
 
 
 def test_egress_rules_follow_the_lans_and_leave_nothing_behind(

@@ -358,6 +358,8 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
         existing = nets.get(net.network)
         if existing is None:
             actions.append(EnsureNetwork(want.namespace, net))
+        elif not is_lans_network(existing, want.namespace, net.lan):
+            return [Fail(f"Docker network {net.network} exists and belongs to another LAN")]
         elif existing.subnet != net.subnet or existing.driver != net.driver:
             return [
                 Fail(
@@ -460,6 +462,13 @@ def _sync_files(
     if not place and not remove:
         return None
     return SyncFiles(uid, place, remove, {f.path: f.digest for f in files})
+
+
+def is_lans_network(net: NetworkSeen, namespace: str, lan: str) -> bool:
+    """Whether a network under a LAN's name is that LAN's: names are hashes, so two
+    (namespace, LAN) pairs can share one, and a decky must never join the other's."""
+    labels = net.labels
+    return labels.get(names.LABEL_NAMESPACE) == namespace and labels.get(names.LABEL_LAN) == lan
 
 
 def _legacy_networks(want: DeckyWant, seen: Sequence[NetworkSeen]) -> list[NetworkSeen]:

@@ -64,14 +64,29 @@ SYSTEM_NAMESPACE = "decnet-system"
 SYSTEM_NAMESPACE_ENV = "DECNET_SYSTEM_NAMESPACE"
 LEASE_PREFIX = "decnet-agent-"
 
-_NOT_NAME = re.compile(r"[^a-z0-9.-]+")
-# Namespaces, deckies, LANs and services are DNS labels: none can hold a ".", so joining
-# them with "." cannot make two (namespace, name) pairs collide ("a-b"/"c" vs "a"/"b-c"
-# was the old "-"-joined clash).
-SEP = "."
-PREFIX = "decnet"
-# Names of the scheme before that separator; the agent replaces what it finds under them.
-LEGACY_PREFIX = "decnet-"
+# Docker object names are seen from inside the deckies: Docker's embedded DNS
+# (127.0.0.11 on every LAN) answers a reverse lookup of a decky's address with
+# "<base container name>.<network name>". So no name carries the product, the namespace
+# (a user's word, maybe "decnet-demo") or a role word; each is "<name>-<hash>", the
+# hash being 8 hex of (kind, namespace, name): stable, unique per daemon, and never
+# able to spell a product word (hex has no "n", "t", "o", "y" or "p").
+#   network   <lan>-<hash>               office-3f2a9c1d
+#   base      <decky>-<hash>             ws-01-8e0b7a44  (PTR: ws-01-8e0b7a44.office-3f2a9c1d)
+#   service   <decky>-<hash>.<service>   ws-01-8e0b7a44.smb  (no DNS record of its own)
+# Labels say which namespace and object each one is; `docker ps` sorts a decky's
+# containers together. Two objects share a name only if their hashes collide; the
+# agent then refuses the second (planner.is_lans_network, Docker's name conflict),
+# it never joins another namespace's network.
+HASH_HEX = 8
+# The base's and the network's names are DNS labels in the PTR answer (Docker gives no
+# answer at all for a longer label, itself a tell).
+DNS_LABEL_MAX = 63
+SERVICE_NAME_MAX = 2 * DNS_LABEL_MAX + 1
+_NOT_LABEL = re.compile(r"[^a-z0-9-]+")
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+# Names of the two earlier schemes ("decnet-<ns>-<lan>", then "decnet.<ns>.<lan>");
+# the agent replaces, never adopts, what it finds under them.
+LEGACY_PREFIXES = ("decnet-", "decnet.")
 # Linux interface names hold at most 15 characters: "dn" + 5 hex of the node + 8 hex of
 # (namespace, LAN). The node part lets one host run several agents (tests) whose
 # catch-all firewall rules (`-i dn<node>+`) never cover each other's bridges.
@@ -82,30 +97,31 @@ def _hex(*parts: str, length: int) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
 
 
-def _bounded(*parts: str, limit: int) -> str:
-    """Deterministic and readable; over `limit`, a hash of the parts keeps it unique."""
-    name = SEP.join(_NOT_NAME.sub("-", p.lower()) for p in parts)
-    if len(name) <= limit:
-        return name
-    return f"{name[: limit - 17]}-{_hex(*parts, length=16)}"
+def _tagged(kind: str, namespace: str, name: str) -> str:
+    """`<name>-<hash>` in one DNS label; the hash is of the unaltered inputs."""
+    digest = _hex(kind, namespace, name, length=HASH_HEX)
+    head = _NOT_LABEL.sub("-", name.lower())[: DNS_LABEL_MAX - HASH_HEX - 1].strip("-")
+    return f"{head}-{digest}" if head else digest
 
 
 def network_name(namespace: str, lan: str) -> str:
     """Docker network for a LAN: one per (namespace, LAN) on a node."""
-    return _bounded(PREFIX, namespace, lan, limit=100)
+    return _tagged("lan", namespace, lan)
 
 
 def base_container_name(namespace: str, decky: str) -> str:
-    return _bounded(PREFIX, namespace, decky, "base", limit=120)
+    return _tagged("decky", namespace, decky)
 
 
 def service_container_name(namespace: str, decky: str, service: str) -> str:
-    return _bounded(PREFIX, namespace, decky, f"svc-{service}", limit=120)
+    """The base's name, ".", the service: base names hold no ".", so it splits one way."""
+    part = service if _LABEL.fullmatch(service) else _tagged("service", "", service)
+    return f"{base_container_name(namespace, decky)}.{part}"
 
 
 def is_legacy_name(name: str) -> bool:
-    """A Docker object named by the old "-"-joined scheme (replaced, never adopted)."""
-    return name.startswith(LEGACY_PREFIX)
+    """A Docker object named by one of the earlier schemes (replaced, never adopted)."""
+    return name.startswith(LEGACY_PREFIXES)
 
 
 def node_tag(node: str) -> str:

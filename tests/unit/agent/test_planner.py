@@ -82,9 +82,25 @@ def service_of(
     )
 
 
+def net_labels(lan: str, ns: str = NS) -> dict[str, str]:
+    return {
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+        names.LABEL_NAMESPACE: ns,
+        names.LABEL_LAN: lan,
+    }
+
+
 def networks_of(*nets: p.NetworkWant) -> tuple[p.NetworkSeen, ...]:
     return tuple(
-        p.NetworkSeen(f"{n.network}-id", n.network, {}, n.driver, n.subnet, n.gateway, n.internal)
+        p.NetworkSeen(
+            f"{n.network}-id",
+            n.network,
+            net_labels(n.lan),
+            n.driver,
+            n.subnet,
+            n.gateway,
+            n.internal,
+        )
         for n in nets
     )
 
@@ -143,10 +159,66 @@ def test_a_plan_without_networks_fails() -> None:
 
 def test_a_network_with_another_subnet_is_a_failure_not_a_fix() -> None:
     w = want()
-    clash = (p.NetworkSeen("x", OFFICE.network, {}, "bridge", "10.99.0.0/24", "10.99.0.1"),)
+    clash = (
+        p.NetworkSeen(
+            "x", OFFICE.network, net_labels("office"), "bridge", "10.99.0.0/24", "10.99.0.1"
+        ),
+    )
     actions = p.plan_decky(w, p.Observed(networks=clash))
     assert kinds(actions) == ["Fail"]
     assert "10.99.0.0/24" in actions[0].message  # type: ignore[union-attr]
+
+
+def test_a_network_of_another_namespace_under_the_lans_name_is_never_joined() -> None:
+    """Names carry an 8-hex hash: were two (namespace, LAN) pairs to share one, the
+    second decky fails rather than joining the first one's network, same subnet or not."""
+    w = want()
+    for other in (net_labels("office", "tenant-b"), net_labels("lab"), {}):
+        theirs = dataclasses.replace(networks_of(OFFICE)[0], labels=other)
+        actions = p.plan_decky(w, p.Observed((base_of(w),), (theirs,)))
+        assert kinds(actions) == ["Fail"]
+        assert "another LAN" in actions[0].message  # type: ignore[union-attr]
+        assert "tenant-b" not in actions[0].message  # type: ignore[union-attr]
+
+
+def _legacy(name: str, n: p.NetworkWant = OFFICE) -> p.NetworkSeen:
+    return dataclasses.replace(networks_of(n)[0], id=f"{name}-id", name=name)
+
+
+def test_a_decky_under_either_old_scheme_is_replaced_services_first_then_its_network() -> None:
+    w = want()
+    for old in (f"decnet-{NS}-office", f"decnet.{NS}.office"):
+        legacy = _legacy(old)
+        old_base = dataclasses.replace(base_of(w), name=f"decnet-{NS}-ws-01-base", id="ob")
+        old_svc = dataclasses.replace(service_of(w, svc("smb")), name="old-smb", id="os")
+        actions = p.plan_decky(w, p.Observed((old_base, old_svc), (legacy,)))
+        assert actions == [
+            p.RemoveContainer("old-smb", "os", "renamed: collision-free names"),
+            p.RemoveContainer(old_base.name, "ob", "renamed: collision-free names"),
+            p.RemoveNetwork(old, f"{old}-id"),
+        ]
+        # once gone, the decky is built under the new names
+        after = p.plan_decky(w, p.Observed())
+        assert kinds(after) == ["EnsureNetwork", "CreateBase"]
+        assert after[1].want.base_name == names.base_container_name(NS, "ws-01")  # type: ignore[union-attr]
+
+
+def test_old_networks_of_other_lans_or_namespaces_or_under_new_names_are_left_alone() -> None:
+    w = want()
+    others = (
+        dataclasses.replace(_legacy(f"decnet-{NS}-lab"), labels=net_labels("lab")),
+        dataclasses.replace(_legacy("decnet.other.office"), labels=net_labels("office", "other")),
+    )
+    actions = p.plan_decky(w, p.Observed((base_of(w),), (*others, *networks_of(OFFICE))))
+    assert kinds(actions) == ["CreateService", "CreateService"]
+    # a user's LAN may be called "decnet-lab": its network is never taken for an old one
+    lab = p.NetworkWant(
+        "decnet-lab", names.network_name(NS, "decnet-lab"), "10.50.0.7", "10.50.0.0/24", ""
+    )
+    assert names.is_legacy_name(lab.network)
+    mine = want(networks=(lab,))
+    actions = p.plan_decky(mine, p.Observed((base_of(mine),), networks_of(lab)))
+    assert kinds(actions) == ["CreateService", "CreateService"]
 
 
 # --------------------------------------------------------------------------- services

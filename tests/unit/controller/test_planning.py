@@ -47,7 +47,7 @@ def test_plan_matches_the_contract() -> None:
     assert plan["networks"] == [
         {
             "lan": "office",
-            "network": "decnet.decoys.office",
+            "network": "office-f6dc6d4b",  # names.network_name, pinned
             "ip": "10.20.0.15",
             "subnet": "10.20.0.0/24",
             "gateway": "10.20.0.1",

@@ -192,7 +192,12 @@ class Engine:
             existing = self._call(self.api.networks, names=[net.network])
             for found in existing:
                 if found.get("Name") == net.network:
-                    return _network_seen(found)
+                    seen = _network_seen(found)
+                    if not planner.is_lans_network(seen, namespace, net.lan):
+                        raise DockerError(
+                            f"Docker network {net.network} exists and belongs to another LAN"
+                        )
+                    return seen
             pool = docker.types.IPAMPool(subnet=net.subnet, gateway=net.gateway or None)
             options = network_options(self.node, namespace, net)
             labels = {
