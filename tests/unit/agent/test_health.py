@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from tests.unit.agent.test_planner import base_of, service_of, svc, want
+
 from decnet.agent import health, planner
 from decnet.api import v1alpha1
-from tests.unit.agent.test_planner import base_of, service_of, svc, want
 
 
 def test_all_started_containers_running_is_no_verdict() -> None:
@@ -69,9 +70,7 @@ def test_containers_outside_the_plan_are_not_this_plans_failure() -> None:
         state="exited",
         labels={**service_of(w, w.services[0]).labels, "decnet.io/uid": "old-uid"},
     )
-    removed_service = dataclasses.replace(
-        service_of(w, svc("ftp")), state="exited", exit_code=1
-    )
+    removed_service = dataclasses.replace(service_of(w, svc("ftp")), state="exited", exit_code=1)
     assert health.judge_containers(w, [base_of(w), other_uid, removed_service]) is None
 
 
