@@ -102,9 +102,7 @@ def test_a_service_that_exits_at_once_is_not_ready_and_is_retried_with_backoff(
     assert len(creates) == 3
     # the healthy sibling stays up throughout
     http = next(
-        c
-        for c in cluster.containers("crash-01")
-        if c.labels.get("decnet.io/service") == "http"
+        c for c in cluster.containers("crash-01") if c.labels.get("decnet.io/service") == "http"
     )
     http.reload()
     assert http.status == "running"
