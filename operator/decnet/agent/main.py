@@ -244,7 +244,7 @@ class Agent:
         # rules for a new LAN before Ready is reported (until then its bridge is closed)
         self.sync_firewall()
         if outcome.state == "converged" and want is not None:
-            verdict = health.judge_firewall(want, self._fw_error)
+            verdict = health.judge_firewall(want, self.firewall_error)
             if verdict is not None:
                 outcome = converge.Outcome(
                     "failed", verdict.message, outcome.observed, verdict.reason
@@ -400,6 +400,11 @@ class Agent:
             with_containers = {c.uid for c in observed.containers}
             for uid in self.engine.lures.prune(live | with_containers):
                 log.info("gc", action=f"lure files of {uid}")
+
+    @property
+    def firewall_error(self) -> str | None:
+        """Why the last egress firewall sync failed; None when it did not (or it is off)."""
+        return self._fw_error
 
     def sync_firewall(self, force: bool = False) -> None:
         """Egress rules for the LANs planned on this node; a no-op when nothing changed
