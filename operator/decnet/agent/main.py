@@ -266,6 +266,8 @@ class Agent:
             log.warning("converge_failed", decky=f"{namespace}/{name}", message=outcome.message)
             with self._lock:
                 self._failed[uid] = fp
+                # a revert to the last good spec is work again (Docker holds the failed one)
+                self._done.pop(uid, None)
             self._schedule_retry(uid)
             return
         with self._lock:
@@ -411,25 +413,25 @@ class Agent:
         since the last successful sync, unless forced (the resync repairs drift)."""
         if not self.firewall_enabled or not self._listed.is_set():
             return  # before the first list, "no LANs" would only mean "not known yet"
-        before = self._fw_error
-        self._sync_firewall(force)
-        if (before is None) != (self._fw_error is None):
+        if self._sync_firewall(force):
             # containment just failed or came back: every decky's Ready must say so
             with self._lock:
                 uids = list(self._objects)
             for uid in uids:
                 self.enqueue(uid, force=True)
 
-    def _sync_firewall(self, force: bool) -> None:
+    def _sync_firewall(self, force: bool) -> bool:
+        """One sync; True when it turned containment from in place to failed or back."""
         # one sync at a time, each from a fresh snapshot: a slower sync can never apply
         # an older view over a newer one
         with self._fw_lock:
+            was_ok = self._fw_error is None
             with self._lock:
                 objects = dict(self._objects)
             v4, v6 = self._wanted_rules(objects)
             fp = egress.fingerprint(v4) + egress.fingerprint(v6)
             if not force and fp == self._fw_applied:
-                return
+                return False
             try:
                 done = firewall.sync(self.node, v4, firewall.IPV4)
                 done += firewall.sync(self.node, v6, firewall.IPV6)
@@ -438,12 +440,13 @@ class Agent:
                 self._fw_error = str(error)[:500] or type(error).__name__
                 FIREWALL_SYNCS.labels("failed").inc()
                 log.error("firewall_sync_failed", error=str(error)[:500])
-                return
+                return was_ok
             self._fw_applied = fp
             self._fw_error = None
             FIREWALL_SYNCS.labels("ok").inc()
             if done:
                 log.info("firewall_synced", actions=[type(a).__name__ for a in done])
+            return not was_ok
 
     def _wanted_rules(
         self, objects: dict[str, dict[str, Any]]
