@@ -162,6 +162,7 @@ class Fleet:
         forwards_l3: bool = False,
         image: str = "decnet-test/busybox:latest",
         node: str | None = None,
+        commands: dict[str, list[str]] | None = None,
     ) -> str:
         plan: dict[str, Any] = {
             "hostname": name.upper(),
@@ -173,7 +174,7 @@ class Fleet:
                     "name": s,
                     "image": image,
                     "ports": [],
-                    "command": SLEEP,
+                    "command": (commands or {}).get(s, SLEEP),
                     "env": {},
                     "configHash": "",
                 }
@@ -540,6 +541,42 @@ def test_a_docker_error_is_reported_as_failed_with_its_text(
     obj = fleet.wait_state("bad", "failed", h1, agent)
     message = obj["status"]["agent"]["message"]
     assert "decnet-none/missing:0.0.1" in message and len(message) <= 2000
+
+
+def test_a_service_that_exits_at_once_is_reported_failed_with_its_exit_code_and_backed_off(
+    start_agent: Callable[[], AgentProc],
+    fleet_factory: Callable[[AgentProc], Fleet],
+    docker_client: Any,
+    namespace: str,
+) -> None:
+    agent = start_agent()
+    fleet = fleet_factory(agent)
+    fleet.create("crash")
+    h1 = fleet.plan(
+        "crash", ["smb", "crashy"], [fleet.net()], commands={"crashy": ["sh", "-c", "exit 3"]}
+    )
+    obj = fleet.wait_state("crash", "failed", h1, agent)
+    report = obj["status"]["agent"]
+    assert report["reason"] == "ServiceExited"
+    assert report["message"] == "service crashy exited (exit code 3) after start"
+    rows = {c["service"]: c["state"] for c in obj["status"]["containers"]}
+    assert rows == {"": "running", "smb": "running", "crashy": "exited"}
+
+    # restarted with backoff, not on every resync (every 2 s here) nor in a hot loop
+    since = time.time()
+    time.sleep(20)
+    until = time.time()
+    labels = [f"{names.LABEL_NAMESPACE}={namespace}", f"{names.LABEL_DECKY}=crash"]
+    events = docker_client.api.events(
+        since=int(since),
+        until=int(until) + 1,
+        filters={"type": "container", "label": labels},
+        decode=True,
+    )
+    starts = [e for e in events if e.get("Action") == "start" and e.get("time", 0) >= since]
+    print(f"crash: {len(starts)} container starts in {until - since:.0f} s after the report")
+    assert 1 <= len(starts) <= 5, len(starts)
+    assert fleet.agent_report("crash")["state"] == "failed"
 
 
 def test_sigkill_mid_deploy_of_20_then_restart_converges_without_duplicates_or_recreates(

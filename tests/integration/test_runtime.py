@@ -595,3 +595,40 @@ def test_a_macvlan_decky_is_kept_off_the_node_through_its_parent(
         thread.join(timeout=5)
         server.close()
         firewall.cleanup(eng.node)
+
+
+def test_a_service_that_exits_after_start_fails_the_converge_with_its_exit_code(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    crashing = planner.ServiceWant("crashy", "decnet-test/busybox:latest", ("sh", "-c", "exit 3"))
+    want = decky(docker_ns, (lan(docker_ns, "office"),), services=(svc("smb"), crashing))
+    # trusting Docker's start answer alone, the crash would be reported converged
+    assert converge.converge(eng, want).state == "converged"
+    deadline = time.monotonic() + 30
+    crashy = docker_client.containers.get(want.service_name("crashy"))
+    while crashy.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        crashy.reload()
+    assert crashy.status == "exited"
+    # the next round starts it again and, after the settle, sees it gone again
+    outcome = converge.converge(eng, want, settle_seconds=1.5)
+    assert outcome.state == "failed"
+    assert outcome.reason == "ServiceExited"
+    assert outcome.message == "service crashy exited (exit code 3) after start"
+    seen = {c.name: c for c in outcome.observed.containers}
+    assert seen[want.service_name("crashy")].exit_code == 3
+    assert seen[want.service_name("smb")].state == "running"
+    # the service was started again, not recreated, and its sibling left running
+    assert seen[want.service_name("crashy")].id == crashy.id
+    assert docker_client.containers.get(want.service_name("smb")).status == "running"
+
+
+def test_confirming_a_container_removed_meanwhile_says_missing(
+    docker_client: Any, docker_ns: str, eng: runtime.Engine
+) -> None:
+    want = decky(docker_ns, (lan(docker_ns, "office"),), services=(svc("smb"),))
+    outcome = converged(eng, want)
+    smb = next(c for c in outcome.observed.containers if c.service == "smb")
+    docker_client.containers.get(smb.id).remove(force=True)
+    (confirmed,) = eng.confirm([smb])
+    assert (confirmed.state, confirmed.exit_code) == ("missing", None)

@@ -3,16 +3,20 @@
 Level-based: every round starts from a fresh observation, so a half-finished
 earlier attempt (an agent killed mid-deploy, a container removed by hand) is
 just another starting point. Creating a base takes a second round because its
-services' hashes include the base id.
+services' hashes include the base id. A round that started containers ends with a
+confirmation: after a short settle, those containers are inspected, and one that did
+not stay up fails the converge (health.judge_containers) instead of reporting Ready.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import structlog
 
-from decnet.agent import planner
+from decnet.agent import health, planner
 from decnet.agent.runtime import engine as runtime
 
 log = structlog.get_logger("decnet.agent")
@@ -25,16 +29,26 @@ class Outcome:
     state: str  # converged | failed | refused | removed
     message: str
     observed: planner.Observed
+    reason: str = ""  # v1alpha1.AGENT_REASONS for a failure the agent judged itself
 
 
-def converge(eng: runtime.Engine, want: planner.DeckyWant) -> Outcome:
+def converge(
+    eng: runtime.Engine,
+    want: planner.DeckyWant,
+    settle_seconds: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
     """Drive Docker to `want`; DockerError is turned into a failed outcome by the caller.
 
     Docker is observed once; after a round of creations the next round plans from what
     Docker answered to them (planner.predict), and only a round with removals or network
     changes looks again. The periodic resync re-observes everything anyway.
+
+    With `settle_seconds` > 0, containers started on the way are inspected that long
+    after the last round, and a converge whose containers did not stay up fails.
     """
     observed: planner.Observed | None = None
+    started: list[str] = []
     for _ in range(MAX_ROUNDS):
         if observed is None:
             observed = eng.observe_decky(
@@ -47,15 +61,40 @@ def converge(eng: runtime.Engine, want: planner.DeckyWant) -> Outcome:
             if isinstance(action, planner.Fail):
                 return Outcome("failed", action.message, observed)
         if not actions:
-            return Outcome("converged", "", observed)
+            return _confirm(eng, want, observed, started, settle_seconds, sleep)
         results = []
         for action in actions:
             log.info("docker_action", decky=want.key, action=describe(action))
             results.append(eng.execute(action))
+        started.extend(health.started_ids(actions, results))
         observed = planner.predict(observed, actions, results)
     return Outcome(
         "failed", f"not converged after {MAX_ROUNDS} rounds", observed or planner.Observed()
     )
+
+
+def _confirm(
+    eng: runtime.Engine,
+    want: planner.DeckyWant,
+    observed: planner.Observed,
+    started: list[str],
+    settle_seconds: float,
+    sleep: Callable[[float], None],
+) -> Outcome:
+    """Converged, unless a container started on the way is not up after the settle."""
+    current = {c.id: c for c in observed.containers}
+    to_confirm = [current[i] for i in dict.fromkeys(started) if i in current]
+    if settle_seconds <= 0 or not to_confirm:
+        return Outcome("converged", "", observed)
+    sleep(settle_seconds)
+    for c in eng.confirm(to_confirm):
+        current[c.id] = c
+    observed = replace(observed, containers=tuple(current.values()))
+    verdict = health.judge_containers(want, observed.containers)
+    if verdict is None:
+        return Outcome("converged", "", observed)
+    log.warning("container_not_up", decky=want.key, reason=verdict.reason, message=verdict.message)
+    return Outcome("failed", verdict.message, observed, verdict.reason)
 
 
 def remove(eng: runtime.Engine, namespace: str, name: str, uid: str) -> Outcome:

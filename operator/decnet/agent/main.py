@@ -6,7 +6,12 @@ Threads, because the Docker SDK and lightkube's sync client block:
 - a bounded pool converges deckies; one decky is never converged by two
   workers at once, and events arriving meanwhile coalesce into one more pass;
 - a ticker re-queues failed deckies after their backoff, runs the periodic
-  resync (fresh list, drift repair, orphan reaping) and renews the Lease.
+  resync (fresh list, drift repair, orphan reaping) and renews the Lease. A failed
+  decky waits for its backoff: neither its own status echo nor the resync retries it
+  sooner (a crashing service is restarted with backoff, not in a hot loop).
+Ready is reported only for what is in place: containers started in a converge are
+confirmed after a short settle, and a failed egress firewall sync fails every decky
+on a LAN (agent/health.py).
 Nothing is deleted on uncertainty: orphans are reaped only after a successful
 fresh list and a grace period, and an unreachable Docker engine only delays.
 """
@@ -36,6 +41,7 @@ from decnet.agent import (
     desired,
     egress,
     hardening,
+    health,
     kube,
     lures,
     planner,
@@ -58,6 +64,8 @@ FIREWALL_SYNCS = Counter(
 )
 
 MAX_BACKOFF = 60.0
+# How long a just-started container must stay up before the converge counts it.
+SETTLE_SECONDS = 1.5
 LEASE_RENEW_SECONDS = 10.0
 
 
@@ -74,18 +82,21 @@ class Agent:
         denied_cidrs: tuple[str, ...] = egress.DEFAULT_DENIED,
         system_namespace: str = names.SYSTEM_NAMESPACE,
         egress_within: tuple[str, ...] = egress.ANYWHERE,
+        settle_seconds: float = SETTLE_SECONDS,
     ) -> None:
         self.client = client
         self.system_namespace = system_namespace
         self.engine = engine
         self.node = node
         self.resync_seconds = resync_seconds
+        self.settle_seconds = settle_seconds
         self.orphan_grace_seconds = orphan_grace_seconds
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="converge")
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._objects: dict[str, dict[str, Any]] = {}  # uid -> latest Decky as a dict
         self._done: dict[str, str] = {}  # uid -> fingerprint last converged without error
+        self._failed: dict[str, str] = {}  # uid -> fingerprint whose converge failed
         self._active: set[str] = set()  # uids a worker owns right now
         self._again: set[str] = set()  # uids that changed while a worker owned them
         self._retry: dict[str, tuple[float, float]] = {}  # uid -> (due, last delay)
@@ -101,6 +112,7 @@ class Agent:
         self._fw_refused: set[tuple[str, str, str]] = set()
         self._fw_lock = threading.Lock()
         self._fw_applied = ""  # fingerprint of the last ruleset applied without error
+        self._fw_error: str | None = None  # why the last sync failed; None when it did not
         # uid -> (plan hash, (namespace, networks)): plans parsed once, not per converge
         self._fw_plans: dict[
             str, tuple[str, tuple[str, tuple[planner.NetworkWant, ...]] | None]
@@ -113,7 +125,9 @@ class Agent:
             obj = self._objects.get(uid)
             if obj is None:
                 return
-            if not force and self._done.get(uid) == desired.fingerprint(obj):
+            fp = desired.fingerprint(obj)
+            # a failed decky is retried by its backoff timer (force), not by every event
+            if not force and fp in (self._done.get(uid), self._failed.get(uid)):
                 return
             if uid in self._active:
                 self._again.add(uid)
@@ -209,7 +223,7 @@ class Agent:
                 want = desired.want_from_decky(decky, self._read_ref)
                 if want is None:
                     return  # not planned yet: the operator has not scheduled it here
-                outcome = converge.converge(self.engine, want)
+                outcome = converge.converge(self.engine, want, self.settle_seconds)
         except runtime.EngineUnavailable as error:
             log.warning("docker_unavailable", decky=f"{namespace}/{name}", error=str(error))
             CONVERGES.labels("unavailable").inc()
@@ -229,6 +243,12 @@ class Agent:
             outcome = converge.Outcome("failed", message, self._safe_observe(namespace, name))
         # rules for a new LAN before Ready is reported (until then its bridge is closed)
         self.sync_firewall()
+        if outcome.state == "converged" and want is not None:
+            verdict = health.judge_firewall(want, self.firewall_error)
+            if verdict is not None:
+                outcome = converge.Outcome(
+                    "failed", verdict.message, outcome.observed, verdict.reason
+                )
         CONVERGE_SECONDS.observe(time.monotonic() - started)
         CONVERGES.labels(outcome.state).inc()
         report = reporter.build_report(
@@ -239,14 +259,20 @@ class Agent:
             outcome.state,
             outcome.message,
             list(outcome.observed.containers) if outcome.state != "removed" else [],
+            outcome.reason,
         )
         self._write(uid, namespace, name, status, report)
         if outcome.state == "failed":
             log.warning("converge_failed", decky=f"{namespace}/{name}", message=outcome.message)
+            with self._lock:
+                self._failed[uid] = fp
+                # a revert to the last good spec is work again (Docker holds the failed one)
+                self._done.pop(uid, None)
             self._schedule_retry(uid)
             return
         with self._lock:
             self._retry.pop(uid, None)
+            self._failed.pop(uid, None)
             self._done[uid] = fp
         log.info("converged", decky=f"{namespace}/{name}", state=outcome.state)
 
@@ -288,6 +314,7 @@ class Agent:
             for gone in set(self._objects) - uids:
                 self._objects.pop(gone, None)
                 self._done.pop(gone, None)
+                self._failed.pop(gone, None)
                 self._retry.pop(gone, None)
             for obj in items:
                 self._objects[str(obj["metadata"]["uid"])] = obj
@@ -318,6 +345,7 @@ class Agent:
                         with self._lock:
                             self._objects.pop(uid, None)
                             self._done.pop(uid, None)
+                            self._failed.pop(uid, None)
                             self._retry.pop(uid, None)
                         continue
                     with self._lock:
@@ -339,7 +367,9 @@ class Agent:
             log.warning("resync_list_failed", error=str(error)[:300])
             live = None
         with self._lock:
-            uids = list(self._objects)
+            # a decky waiting for its backoff is retried by the timer, not sooner
+            waiting = {u for u, (at, _) in self._retry.items() if at != float("inf")}
+            uids = [u for u in self._objects if u not in waiting]
         for uid in uids:
             self.enqueue(uid, force=True)
         if live is not None:
@@ -373,32 +403,50 @@ class Agent:
             for uid in self.engine.lures.prune(live | with_containers):
                 log.info("gc", action=f"lure files of {uid}")
 
+    @property
+    def firewall_error(self) -> str | None:
+        """Why the last egress firewall sync failed; None when it did not (or it is off)."""
+        return self._fw_error
+
     def sync_firewall(self, force: bool = False) -> None:
         """Egress rules for the LANs planned on this node; a no-op when nothing changed
         since the last successful sync, unless forced (the resync repairs drift)."""
         if not self.firewall_enabled or not self._listed.is_set():
             return  # before the first list, "no LANs" would only mean "not known yet"
+        if self._sync_firewall(force):
+            # containment just failed or came back: every decky's Ready must say so
+            with self._lock:
+                uids = list(self._objects)
+            for uid in uids:
+                self.enqueue(uid, force=True)
+
+    def _sync_firewall(self, force: bool) -> bool:
+        """One sync; True when it turned containment from in place to failed or back."""
         # one sync at a time, each from a fresh snapshot: a slower sync can never apply
         # an older view over a newer one
         with self._fw_lock:
+            was_ok = self._fw_error is None
             with self._lock:
                 objects = dict(self._objects)
             v4, v6 = self._wanted_rules(objects)
             fp = egress.fingerprint(v4) + egress.fingerprint(v6)
             if not force and fp == self._fw_applied:
-                return
+                return False
             try:
                 done = firewall.sync(self.node, v4, firewall.IPV4)
                 done += firewall.sync(self.node, v6, firewall.IPV6)
             except firewall.FirewallError as error:
                 self._fw_applied = ""
+                self._fw_error = str(error)[:500] or type(error).__name__
                 FIREWALL_SYNCS.labels("failed").inc()
                 log.error("firewall_sync_failed", error=str(error)[:500])
-                return
+                return was_ok
             self._fw_applied = fp
+            self._fw_error = None
             FIREWALL_SYNCS.labels("ok").inc()
             if done:
                 log.info("firewall_synced", actions=[type(a).__name__ for a in done])
+            return not was_ok
 
     def _wanted_rules(
         self, objects: dict[str, dict[str, Any]]
@@ -543,6 +591,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=SETTLE_SECONDS,
+        help="how long a container started in a converge must stay up before Ready "
+        "(0: trust Docker's start answer)",
+    )
+    parser.add_argument(
         "--state-dir",
         default=os.environ.get("DECNET_STATE_DIR", lures.DEFAULT_ROOT),
         help="node directory for lure files, the event checkpoint and the per-sink spools "
@@ -612,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
         system_namespace=names.system_namespace(),
         egress_within=tuple(c.strip() for c in args.egress_within.split(",") if c.strip()),
+        settle_seconds=args.settle_seconds,
     )
     events = attacker.AttackerEvents(
         agent.client,

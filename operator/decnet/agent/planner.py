@@ -175,6 +175,7 @@ class ContainerSeen:
     state: str  # Docker's: created, running, exited, paused, restarting, dead
     networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IP
     network_mode: str = ""  # a base's home network, "container:<id>" for a service
+    exit_code: int | None = None  # from an inspect (health.judge_containers); None if unknown
 
     @property
     def role(self) -> str:

@@ -30,9 +30,12 @@ def build_report(
     state: str,
     message: str,
     containers: Sequence[planner.ContainerSeen],
+    reason: str = "",
 ) -> dict[str, Any]:
-    """{containers, agent} in wire form (camelCase), containers sorted base first."""
+    """{containers, agent} in wire form (camelCase), containers sorted base first;
+    `reason` (v1alpha1.AGENT_REASONS) only with state "failed"."""
     assert state in STATES, state
+    assert reason == "" or (state == "failed" and reason in v1alpha1.AGENT_REASONS), reason
     base = next((c for c in containers if c.role == names.ROLE_BASE), None)
     expected: dict[str, str] = {}
     if want is not None:
@@ -55,16 +58,17 @@ def build_report(
                 "planHash": plan_hash if current else "",
             }
         )
-    return {
-        "containers": rows,
-        "agent": {
-            "node": node,
-            "planHash": plan_hash,
-            "state": state,
-            "message": cap(message),
-            "lifecycleId": lifecycle_id,
-        },
+    agent = {
+        "node": node,
+        "planHash": plan_hash,
+        "state": state,
+        "message": cap(message),
+        "lifecycleId": lifecycle_id,
     }
+    if reason:
+        # absent rather than empty: server-side apply then drops a reason that no longer holds
+        agent["reason"] = reason
+    return {"containers": rows, "agent": agent}
 
 
 def _normal_agent(raw: Any) -> dict[str, Any] | None:

@@ -254,6 +254,10 @@ class _Machine:
         }
         return {k: v for k, v in status.items() if v is not None}
 
+    def _agent_reason(self) -> str:
+        """The agent's own reason for a failure (ServiceExited, FirewallFailed, ...)."""
+        return str(self.agent.get("reason") or "") or "AgentFailed"
+
     def _conditions(self) -> list[conditions.Condition]:
         gen, now = self.obs.generation, self.now
         rec = self.record or {}
@@ -291,11 +295,17 @@ class _Machine:
             )
 
         stall = self.want.stall
-        if stall is None and phase == FAILED and self.agent.get("planHash") == self.hash:
+        agent_now = self.hash is not None and self.agent.get("planHash") == self.hash
+        if stall is None and phase == FAILED and agent_now:
             if self.agent.get("state") == "refused":
                 stall = Stall("RecreateRefused", str(rec.get("message", "")))
             elif self.agent.get("state") == "failed":
-                stall = Stall("AgentFailed", str(rec.get("message", "")))
+                stall = Stall(self._agent_reason(), str(rec.get("message", "")))
+        elif stall is None and phase == SUCCEEDED and agent_now:
+            # A decky that was Ready and no longer is (a service exited after a restart,
+            # the egress firewall failed): the record stays succeeded, Ready tells.
+            if self.agent.get("state") == "failed":
+                stall = Stall(self._agent_reason(), str(self.agent.get("message") or ""))
         if stall is not None:
             stalled = cond(conditions.STALLED, conditions.TRUE, stall.reason, stall.message)
         else:

@@ -201,3 +201,14 @@ def test_buildkit_read_only_activity_error_detection(output: str, expected: bool
 def test_the_legacy_builder_env_disables_buildkit_only() -> None:
     env = images.legacy_builder_env({"PATH": "/bin", "DOCKER_BUILDKIT": "1"})
     assert env == {"PATH": "/bin", "DOCKER_BUILDKIT": "0"}
+
+
+def test_a_judged_failure_carries_its_reason_and_a_later_success_drops_it() -> None:
+    want = _want()
+    failed = reporter.build_report(
+        "n", want, "plan-1", "", "failed", "service smb exited (exit code 3)", [], "ServiceExited"
+    )
+    assert failed["agent"]["reason"] == "ServiceExited"
+    ok = reporter.build_report("n", want, "plan-1", "", "converged", "", [])
+    assert "reason" not in ok["agent"]
+    assert reporter.differs({"agent": failed["agent"], "containers": []}, ok)

@@ -181,3 +181,35 @@ def test_waiting_is_not_stalled() -> None:
     assert cond(out.status, "Stalled")["status"] == "False"
     assert cond(out.status, "Ready")["reason"] == "LANNotFound"
     assert out.status["lifecycle"]["phase"] == "pending"
+
+
+def test_the_agents_own_reason_becomes_the_ready_and_stalled_reason() -> None:
+    s1 = step({}).status
+    failed = report(s1, "failed", msg="service ssh exited (exit code 3) after start")
+    failed["agent"]["reason"] = "ServiceExited"
+    out = step(failed)
+    assert out.status["lifecycle"]["phase"] == "failed"
+    ready = cond(out.status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ServiceExited")
+    assert "exit code 3" in ready["message"]
+    assert cond(out.status, "Stalled")["reason"] == "ServiceExited"
+
+
+def test_a_ready_decky_whose_agent_then_fails_is_no_longer_ready() -> None:
+    done = step(report(step({}).status, "converged")).status
+    assert cond(done, "Ready")["status"] == "True"
+    failed = report(done, "failed", msg="egress firewall rules for LAN(s) office are not in place")
+    failed["agent"]["reason"] = "FirewallFailed"
+    out = step(failed, t="T3")
+    assert out.status["lifecycle"]["phase"] == "succeeded"  # terminal records never edited
+    ready = cond(out.status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "FirewallFailed")
+    assert "office" in ready["message"]
+    # and once the agent reports converged again, Ready comes back
+    back = step(report(out.status, "converged"), t="T4")
+    assert cond(back.status, "Ready")["status"] == "True"
+
+
+def test_a_failure_without_an_agent_reason_is_agent_failed() -> None:
+    out = step(report(step({}).status, "failed", msg="no such image"))
+    assert cond(out.status, "Ready")["reason"] == "AgentFailed"

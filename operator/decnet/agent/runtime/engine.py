@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import docker
@@ -127,6 +128,21 @@ class Engine:
 
     def observe_node(self) -> planner.Observed:
         return planner.Observed(tuple(self.list_containers()), tuple(self.list_networks()))
+
+    def confirm(self, containers: Sequence[planner.ContainerSeen]) -> list[planner.ContainerSeen]:
+        """The same containers with Docker's state and exit code now (one inspect each);
+        a container gone meanwhile comes back as state "missing"."""
+        confirmed = []
+        for c in containers:
+            try:
+                raw = self._call(self.api.inspect_container, c.id)
+            except DockerError as error:
+                if isinstance(error.__cause__, docker.errors.NotFound):
+                    confirmed.append(replace(c, state="missing", exit_code=None))
+                    continue
+                raise
+            confirmed.append(_confirmed(c, raw))
+        return confirmed
 
     # ------------------------------------------------------------------ act
 
@@ -418,6 +434,16 @@ def _container_seen(raw: Mapping[str, Any]) -> planner.ContainerSeen:
         networks=networks,
         network_mode=str((raw.get("HostConfig") or {}).get("NetworkMode", "")),
     )
+
+
+def _confirmed(c: planner.ContainerSeen, raw: Any) -> planner.ContainerSeen:
+    state = raw.get("State") if isinstance(raw, Mapping) else None
+    if not isinstance(state, Mapping):
+        state = {}
+    status = str(state.get("Status", ""))[:32]
+    code = state.get("ExitCode")
+    exit_code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    return replace(c, state=status, exit_code=None if status == "running" else exit_code)
 
 
 def _network_seen(raw: Mapping[str, Any]) -> planner.NetworkSeen:

@@ -14,6 +14,10 @@ from decnet.api.v1alpha1.archetypes import (
     SNIFFER,
 )
 from decnet.api.v1alpha1.common import (
+    AGENT_REASON_BASE_EXITED,
+    AGENT_REASON_FIREWALL_FAILED,
+    AGENT_REASON_SERVICE_EXITED,
+    AGENT_REASONS,
     API_VERSION,
     CONDITION_READY,
     CONDITION_RECONCILING,
@@ -144,6 +148,10 @@ __all__ = [
     "MESSAGE_MAX",
     "NAME_DUPLICATE",
     "OPERATIONS",
+    "AGENT_REASON_BASE_EXITED",
+    "AGENT_REASON_FIREWALL_FAILED",
+    "AGENT_REASON_SERVICE_EXITED",
+    "AGENT_REASONS",
     "OP_DEPLOY",
     "OP_MUTATE",
     "OP_TEARDOWN",

@@ -38,9 +38,21 @@ PHASE_FAILED = "failed"
 PHASES = (PHASE_PENDING, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED)
 TERMINAL_PHASES = (PHASE_SUCCEEDED, PHASE_FAILED)
 
+# Why an agent report is "failed" when the agent knows better than "Docker said no";
+# the operator uses it as the Ready/Stalled reason (AgentFailed when empty).
+AGENT_REASON_SERVICE_EXITED = "ServiceExited"
+AGENT_REASON_BASE_EXITED = "BaseExited"
+AGENT_REASON_FIREWALL_FAILED = "FirewallFailed"
+AGENT_REASONS = (
+    AGENT_REASON_SERVICE_EXITED,
+    AGENT_REASON_BASE_EXITED,
+    AGENT_REASON_FIREWALL_FAILED,
+)
+
 # Lifecycle and agent messages carry Docker's error text; DECNET caps it at 2,000 chars.
 MESSAGE_MAX = 2000
 
+AgentReason = Literal["", "ServiceExited", "BaseExited", "FirewallFailed"]
 Operation = Literal["deploy", "update", "mutate", "teardown"]
 Phase = Literal["pending", "running", "succeeded", "failed"]
 ConditionStatus = Literal["True", "False", "Unknown"]

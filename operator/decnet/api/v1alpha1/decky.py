@@ -358,6 +358,12 @@ class AgentReport(Model):
         description="Docker's error text, or why the change was refused (capped).",
         max_length=common.MESSAGE_MAX,
     )
+    reason: common.AgentReason = Field(
+        default="",
+        description="For state=failed, what the agent found: ServiceExited or BaseExited "
+        "(a container did not stay up; the message names it and its exit code) or "
+        "FirewallFailed (the egress rules of its LANs are not in place). Empty otherwise.",
+    )
     lifecycle_id: str = Field(default="", description="status.lifecycle.id the agent worked on.")
 
 
