@@ -183,6 +183,22 @@ async def serve_tcp(
     )
 
 
+SessionHandler = Callable[
+    [Context, asyncio.StreamReader, asyncio.StreamWriter, Peer], Awaitable[None]
+]
+
+
+async def serve_ports(ctx: Context, ports: list[tuple[int, str]], handle: SessionHandler) -> None:
+    """Serve `handle(ctx, reader, writer, peer)` on every TCP port of a service."""
+
+    async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: Peer) -> None:
+        await handle(ctx, r, w, p)
+
+    for port, proto in ports:
+        if proto == "tcp":
+            await serve_tcp(ctx, port, on_conn)
+
+
 async def close(writer: asyncio.StreamWriter) -> None:
     try:
         writer.close()

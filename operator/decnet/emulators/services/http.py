@@ -195,8 +195,4 @@ async def handle(ctx: core.Context, reader: asyncio.StreamReader, writer: asynci
 
 
 async def serve(ctx: core.Context) -> None:
-    async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter, p: core.Peer) -> None:
-        await handle(ctx, r, w, p)
-
-    for port, _proto in PORTS:
-        await core.serve_tcp(ctx, port, on_conn)
+    await core.serve_ports(ctx, PORTS, handle)
