@@ -28,7 +28,7 @@ log "set-up took $((SECONDS - start)) s"
 paths=()
 for t in "${tiers[@]}"; do paths+=("tests/$t"); done
 set +e
-python3 -m pytest "${paths[@]}" ${PYTEST_ARGS:--q -ra}
+python3 -m pytest "${paths[@]}" ${PYTEST_ARGS:--q -ra --durations=30}
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then log "no tests were collected: that is a failure"; exit 1; fi
