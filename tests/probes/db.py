@@ -11,7 +11,7 @@ from tests.probes import NMAP, Expect, Port, probe
 
 NMAP["https"] = (443, "tcp", "Apache")
 NMAP["docker-api"] = (2375, "tcp", "Docker")
-NMAP["k8s"] = (6443, "tcp", "ssl")
+NMAP["k8s"] = (6443, "tcp", "https")  # nmap 7.93 has no kube-apiserver signature
 NMAP["elasticsearch"] = (9200, "tcp", "Elasticsearch")
 NMAP["mysql"] = (3306, "tcp", "MySQL")
 NMAP["postgres"] = (5432, "tcp", "PostgreSQL")

@@ -90,3 +90,13 @@ def test_snmp_on_the_controller_describes_the_plc() -> None:
                               capture_output=True, text=True, timeout=60, check=False)
         assert '"Siemens, SIMATIC, S7-1200"' in done.stdout, done.stderr
         emu.wait_event("auth", password="public", dst_port="161")
+
+
+def test_with_snmp_off_conpot_leaves_161_udp_to_the_snmp_service() -> None:
+    """The agent sets snmp: false when a decky also runs the snmp service (one UDP port)."""
+    import socket as _socket
+
+    with h.run("conpot", {"snmp": False}) as emu:
+        with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", emu.port(161)))  # fails with EADDRINUSE if conpot held it
+        assert emu.alive()
