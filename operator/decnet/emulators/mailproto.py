@@ -7,11 +7,14 @@ place makes the three servers agree with each other, as one real mail host would
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import dataclasses
 import email.utils
 import hashlib
+
+from . import core
 
 MAX_HEADER_BYTES = 65536
 
@@ -33,6 +36,15 @@ class Step:
     notes: list[Note] = dataclasses.field(default_factory=list)
     close: bool = False
     data: bool = False  # SMTP: the client now sends the message, up to "."
+
+
+async def perform(
+    ctx: core.Context, writer: asyncio.StreamWriter, peer: core.Peer, step: Step
+) -> None:
+    """The one I/O edge of a step: emit its events, then send its reply."""
+    for note in step.notes:
+        ctx.emit(note.kind, peer, note.message, **note.fields)
+    await core.send(writer, step.reply)
 
 
 def b64decode(text: str | bytes) -> bytes | None:

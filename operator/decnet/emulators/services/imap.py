@@ -419,9 +419,7 @@ async def handle(ctx: core.Context, reader: asyncio.StreamReader, writer: asynci
                     await core.send(writer, "* BAD Error in IMAP command received by server.\r\n")
                 continue
             step = session.command(cmd)
-        for note in step.notes:
-            ctx.emit(note.kind, peer, note.message, **note.fields)
-        await core.send(writer, step.reply)
+        await mailproto.perform(ctx, writer, peer, step)
         if step.close:
             return
 

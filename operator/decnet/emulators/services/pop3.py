@@ -252,9 +252,7 @@ async def handle(ctx: core.Context, reader: asyncio.StreamReader, writer: asynci
         if raw is None:
             return
         step = session.line(raw)
-        for note in step.notes:
-            ctx.emit(note.kind, peer, note.message, **note.fields)
-        await core.send(writer, step.reply)
+        await mailproto.perform(ctx, writer, peer, step)
         if step.close:
             return
 

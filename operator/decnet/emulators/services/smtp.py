@@ -354,9 +354,7 @@ async def handle(ctx: core.Context, reader: asyncio.StreamReader, writer: asynci
         if raw is None:
             return
         step = session.line(raw)
-        for note in step.notes:
-            ctx.emit(note.kind, peer, note.message, **note.fields)
-        await core.send(writer, step.reply)
+        await mailproto.perform(ctx, writer, peer, step)
         if step.close:
             return
         if step.data:
@@ -364,9 +362,7 @@ async def handle(ctx: core.Context, reader: asyncio.StreamReader, writer: asynci
             if digest is None:
                 return
             done = session.message_done(digest.size, digest.sha.hexdigest(), bytes(digest.head))
-            for note in done.notes:
-                ctx.emit(note.kind, peer, note.message, **note.fields)
-            await core.send(writer, done.reply)
+            await mailproto.perform(ctx, writer, peer, done)
 
 
 async def serve(ctx: core.Context) -> None:
