@@ -72,6 +72,10 @@ DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_lengt
 DnsSubdomain = Annotated[
     str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, max_length=DNS_SUBDOMAIN_MAX)
 ]
+# A key inside a Secret or ConfigMap (the API server's own rule for data keys).
+ObjectKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+]
 IPv4 = Annotated[str, StringConstraints(pattern=IPV4_PATTERN, max_length=15)]
 CIDR = Annotated[str, StringConstraints(pattern=CIDR_PATTERN, max_length=18)]
 IpOrCidr = Annotated[str, StringConstraints(pattern=IP_OR_CIDR_PATTERN, max_length=18)]

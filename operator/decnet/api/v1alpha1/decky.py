@@ -77,12 +77,7 @@ class KeyRef(Model):
     """A key of a Secret or ConfigMap in the decky's namespace."""
 
     name: common.DnsSubdomain = Field(description="Name of the object.")
-    key: str = Field(
-        description="Key inside the object.",
-        min_length=1,
-        max_length=253,
-        pattern=r"^[-._a-zA-Z0-9]+$",
-    )
+    key: common.ObjectKey = Field(description="Key inside the object.")
 
 
 class FileContent(Model):

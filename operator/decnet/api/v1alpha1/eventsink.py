@@ -26,12 +26,7 @@ class SecretKeyRef(Model):
 
     namespace: common.DnsLabel = Field(description="Namespace of the Secret.")
     name: common.DnsSubdomain = Field(description="Name of the Secret.")
-    key: str = Field(
-        description="Key inside the Secret.",
-        min_length=1,
-        max_length=253,
-        pattern=r"^[-._a-zA-Z0-9]+$",
-    )
+    key: common.ObjectKey = Field(description="Key inside the Secret.")
 
 
 class SecretRef(Model):
