@@ -168,23 +168,30 @@ def templates(kubectl: Any, service_templates: None, test_image: str) -> Iterato
 
 @pytest.fixture(scope="module")
 def contained_agent(
-    kubeconfig: str, kubectl: Any, operator: Proc, docker_client: Any, logdir: Path
+    identities: Any, kubectl: Any, operator: Proc, docker_client: Any, logdir: Path
 ) -> Iterator[Proc]:
-    """An agent of this module's own, with the firewall on and a private state dir."""
+    """An agent of this module's own, with the firewall on and a private state dir, under the
+    chart's agent ServiceAccount (a token bound to its node), like every agent in the tests."""
     node = f"ct-{uuid.uuid4().hex[:6]}"
     # neutral: the path shows in the deckies' /proc/self/mountinfo (checked below)
     state = tempfile.mkdtemp(prefix="cfiles-")
     argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", "0"]
     argv += ["--resync-seconds", "5", "--orphan-grace-seconds", "5", "--firewall"]
     argv += ["--state-dir", state, "--log-max-size", "1m", "--log-max-files", "2"]
-    proc = Proc(f"agent-{node}", argv, env_for(kubeconfig, NODE_NAME=node), logdir)
+    env = env_for(
+        identities.agent_kubeconfig(node),
+        NODE_NAME=node,
+        DECNET_SYSTEM_NAMESPACE=identities.namespace,
+    )
+    proc = Proc(f"agent-{node}", argv, env, logdir)
     proc.node = node  # type: ignore[attr-defined]
     proc.start()
     lease = f"decnet-agent-{node}"
     try:
         wait_for(
             lambda: (
-                kubectl("get", "lease", lease, "-n", "decnet-system", check=False).returncode == 0
+                kubectl("get", "lease", lease, "-n", identities.namespace, check=False).returncode
+                == 0
             ),
             60,
             "the contained agent's lease",
@@ -195,7 +202,7 @@ def contained_agent(
         proc.stop()
         done = subprocess.run(
             [sys.executable, "-m", "decnet.agent", "--node", node, "--cleanup-firewall"],
-            env=env_for(kubeconfig),
+            env=env,
             capture_output=True,
             text=True,
             timeout=120,
