@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl, etcd and helm from the Go module proxy
+# Builds kube-apiserver, kubectl, etcd and helm (and, with `node`, the node's
+# kubelet, kube-proxy, kube-scheduler and kube-controller-manager) from the Go module proxy
 # (no GitHub downloads here) into a cache outside the repo, keyed by version.
 # Prints the bin directory on stdout; build logs go to stderr.
 set -euo pipefail
@@ -14,6 +15,7 @@ log() { echo "[build-binaries] $*" >&2; }
 k8s_bin_dir="$BIN/kubernetes-$KUBERNETES_VERSION"
 etcd_bin_dir="$BIN/etcd-$ETCD_VERSION"
 helm_bin_dir="$BIN/helm-$HELM_VERSION"
+crictl_bin_dir="$BIN/crictl-$CRICTL_VERSION"
 
 build_kubernetes() {
   if [[ -x "$k8s_bin_dir/kube-apiserver" && -x "$k8s_bin_dir/kubectl" ]]; then return; fi
@@ -53,6 +55,37 @@ GO
   (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ld" -o "$k8s_bin_dir/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl >&2)
   log "kubernetes built in $((SECONDS - start)) s"
   echo "$((SECONDS - start))" > "$k8s_bin_dir/.build-seconds"
+}
+
+# The one-node cluster's binaries: same wrapper module and version as kube-apiserver.
+node_binaries=(kubelet kube-proxy kube-scheduler kube-controller-manager)
+build_node() {
+  build_kubernetes
+  local missing=false name
+  for name in "${node_binaries[@]}"; do [[ -x "$k8s_bin_dir/$name" ]] || missing=true; done
+  $missing || return 0
+  local start=$SECONDS work="$CACHE_ROOT/src/kubernetes-$KUBERNETES_VERSION"
+  log "building ${node_binaries[*]} $KUBERNETES_VERSION (warm module cache: a few minutes)"
+  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  local ld="" pkgs=()
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  for name in "${node_binaries[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
+  (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ld" -o "$k8s_bin_dir/" "${pkgs[@]}" >&2)
+  log "node binaries built in $((SECONDS - start)) s"
+  echo "$((SECONDS - start))" > "$k8s_bin_dir/.node-build-seconds"
+}
+
+# crictl: `cluster.py down` removes pod sandboxes through CRI so CNI releases their addresses.
+build_crictl() {
+  if [[ -x "$crictl_bin_dir/crictl" ]]; then return; fi
+  local start=$SECONDS
+  mkdir -p "$crictl_bin_dir"
+  log "building crictl $CRICTL_VERSION"
+  GOBIN="$crictl_bin_dir" GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" >&2
+  log "crictl built in $((SECONDS - start)) s"
 }
 
 build_etcd() {
@@ -97,10 +130,13 @@ case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
+  node) build_node; build_crictl ;;
   all) build_etcd; build_kubernetes; build_helm ;;
+  cluster) build_etcd; build_kubernetes; build_helm; build_node; build_crictl ;;
 esac
 mkdir -p "$BIN/current"
-for f in "$k8s_bin_dir/kube-apiserver" "$k8s_bin_dir/kubectl" "$etcd_bin_dir/etcd" "$helm_bin_dir/helm"; do
+for f in "$k8s_bin_dir/kube-apiserver" "$k8s_bin_dir/kubectl" "$etcd_bin_dir/etcd" "$helm_bin_dir/helm" \
+         "${node_binaries[@]/#/$k8s_bin_dir/}" "$crictl_bin_dir/crictl"; do
   [[ -x "$f" ]] && ln -sf "$f" "$BIN/current/$(basename "$f")"
 done
 echo "$BIN/current"
