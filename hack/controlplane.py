@@ -145,8 +145,12 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def make_certs(pki: Path) -> None:
-    """Serving CA + serving cert, client CA + admin cert (system:masters), SA key pair."""
+def make_certs(pki: Path, extra_ips: tuple[str, ...] = ()) -> None:
+    """Serving CA + serving cert, client CA + admin cert (system:masters), SA key pair.
+
+    `extra_ips` are more addresses the serving cert is valid for (a node's address and
+    the `kubernetes` Service's ClusterIP when pods call the API server).
+    """
     pki.mkdir(parents=True, exist_ok=True)
     serving_ca_key = _key()
     serving_ca_name = x509.Name(
@@ -167,6 +171,7 @@ def make_certs(pki: Path) -> None:
             x509.DNSName("kubernetes.default.svc"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+            *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips),
         ],
         usage=[x509.oid.ExtendedKeyUsageOID.SERVER_AUTH],
     )
@@ -209,7 +214,28 @@ def make_certs(pki: Path) -> None:
     )
 
 
-def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
+def issue_client_cert(pki: Path, name: str, common_name: str, group: str | None = None) -> None:
+    """A client cert `<name>.crt/.key` from the client CA: user `common_name` in `group`."""
+    ca_key = serialization.load_pem_private_key((pki / "client-ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca = x509.load_pem_x509_certificate((pki / "client-ca.crt").read_bytes())
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if group:
+        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, group))
+    key = _key()
+    cert = _cert(
+        x509.Name(attributes),
+        key.public_key(),
+        ca.subject,
+        ca_key,
+        ca=False,
+        usage=[x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH],
+    )
+    (pki / f"{name}.crt").write_bytes(_pem(cert))
+    _write_key(pki / f"{name}.key", key)
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path, user: str = "admin") -> None:
     import base64
 
     def b64(name: str) -> str:
@@ -228,8 +254,8 @@ def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
             {
                 "name": "decnet-admin",
                 "user": {
-                    "client-certificate-data": b64("admin.crt"),
-                    "client-key-data": b64("admin.key"),
+                    "client-certificate-data": b64(f"{user}.crt"),
+                    "client-key-data": b64(f"{user}.key"),
                 },
             }
         ],
@@ -302,7 +328,24 @@ def admin_context(pki: Path) -> ssl.SSLContext:
     return context
 
 
-def up(state: Path = DEFAULT_DIR, timeout: float = 90.0) -> ControlPlane:
+@dataclass(frozen=True)
+class NodeAccess:
+    """How a control plane must differ when a kubelet and pods use it (hack/cluster.py).
+
+    The API server listens on and advertises `address` (pods cannot reach 127.0.0.1),
+    pods get ServiceAccount tokens (the ServiceAccount admission plugin stays on), the
+    Node authorizer and NodeRestriction guard kubelets, and the API server has a client
+    cert for the kubelet's API (logs, exec).
+    """
+
+    address: str
+    service_cidr: str
+    kubernetes_service_ip: str
+
+
+def up(
+    state: Path = DEFAULT_DIR, timeout: float = 90.0, node: NodeAccess | None = None
+) -> ControlPlane:
     """Starts etcd and kube-apiserver; returns when namespace `default` exists."""
     begin = time.monotonic()
     if (state / "apiserver.pid").exists() and _alive(int((state / "apiserver.pid").read_text())):
@@ -315,7 +358,7 @@ def up(state: Path = DEFAULT_DIR, timeout: float = 90.0) -> ControlPlane:
     if etcd is None:
         raise RuntimeError("no etcd binary (build failed and no Debian etcd-server)")
     pki = state / "pki"
-    make_certs(pki)
+    make_certs(pki, (node.address, node.kubernetes_service_ip) if node else ())
 
     client_port, peer_port, secure_port = free_port(), free_port(), free_port()
     etcd_url = f"http://127.0.0.1:{client_port}"
@@ -339,17 +382,16 @@ def up(state: Path = DEFAULT_DIR, timeout: float = 90.0) -> ControlPlane:
     _wait(f"{etcd_url}/health", deadline, "etcd", pid=etcd_pid)
 
     apiserver = binaries / "kube-apiserver"
+    address = node.address if node else "127.0.0.1"
     api_argv = [
         str(apiserver),
         f"--etcd-servers={etcd_url}",
         f"--cert-dir={pki}",
         f"--secure-port={secure_port}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        "--service-cluster-ip-range=10.0.0.0/24",
+        f"--bind-address={address}",
+        f"--advertise-address={address}",
+        f"--service-cluster-ip-range={node.service_cidr if node else '10.0.0.0/24'}",
         "--allow-privileged=true",
-        "--authorization-mode=RBAC",
-        "--disable-admission-plugins=ServiceAccount",
         f"--client-ca-file={pki / 'client-ca.crt'}",
         "--service-account-issuer=https://kubernetes.default.svc",
         f"--service-account-key-file={pki / 'sa.pub'}",
@@ -359,9 +401,22 @@ def up(state: Path = DEFAULT_DIR, timeout: float = 90.0) -> ControlPlane:
         "--audit-log-maxsize=0",
         "--v=0",
     ]
+    if node is None:
+        api_argv += ["--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount"]
+    else:
+        issue_client_cert(
+            pki, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
+        )
+        api_argv += [
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
     (state / "apiserver.argv.json").write_text(json.dumps(api_argv))
     api_pid = _start("apiserver", api_argv, state)
-    server = f"https://127.0.0.1:{secure_port}"
+    server = f"https://{address}:{secure_port}"
     context = admin_context(pki)
     _wait(f"{server}/readyz", deadline, "kube-apiserver", context=context, pid=api_pid)
     _wait(
