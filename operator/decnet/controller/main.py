@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it
 
-    from decnet.controller import handlers, runtime
+    from decnet.controller import handlers, login, runtime  # noqa: F401 - registers handlers
 
     handlers.RT.config = runtime.Config.from_env(args.kubeconfig)
     if not args.no_webhook:
