@@ -15,7 +15,8 @@ from typing import Any
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.coordination_v1 import LeaseSpec
-from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.meta_v1 import ObjectMeta, OwnerReference
+from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, Secret
 from lightkube.types import PatchType
@@ -93,7 +94,24 @@ def read_ref(client: Client, kind: str, namespace: str, name: str, key: str) -> 
         raise
 
 
-def renew_lease(client: Client, node: str, acquired: dt.datetime, namespace: str) -> None:
+def lease_owner(client: Client, namespace: str, daemonset: str) -> OwnerReference:
+    """The agent's DaemonSet, as the owner of its Leases: when `helm uninstall` deletes
+    the DaemonSet, the garbage collector deletes the Leases (an agent restart or a
+    rolling update keeps them: the DaemonSet stays)."""
+    found = client.get(DaemonSet, daemonset, namespace=namespace)
+    assert found.metadata is not None and found.metadata.uid and found.metadata.name
+    return OwnerReference(
+        apiVersion="apps/v1", kind="DaemonSet", name=found.metadata.name, uid=found.metadata.uid
+    )
+
+
+def renew_lease(
+    client: Client,
+    node: str,
+    acquired: dt.datetime,
+    namespace: str,
+    owner: OwnerReference | None = None,
+) -> None:
     """Server-side apply of the whole Lease: holder, duration and a fresh renewTime.
 
     One PATCH (application/apply-patch+yaml) that creates the Lease when it is
@@ -106,6 +124,7 @@ def renew_lease(client: Client, node: str, acquired: dt.datetime, namespace: str
             name=names.lease_name(node),
             namespace=namespace,
             labels={names.LABEL_AGENT_LEASE: node},
+            ownerReferences=[owner] if owner else None,
         ),
         spec=LeaseSpec(
             holderIdentity=node,

@@ -81,11 +81,13 @@ class Agent:
         firewall_enabled: bool = False,
         denied_cidrs: tuple[str, ...] = egress.DEFAULT_DENIED,
         system_namespace: str = names.SYSTEM_NAMESPACE,
+        lease_owner: str = "",
         egress_within: tuple[str, ...] = egress.ANYWHERE,
         settle_seconds: float = SETTLE_SECONDS,
     ) -> None:
         self.client = client
         self.system_namespace = system_namespace
+        self.lease_owner = lease_owner
         self.engine = engine
         self.node = node
         self.resync_seconds = resync_seconds
@@ -504,9 +506,12 @@ class Agent:
 
     def lease_loop(self) -> None:
         acquired = dt.datetime.now(dt.UTC)
+        owner = None
         while not self.stop.is_set():
             try:
-                kube.renew_lease(self.client, self.node, acquired, self.system_namespace)
+                if self.lease_owner and owner is None:
+                    owner = kube.lease_owner(self.client, self.system_namespace, self.lease_owner)
+                kube.renew_lease(self.client, self.node, acquired, self.system_namespace, owner)
             except Exception as error:  # noqa: BLE001 - retried on the next tick
                 log.warning("lease_renew_failed", error=str(error)[:300])
             self.stop.wait(LEASE_RENEW_SECONDS)
@@ -533,6 +538,29 @@ class Agent:
             t.start()
         self.stop.wait()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.release_firewall_if_empty()
+
+    def release_firewall_if_empty(self) -> None:
+        """On a clean stop with nothing left to contain, remove this node's egress chains.
+
+        An uninstall (deckies deleted first, then `helm uninstall`) then leaves no rule
+        behind. While any decky of this node is listed or any of its containers runs,
+        the rules stay: containment must outlive an agent restart or upgrade.
+        """
+        if not self.firewall_enabled or not self._listed.is_set():
+            return
+        with self._lock:
+            if self._objects:
+                return
+        try:
+            if self.engine.observe_node().containers:
+                return
+            for family in (firewall.IPV4, firewall.IPV6):
+                firewall.cleanup(self.node, family)
+        except (runtime.DockerError, runtime.EngineUnavailable, firewall.FirewallError) as error:
+            log.warning("firewall_release_failed", error=str(error)[:300])
+            return
+        log.info("firewall_released", node=self.node)
 
 
 def owned_by(status: dict[str, Any], node: str) -> bool:
@@ -586,6 +614,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="decnet-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--node", default=os.environ.get("NODE_NAME", ""))
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None)
+    parser.add_argument(
+        "--lease-owner",
+        default=os.environ.get("DECNET_AGENT_DAEMONSET", ""),
+        help="name of the agent's DaemonSet in the system namespace: it owns the Leases, "
+        "so deleting it (helm uninstall) deletes them",
+    )
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
@@ -666,6 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         firewall_enabled=args.firewall,
         denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
         system_namespace=names.system_namespace(),
+        lease_owner=args.lease_owner,
         egress_within=tuple(c.strip() for c in args.egress_within.split(",") if c.strip()),
         settle_seconds=args.settle_seconds,
     )
