@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
 import controlplane  # noqa: E402, F401  (hack/controlplane.py)
+import readme_blocks  # noqa: E402  (hack/readme_blocks.py)
 
 import cluster as node_cluster  # noqa: E402, F401  (hack/cluster.py)
 
@@ -89,10 +89,7 @@ class Cluster:
 
 def readme_block(marker: str) -> str:
     """The shell block right after `<!-- marker ... -->` in README.md."""
-    text = (ROOT / "README.md").read_text()
-    found = re.search(rf"<!-- {re.escape(marker)}\b.*?-->\s*```sh\n(.*?)```", text, re.S)
-    assert found, f"README.md has no `{marker}` block"
-    return found.group(1)
+    return readme_blocks.block(marker)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 120, every: float = 1) -> Any:
