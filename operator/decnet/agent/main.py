@@ -45,12 +45,13 @@ from decnet.agent import (
     kube,
     lures,
     planner,
+    readiness,
     reporter,
 )
 from decnet.agent.runtime import engine as runtime
 from decnet.agent.runtime import firewall
 from decnet.api import v1alpha1
-from decnet.kube import names
+from decnet.kube import names, probes
 
 log = structlog.get_logger("decnet.agent")
 
@@ -61,6 +62,10 @@ DECKIES = Gauge("decnet_agent_deckies", "Deckies of this node known to the agent
 REAPED = Counter("decnet_agent_orphans_reaped_total", "Orphan containers removed")
 FIREWALL_SYNCS = Counter(
     "decnet_agent_firewall_syncs_total", "Egress rule reconciliations", ["result"]
+)
+FAILING = Gauge("decnet_agent_deckies_failing", "Deckies whose last converge failed")
+LEASE_RENEWED = Gauge(
+    "decnet_agent_lease_renewed_timestamp_seconds", "Unix time of the last node Lease renewal"
 )
 
 MAX_BACKOFF = 60.0
@@ -117,6 +122,10 @@ class Agent:
         self._fw_plans: dict[
             str, tuple[str, tuple[str, tuple[planner.NetworkWant, ...]] | None]
         ] = {}
+        # monotonic times the probes read (decnet.agent.readiness)
+        self.lease_renewed: float | None = None
+        self.docker_answered: float | None = None
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ scheduling
 
@@ -503,17 +512,33 @@ class Agent:
             log.info("gc", action=converge.describe(action))
 
     def lease_loop(self) -> None:
+        """Renew the node Lease and ping Docker: the two facts readiness stands on."""
         acquired = dt.datetime.now(dt.UTC)
         while not self.stop.is_set():
             try:
                 kube.renew_lease(self.client, self.node, acquired, self.system_namespace)
+                self.lease_renewed = time.monotonic()
+                LEASE_RENEWED.set_to_current_time()
             except Exception as error:  # noqa: BLE001 - retried on the next tick
                 log.warning("lease_renew_failed", error=str(error)[:300])
+            try:
+                self.engine.ping()
+                self.docker_answered = time.monotonic()
+            except (runtime.DockerError, runtime.EngineUnavailable) as error:
+                log.warning("docker_ping_failed", error=str(error)[:300])
             self.stop.wait(LEASE_RENEW_SECONDS)
+
+    def is_listed(self) -> bool:
+        return self._listed.is_set()
+
+    def loops_alive(self) -> bool:
+        return all(t.is_alive() for t in self._threads)
 
     def tick_loop(self) -> None:
         next_resync = time.monotonic() + self.resync_seconds
         while not self.stop.wait(0.5):
+            with self._lock:
+                FAILING.set(len(self._failed))
             for uid in self._due_retries():
                 self.enqueue(uid, force=True)
             if time.monotonic() >= next_resync and self._listed.is_set():
@@ -524,7 +549,7 @@ class Agent:
                 next_resync = time.monotonic() + self.resync_seconds
 
     def run(self) -> None:
-        threads = [
+        self._threads = threads = [
             threading.Thread(target=self.lease_loop, name="lease", daemon=True),
             threading.Thread(target=self.watch_loop, name="watch", daemon=True),
             threading.Thread(target=self.tick_loop, name="tick", daemon=True),
@@ -591,6 +616,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        help="serve /healthz (live) and /readyz (Docker answers, Lease fresh) here; 0 = off",
+    )
+    parser.add_argument(
+        "--health-addr",
+        default="127.0.0.1",
+        help="probe listen address; with hostNetwork the kubelet probes the node's pod IP, "
+        "so the chart passes status.podIP (not 0.0.0.0: deckies reach the host's bridges)",
+    )
+    parser.add_argument(
         "--settle-seconds",
         type=float,
         default=SETTLE_SECONDS,
@@ -649,6 +686,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.metrics_port:
         start_http_server(args.metrics_port)
+    running: list[Agent] = []  # the agent exists once Docker has answered
+    if args.health_port:
+        live, ready = readiness.checks(
+            lambda: running[0] if running else None,
+            time.monotonic,
+            readiness.MISSED_RENEWALS * LEASE_RENEW_SECONDS,
+        )
+        probes.serve(args.health_addr, args.health_port, live, ready)
     engine = connect_docker(
         args.node,
         lures.LureStore(args.state_dir),
@@ -679,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
         deckies_listed=agent.listed,
     )
     engine.before_remove = events.before_remove
+    running.append(agent)
     events.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
