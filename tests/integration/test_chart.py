@@ -685,3 +685,29 @@ def test_install_fails_early_when_the_namespace_enforces_less_than_privileged(
     helm(*args, "--namespace", baseline, "--set", "agent.podSecurityCheck=false")
     accepted = helm(*args, "--namespace", privileged)
     assert "pod-security.kubernetes.io/enforce=privileged" in accepted.stdout  # NOTES
+
+
+def test_every_rule_expression_parses_as_promql(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    """Prometheus' own parser (hack/promql-check.sh, built from the Go module proxy): the
+    CRD takes any string, so a typo would only show in a running Prometheus."""
+    built = subprocess.run(
+        ["bash", str(ROOT / "hack" / "promql-check.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    require(built.returncode == 0, f"hack/promql-check.sh failed: {built.stderr[-500:]}")
+    docs = _docs(_render(helm, "decnet", "metrics.prometheusRule.enabled=true"))
+    rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+    exprs = [str(r["expr"]) for r in rule["spec"]["groups"][0]["rules"]]
+    assert len(exprs) == 8  # every alert, none disabled
+    assert all("\n" not in e for e in exprs)
+    check = [built.stdout.strip().splitlines()[-1]]
+    result = subprocess.run(
+        check, input="\n".join(exprs) + "\n", capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout
+    broken = subprocess.run(check, input="sum(rate(x[5m]) >\n", capture_output=True, text=True)
+    assert broken.returncode == 1 and "unclosed left parenthesis" in broken.stdout
