@@ -218,6 +218,16 @@ def test_operator_and_agent_pods_are_wired_as_documented(
         ("operator.logFormat=xml", "at '/operator/logFormat'"),
         ("webhook.port=70000", "at '/webhook/port'"),
         ("containment.deniedCIDRs[0]=10.96.0.0", "at '/containment/deniedCIDRs/0'"),
+        ("agent.health.port=0", "at '/agent/health/port'"),
+        ("metrics.serviceMonitor.interval=30 seconds", "at '/metrics/serviceMonitor/interval'"),
+        (
+            "metrics.prometheusRule.disabled={NoSuchAlert}",
+            "at '/metrics/prometheusRule/disabled/0'",
+        ),
+        (
+            "metrics.prometheusRule.leaseStaleSeconds=5",
+            "at '/metrics/prometheusRule/leaseStaleSeconds'",
+        ),
     ],
 )
 def test_values_schema_rejects_bad_values_with_a_message(
