@@ -476,7 +476,7 @@ def test_probes_point_at_the_health_servers_the_processes_start(
     expanded = [a.replace("$(POD_IP)", "10.0.0.7") for a in agent["args"]]
     parsed = agent_main.parse_args(["--node", "n", *expanded])
     assert parsed.health_port == ports["health"] == 9900
-    assert parsed.health_addr == "10.0.0.7"  # the node's address, not every bridge on it
+    assert parsed.health_addr == parsed.metrics_addr == "10.0.0.7"  # not every bridge on the node
 
 
 @pytest.fixture(scope="module")

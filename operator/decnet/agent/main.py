@@ -616,6 +616,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument(
+        "--metrics-addr", default="0.0.0.0", help="metrics listen address (the chart: the pod IP)"
+    )
+    parser.add_argument(
         "--health-port",
         type=int,
         default=0,
@@ -685,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("firewall_removed", family=family.save, actions=len(done))
         return 0
     if args.metrics_port:
-        start_http_server(args.metrics_port)
+        start_http_server(args.metrics_port, addr=args.metrics_addr)
     running: list[Agent] = []  # the agent exists once Docker has answered
     if args.health_port:
         live, ready = readiness.checks(
