@@ -104,7 +104,10 @@ helm-lint: ## helm lint --strict the chart
 	$(HELM) lint --strict $(CHART)
 
 deploy: ## Install or upgrade the Helm chart (operator, agent, RBAC, CRDs, ServiceTemplates) in NAMESPACE
-	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
+	$(KUBECTL) create namespace $(NAMESPACE) --dry-run=client -o yaml | $(KUBECTL) apply -f -
+	# the agent shares the namespace and needs the privileged Pod Security level
+	$(KUBECTL) label namespace $(NAMESPACE) pod-security.kubernetes.io/enforce=privileged --overwrite
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) \
 	  --set image.repository=$(REGISTRY)decnet/operator --set image.tag=$(IMG_TAG) \
 	  $(if $(REGISTRY),--set operator.baseImage=$(REGISTRY)decnet/base:$(IMG_TAG) --set serviceTemplates.imagePrefix=$(REGISTRY)decnet/) \
 	  --wait --timeout 5m

@@ -9,6 +9,7 @@ accounts' roles for real and asks the API server what each identity may do.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support import require
 
 pytestmark = pytest.mark.integration
 
@@ -216,6 +218,16 @@ def test_operator_and_agent_pods_are_wired_as_documented(
         ("operator.logFormat=xml", "at '/operator/logFormat'"),
         ("webhook.port=70000", "at '/webhook/port'"),
         ("containment.deniedCIDRs[0]=10.96.0.0", "at '/containment/deniedCIDRs/0'"),
+        ("agent.health.port=0", "at '/agent/health/port'"),
+        ("metrics.serviceMonitor.interval=30 seconds", "at '/metrics/serviceMonitor/interval'"),
+        (
+            "metrics.prometheusRule.disabled={NoSuchAlert}",
+            "at '/metrics/prometheusRule/disabled/0'",
+        ),
+        (
+            "metrics.prometheusRule.leaseStaleSeconds=5",
+            "at '/metrics/prometheusRule/leaseStaleSeconds'",
+        ),
     ],
 )
 def test_values_schema_rejects_bad_values_with_a_message(
@@ -422,3 +434,290 @@ def test_webhook_configuration_uses_a_service_reference_and_a_stable_ca(
     assert all("caBundle" not in w["clientConfig"] for w in vwc["webhooks"])
     cert = next(d for d in managed if d["kind"] == "Certificate")
     assert cert["spec"]["secretName"] == "stable-decnet-operator-webhook-tls"
+
+
+# --- what a real one-node install needs: probes, monitoring, Pod Security ----------------
+
+
+def test_probes_point_at_the_health_servers_the_processes_start(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    from decnet.agent import main as agent_main
+    from decnet.controller import main as controller_main
+
+    docs = _docs(_render(helm, "decnet", "agent.health.port=9900"))
+    op = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = op["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    # the operator's own parser reads the chart's environment (the probe server's port)
+    args = controller_main._parse([])
+    assert args.health_port == 0  # off unless the chart sets it
+    os_env = dict(os.environ)
+    try:
+        os.environ.update(env)
+        args = controller_main._parse(container["args"])
+    finally:
+        os.environ.clear()
+        os.environ.update(os_env)
+    assert args.health_port == ports["health"] == 8081
+    assert args.health_addr == "0.0.0.0"
+
+    ds = next(d for d in docs if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]
+    agent = ds["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in agent["ports"]}
+    assert agent["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert agent["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    pod_ip = next(e for e in agent["env"] if e["name"] == "POD_IP")
+    assert pod_ip["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    # the kubelet expands $(POD_IP); the agent's parser must know every flag the chart passes
+    expanded = [a.replace("$(POD_IP)", "10.0.0.7") for a in agent["args"]]
+    parsed = agent_main.parse_args(["--node", "n", *expanded])
+    assert parsed.health_port == ports["health"] == 9900
+    assert parsed.health_addr == parsed.metrics_addr == "10.0.0.7"  # not every bridge on the node
+
+
+@pytest.fixture(scope="module")
+def prometheus_crds(kubectl: KubectlFn) -> list[str]:
+    """The real ServiceMonitor and PrometheusRule CRDs, from the Go module proxy (cached)."""
+    result = subprocess.run(
+        ["bash", str(ROOT / "hack" / "prometheus-crds.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    require(result.returncode == 0, f"hack/prometheus-crds.sh failed: {result.stderr[-500:]}")
+    directory = Path(result.stdout.strip().splitlines()[-1])
+    files = sorted(directory.glob("monitoring.coreos.com_*.yaml"))
+    require(len(files) == 2, f"prometheus-operator CRDs missing in {directory}")
+    for path in files:
+        kubectl("apply", "--server-side", "-f", str(path))
+    names = ["servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"]
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names])
+    return names
+
+
+MONITORING = (
+    "metrics.serviceMonitor.enabled=true",
+    "metrics.serviceMonitor.labels.release=kube-prometheus",
+    "metrics.prometheusRule.enabled=true",
+    "metrics.prometheusRule.labels.release=kube-prometheus",
+    "metrics.prometheusRule.alertLabels.team=security",
+    "metrics.prometheusRule.disabled={DecnetEventsDropped}",
+    "metrics.prometheusRule.extraRules[0].record=decnet:agent_converges:rate5m",
+    "metrics.prometheusRule.extraRules[0].expr=sum(rate(decnet_agent_converges_total[5m]))",
+)
+
+
+def _monitoring(helm: Callable[..., subprocess.CompletedProcess[str]]) -> list[dict[str, Any]]:
+    docs = _docs(_render(helm, "decnet", *MONITORING))
+    return [d for d in docs if d["apiVersion"] == "monitoring.coreos.com/v1"]
+
+
+def test_monitoring_objects_are_accepted_by_the_prometheus_operator_crds(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+    kubectl: KubectlFn,
+    system_namespace: str,
+    prometheus_crds: list[str],
+) -> None:
+    docs = _monitoring(helm)
+    assert sorted(d["kind"] for d in docs) == ["PrometheusRule", "ServiceMonitor"]
+    manifest = yaml.safe_dump_all(docs)
+    result = kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == 2, result.stdout
+
+    # the dry run has teeth: the CRD's own schema refuses a malformed duration
+    rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "soon"
+    bad = kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(rule), check=False)
+    assert bad.returncode != 0 and "spec.groups[0].rules[0].for" in bad.stderr, bad.stderr
+
+
+def test_alerts_use_only_metrics_the_processes_export(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    import prometheus_client
+
+    from decnet.agent import delivery
+    from decnet.agent import main as agent_main
+    from decnet.controller import metrics
+
+    assert agent_main.FAILING and delivery.FAILED and metrics.RECONCILE_ERRORS  # registered
+    exported = {
+        name.removesuffix("_total")
+        for family in prometheus_client.REGISTRY.collect()
+        for name in (family.name, *(s.name for s in family.samples))
+    }
+    rule = next(d for d in _monitoring(helm) if d["kind"] == "PrometheusRule")
+    rules = rule["spec"]["groups"][0]["rules"]
+    alerts = {r["alert"]: r for r in rules if "alert" in r}
+    assert set(alerts) == {
+        "DecnetOperatorDown",
+        "DecnetOperatorReconcileErrors",
+        "DecnetAgentDown",
+        "DecnetAgentLeaseStale",
+        "DecnetDeckiesFailing",
+        "DecnetFirewallSyncFailing",
+        "DecnetEventDeliveryFailing",
+    }  # DecnetEventsDropped disabled
+    assert {"record": "decnet:agent_converges:rate5m"}.items() <= rules[-1].items()
+    used = set()
+    for r in alerts.values():
+        assert r["labels"] == {"severity": r["labels"]["severity"], "team": "security"}
+        assert 'namespace="decnet-system"' in r["expr"]
+        used |= set(re.findall(r"\b(decnet_[a-z_]+)", r["expr"]))
+    assert used, "no DECNET metric in any alert"
+    assert {u.removesuffix("_total") for u in used} <= exported
+
+
+def test_monitoring_needs_metrics_enabled(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    result = helm(
+        "template",
+        "x",
+        str(CHART),
+        "--set",
+        "metrics.enabled=false",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "need metrics.enabled=true" in result.stderr
+
+
+def _labelled_namespace(kubectl: KubectlFn, name: str, level: str) -> str:
+    # Namespaces never finish deleting without a controller-manager: create, never delete.
+    kubectl("create", "namespace", name, check=False)
+    kubectl(
+        "label", "namespace", name, f"pod-security.kubernetes.io/enforce={level}", "--overwrite"
+    )
+    return name
+
+
+def _pod(workload: dict[str, Any], namespace: str) -> dict[str, Any]:
+    template = workload["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"psa-{workload['kind'].lower()}",
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+        },
+        "spec": template["spec"],
+    }
+
+
+@pytest.mark.parametrize("firewall", ["true", "false"])
+def test_operator_pod_passes_restricted_and_the_agents_needs_privileged(
+    helm: Callable[..., subprocess.CompletedProcess[str]], kubectl: KubectlFn, firewall: str
+) -> None:
+    restricted = _labelled_namespace(kubectl, "decnet-psa-restricted", "restricted")
+    privileged = _labelled_namespace(kubectl, "decnet-psa-privileged", "privileged")
+    for namespace, want_agent in ((restricted, False), (privileged, True)):
+        manifest = helm(
+            "template",
+            "decnet",
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--set",
+            f"containment.firewall={firewall}",
+        ).stdout
+        docs = _docs(manifest)
+        deploy = next(d for d in docs if d["kind"] == "Deployment")
+        ds = next(d for d in docs if d["kind"] == "DaemonSet")
+        op = kubectl(
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=yaml.safe_dump(_pod(deploy, namespace)),
+            check=False,
+        )
+        assert op.returncode == 0, op.stderr
+        assert "PodSecurity" not in op.stderr, op.stderr  # not even a warning
+        agent = kubectl(
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=yaml.safe_dump(_pod(ds, namespace)),
+            check=False,
+        )
+        if want_agent:
+            assert agent.returncode == 0, agent.stderr
+        else:
+            assert agent.returncode != 0
+            assert 'violates PodSecurity "restricted:latest"' in agent.stderr, agent.stderr
+            assert 'restricted volume type "hostPath"' in agent.stderr
+            assert "runAsUser=0" in agent.stderr
+            if firewall == "true":
+                assert "host namespaces (hostNetwork=true)" in agent.stderr
+
+
+def test_install_fails_early_when_the_namespace_enforces_less_than_privileged(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+    kubectl: KubectlFn,
+    kubeconfig: str,
+    kopf_peering_crd: None,
+) -> None:
+    baseline = _labelled_namespace(kubectl, "decnet-psa-baseline", "baseline")
+    privileged = _labelled_namespace(kubectl, "decnet-psa-privileged", "privileged")
+    release = f"psa-{uuid.uuid4().hex[:6]}"  # cluster-scoped names of its own
+    args = [
+        "install",
+        release,
+        str(CHART),
+        "--dry-run=server",
+        f"--kubeconfig={kubeconfig}",
+        # the CRDs and built-in ServiceTemplates are another release's in this test bed
+        "--set",
+        "crds.install=false",
+        "--set",
+        "serviceTemplates.install=false",
+        "--set",
+        f"operator.peering.name={release}",
+    ]
+    refused = helm(*args, "--namespace", baseline, check=False)
+    assert refused.returncode != 0
+    assert (
+        f'namespace {baseline} enforces Pod Security "baseline"' in refused.stderr
+        and f"kubectl label namespace {baseline} pod-security.kubernetes.io/enforce=privileged"
+        in refused.stderr
+    ), refused.stderr
+    # the check can be turned off, and a privileged namespace passes it
+    helm(*args, "--namespace", baseline, "--set", "agent.podSecurityCheck=false")
+    accepted = helm(*args, "--namespace", privileged)
+    assert "pod-security.kubernetes.io/enforce=privileged" in accepted.stdout  # NOTES
+
+
+def test_every_rule_expression_parses_as_promql(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    """Prometheus' own parser (hack/promql-check.sh, built from the Go module proxy): the
+    CRD takes any string, so a typo would only show in a running Prometheus."""
+    built = subprocess.run(
+        ["bash", str(ROOT / "hack" / "promql-check.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    require(built.returncode == 0, f"hack/promql-check.sh failed: {built.stderr[-500:]}")
+    docs = _docs(_render(helm, "decnet", "metrics.prometheusRule.enabled=true"))
+    rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+    exprs = [str(r["expr"]) for r in rule["spec"]["groups"][0]["rules"]]
+    assert len(exprs) == 8  # every alert, none disabled
+    assert all("\n" not in e for e in exprs)
+    check = [built.stdout.strip().splitlines()[-1]]
+    result = subprocess.run(
+        check, input="\n".join(exprs) + "\n", capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout
+    broken = subprocess.run(check, input="sum(rate(x[5m]) >\n", capture_output=True, text=True)
+    assert broken.returncode == 1 and "unclosed left parenthesis" in broken.stdout

@@ -79,3 +79,24 @@ Decky status model minus decnet.kube.names.AGENT_STATUS_FIELDS by a unit test.
 {{- define "decnet.operatorStatusFields" -}}
 addresses conditions history lastMutation lifecycle mutationRequest node observedGeneration plan planHash services
 {{- end -}}
+
+{{/*
+The agent needs the privileged Pod Security level (hostNetwork, hostPath, root,
+NET_ADMIN) and shares the release namespace with the operator. A namespace that
+enforces baseline or restricted refuses the agent's pods while the DaemonSet itself
+is accepted, so `helm install --wait` would only time out: fail early and say why.
+No label is fine (the cluster's default level applies; privileged unless an admin
+configured otherwise). Lookups are empty under `helm template`.
+*/}}
+{{- define "decnet.agent.podSecurityCheck" -}}
+{{- if .Values.agent.podSecurityCheck -}}
+{{- $ns := lookup "v1" "Namespace" "" .Release.Namespace -}}
+{{- $level := "" -}}
+{{- if $ns -}}
+{{- $level = index ($ns.metadata.labels | default dict) "pod-security.kubernetes.io/enforce" | default "" -}}
+{{- end -}}
+{{- if and $level (ne $level "privileged") -}}
+{{- fail (printf "namespace %s enforces Pod Security %q, but the decnet agent (hostNetwork, Docker socket, NET_ADMIN) needs privileged: kubectl label namespace %s pod-security.kubernetes.io/enforce=privileged --overwrite (or set agent.podSecurityCheck=false)" .Release.Namespace $level .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -45,12 +45,13 @@ from decnet.agent import (
     kube,
     lures,
     planner,
+    readiness,
     reporter,
 )
 from decnet.agent.runtime import engine as runtime
 from decnet.agent.runtime import firewall
 from decnet.api import v1alpha1
-from decnet.kube import names
+from decnet.kube import names, probes
 
 log = structlog.get_logger("decnet.agent")
 
@@ -61,6 +62,10 @@ DECKIES = Gauge("decnet_agent_deckies", "Deckies of this node known to the agent
 REAPED = Counter("decnet_agent_orphans_reaped_total", "Orphan containers removed")
 FIREWALL_SYNCS = Counter(
     "decnet_agent_firewall_syncs_total", "Egress rule reconciliations", ["result"]
+)
+FAILING = Gauge("decnet_agent_deckies_failing", "Deckies whose last converge failed")
+LEASE_RENEWED = Gauge(
+    "decnet_agent_lease_renewed_timestamp_seconds", "Unix time of the last node Lease renewal"
 )
 
 MAX_BACKOFF = 60.0
@@ -119,6 +124,10 @@ class Agent:
         self._fw_plans: dict[
             str, tuple[str, tuple[str, tuple[planner.NetworkWant, ...]] | None]
         ] = {}
+        # monotonic times the probes read (decnet.agent.readiness)
+        self.lease_renewed: float | None = None
+        self.docker_answered: float | None = None
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ scheduling
 
@@ -505,6 +514,7 @@ class Agent:
             log.info("gc", action=converge.describe(action))
 
     def lease_loop(self) -> None:
+        """Renew the node Lease and ping Docker: the two facts readiness stands on."""
         acquired = dt.datetime.now(dt.UTC)
         owner = None
         while not self.stop.is_set():
@@ -512,13 +522,28 @@ class Agent:
                 if self.lease_owner and owner is None:
                     owner = kube.lease_owner(self.client, self.system_namespace, self.lease_owner)
                 kube.renew_lease(self.client, self.node, acquired, self.system_namespace, owner)
+                self.lease_renewed = time.monotonic()
+                LEASE_RENEWED.set_to_current_time()
             except Exception as error:  # noqa: BLE001 - retried on the next tick
                 log.warning("lease_renew_failed", error=str(error)[:300])
+            try:
+                self.engine.ping()
+                self.docker_answered = time.monotonic()
+            except (runtime.DockerError, runtime.EngineUnavailable) as error:
+                log.warning("docker_ping_failed", error=str(error)[:300])
             self.stop.wait(LEASE_RENEW_SECONDS)
+
+    def is_listed(self) -> bool:
+        return self._listed.is_set()
+
+    def loops_alive(self) -> bool:
+        return all(t.is_alive() for t in self._threads)
 
     def tick_loop(self) -> None:
         next_resync = time.monotonic() + self.resync_seconds
         while not self.stop.wait(0.5):
+            with self._lock:
+                FAILING.set(len(self._failed))
             for uid in self._due_retries():
                 self.enqueue(uid, force=True)
             if time.monotonic() >= next_resync and self._listed.is_set():
@@ -529,7 +554,7 @@ class Agent:
                 next_resync = time.monotonic() + self.resync_seconds
 
     def run(self) -> None:
-        threads = [
+        self._threads = threads = [
             threading.Thread(target=self.lease_loop, name="lease", daemon=True),
             threading.Thread(target=self.watch_loop, name="watch", daemon=True),
             threading.Thread(target=self.tick_loop, name="tick", daemon=True),
@@ -625,6 +650,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument(
+        "--metrics-addr", default="0.0.0.0", help="metrics listen address (the chart: the pod IP)"
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        help="serve /healthz (live) and /readyz (Docker answers, Lease fresh) here; 0 = off",
+    )
+    parser.add_argument(
+        "--health-addr",
+        default="127.0.0.1",
+        help="probe listen address; with hostNetwork the kubelet probes the node's pod IP, "
+        "so the chart passes status.podIP (not 0.0.0.0: deckies reach the host's bridges)",
+    )
+    parser.add_argument(
         "--settle-seconds",
         type=float,
         default=SETTLE_SECONDS,
@@ -682,7 +722,15 @@ def main(argv: list[str] | None = None) -> int:
             log.info("firewall_removed", family=family.save, actions=len(done))
         return 0
     if args.metrics_port:
-        start_http_server(args.metrics_port)
+        start_http_server(args.metrics_port, addr=args.metrics_addr)
+    running: list[Agent] = []  # the agent exists once Docker has answered
+    if args.health_port:
+        live, ready = readiness.checks(
+            lambda: running[0] if running else None,
+            time.monotonic,
+            readiness.MISSED_RENEWALS * LEASE_RENEW_SECONDS,
+        )
+        probes.serve(args.health_addr, args.health_port, live, ready)
     engine = connect_docker(
         args.node,
         lures.LureStore(args.state_dir),
@@ -714,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
         deckies_listed=agent.listed,
     )
     engine.before_remove = events.before_remove
+    running.append(agent)
     events.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import datetime
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -670,7 +671,8 @@ async def decky_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> No
         RT.poke(*_topologies_in(key[0]))
         return
     metrics.RECONCILES.labels("Decky").inc()
-    await reconcile_decky(_compact(body))
+    with metrics.counting_errors("Decky"):
+        await reconcile_decky(_compact(body))
     RT.poke(*_topologies_in(key[0]))
 
 
@@ -840,7 +842,8 @@ async def lan_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None
             RT.reserved_subnets.discard(subnet)
     else:
         metrics.RECONCILES.labels("LAN").inc()
-        await reconcile_lan(_compact(body))
+        with metrics.counting_errors("LAN"):
+            await reconcile_lan(_compact(body))
     attached = [
         key
         for key, d in RT.values("decky_idx")
@@ -992,6 +995,7 @@ async def _loop() -> None:
         except TimeoutError:
             pass
         RT.wake.clear()
+        RT.heartbeat = time.monotonic()
         try:
             live = live_nodes()
             changed = live ^ previous
@@ -1003,11 +1007,13 @@ async def _loop() -> None:
                     keys.add(key)
             for key in sorted(keys):
                 if key[0].startswith("topology:"):
-                    await reconcile_topology(key[0].split(":", 1)[1], key[1])
+                    with metrics.counting_errors("Topology"):
+                        await reconcile_topology(key[0].split(":", 1)[1], key[1])
                     continue
                 body = RT.one("decky_idx", key)
                 if body is not None:
-                    await reconcile_decky(body)
+                    with metrics.counting_errors("Decky"):
+                        await reconcile_decky(body)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the loop must survive one bad object

@@ -11,13 +11,19 @@ import logging
 import os
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import kopf
 import structlog
 
-from decnet.kube import names
+from decnet.kube import names, probes
+
+if TYPE_CHECKING:
+    from decnet.controller import runtime
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -73,7 +79,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--health-port",
         type=int,
         default=int(env.get("DECNET_HEALTH_PORT", "0")),
-        help="serve /healthz on this port (0 = off)",
+        help="serve /healthz (live) and /readyz (ready) on this port (0 = off)",
+    )
+    p.add_argument(
+        "--health-addr",
+        default=env.get("DECNET_HEALTH_ADDR", "0.0.0.0"),
+        help="probe listen address (the kubelet probes the pod IP)",
     )
     p.add_argument("--log-level", default=env.get("DECNET_LOG_LEVEL", "INFO"))
     p.add_argument(
@@ -132,6 +143,28 @@ def _webhook(args: argparse.Namespace) -> kopf.WebhookServer:
     )
 
 
+def _probes(
+    addr: str,
+    port: int,
+    rt: runtime.Runtime,
+    started: threading.Event,
+    webhook: kopf.WebhookServer | None,
+) -> probes.Server:
+    from decnet.controller import health
+
+    serving = (
+        health.listening(webhook.addr or webhook.host or "127.0.0.1", webhook.port or 0)
+        if webhook is not None
+        else None
+    )
+    return probes.serve(
+        addr,
+        port,
+        live=lambda: health.live(rt.heartbeat, time.monotonic()),
+        ready=lambda: health.ready(started.is_set(), rt.heartbeat, time.monotonic(), serving),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse(argv)
     _logging(args.log_level, args.log_format)
@@ -144,11 +177,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_webhook:
         from decnet.controller import admission  # noqa: F401 - registers the validators
 
+    webhook: kopf.WebhookServer | None = None
     settings = kopf.OperatorSettings()
     settings.posting.level = logging.CRITICAL
     settings.batching.batch_window = 0.05
     if not args.no_webhook:
-        settings.admission.server = _webhook(args)
+        webhook = _webhook(args)
+        settings.admission.server = webhook
         # Unmanaged, kopf only serves: the configuration (Service reference, CA,
         # failurePolicy) is the chart's, and the operator has no right to write it.
         settings.admission.managed = names.GROUP if args.webhook_managed else None
@@ -156,14 +191,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         import prometheus_client
 
         prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_addr)
+    started = threading.Event()  # kopf raises it once the startup handlers are done
+    if args.health_port:
+        _probes(args.health_addr, args.health_port, handlers.RT, started, webhook)
     kopf.run(
         clusterwide=True,
         standalone=args.standalone and not args.peering,
         peering_name=args.peering,
         settings=settings,
-        liveness_endpoint=(
-            f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
-        ),
+        ready_flag=started,
     )
 
 

@@ -77,6 +77,8 @@ class Runtime:
         self.background: set[asyncio.Task[None]] = set()
         self.last_live: dict[str, datetime.datetime] = {}
         self.loop_task: asyncio.Task[None] | None = None
+        # monotonic time of the background loop's last pass: the liveness probe reads it
+        self.heartbeat: float | None = None
 
     # -- indexes -----------------------------------------------------------------
 
