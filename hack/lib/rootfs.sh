@@ -16,9 +16,10 @@
 # the project (images/README.md).
 
 ROOTFS_SUITE="bookworm"
-ROOTFS_FORMAT=1  # bump when the way the root filesystem is made changes
+ROOTFS_FORMAT=2  # bump when the way the root filesystem is made changes
 ROOTFS_CACHE="$(python3 -c 'import os;print(os.path.expanduser(os.environ.get("DECNET_CACHE","~/.cache/decnet-operator")))')/rootfs"
 CONTENT_LABEL="io.netsvc.content-hash"
+STAGE_LABEL="io.netsvc.build-stage"  # set on the earlier stages of multi-stage Dockerfiles
 
 rootfs_key() {
   printf '%s\n' "$ROOTFS_FORMAT" minbase "$ROOTFS_SUITE" "$1" | sha256sum | cut -c1-16
@@ -35,16 +36,20 @@ rootfs_image() {
     # mmdebstrap picks its output format from the extension.
     local tmp="$ROOTFS_CACHE/.partial.$$.$key.tar"
     # shellcheck disable=SC2064  # expand now: $tmp is local
-    trap "rm -f '$tmp'" EXIT
-    # Documentation, man pages and translations are of no use in a container.
+    trap "rm -f '$tmp' '$tmp.log'" EXIT
+    # Documentation, man pages and translations are of no use in a container. The
+    # merged-usr hook makes the /usr symlinks itself: the usrmerge package would pull
+    # in perl (about 50 MB) for a one-time job.
     mmdebstrap --quiet --variant=minbase --include="$packages" \
+      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
       --dpkgopt='path-exclude=/usr/share/man/*' \
       --dpkgopt='path-exclude=/usr/share/doc/*' \
       --dpkgopt='path-include=/usr/share/doc/*/copyright' \
       --dpkgopt='path-exclude=/usr/share/locale/*' \
       --dpkgopt='path-exclude=/usr/share/info/*' \
-      "$ROOTFS_SUITE" "$tmp" >&2
+      "$ROOTFS_SUITE" "$tmp" >"$tmp.log" 2>&1 || { tail -n 30 "$tmp.log" >&2; return 1; }
     mv "$tmp" "$tar_path"
+    rm -f "$tmp.log"
     trap - EXIT
   fi
   log "importing $tar_path as $base"
@@ -76,4 +81,6 @@ image_build() {
     DOCKER_BUILDKIT=0 _image_build || { rm -f "$err"; return 1; }
   fi
   rm -f "$err"
+  # The legacy builder keeps each earlier stage as a dangling image: those of ours go.
+  docker image prune -f --filter "label=$STAGE_LABEL" >/dev/null
 }
