@@ -84,6 +84,16 @@ uninstall: ## Remove the CRDs (delete deckies first: they carry finalizers)
 	$(KUBECTL) delete --ignore-not-found -f crds/
 
 ##@ Images
+.PHONY: images
+images: ## Build every image locally without a registry (operator, base, emulator, busybox, pause; cached) and print their names
+	@bash hack/docker-up.sh
+	@OPERATOR_IMAGE=$(REGISTRY)decnet/operator:$(IMG_TAG) bash hack/operator-image.sh
+	@DECNET_BASE_IMAGE=$(REGISTRY)decnet/base:$(IMG_TAG) bash hack/images.sh
+	@EMULATOR_IMAGE=$(REGISTRY)decnet/emulator:$(IMG_TAG) bash hack/emulator-image.sh
+
+operator-image: ## Build decnet/operator locally without a registry (mmdebstrap root filesystem and a host-made wheelhouse, cached)
+	OPERATOR_IMAGE=$(REGISTRY)decnet/operator:$(IMG_TAG) bash hack/operator-image.sh
+
 emulator-image: ## Build decnet/emulator locally without a registry (mmdebstrap root filesystem, cached)
 	EMULATOR_IMAGE=$(REGISTRY)decnet/emulator:$(IMG_TAG) bash hack/emulator-image.sh
 

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/build-binaries.sh all >/dev/null
 bash hack/docker-up.sh
-bash hack/images.sh
+bash hack/images.sh >/dev/null
 for b in ${BENCH:-apply restart idle events emulators}; do
   echo "== bench_$b" >&2
   python3 "bench/bench_$b.py"

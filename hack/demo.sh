@@ -51,7 +51,7 @@ up() {
   local bin; bin="$(bash hack/build-binaries.sh all)"
   KUBECTL="$bin/kubectl"
   bash hack/docker-up.sh
-  bash hack/images.sh
+  bash hack/images.sh >/dev/null
   log "building the service image (real emulators; cached after the first run)"
   bash hack/emulator-image.sh >/dev/null
   mkdir -p "$STATE"

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Builds the local images the tests and the demo need, without any registry:
-# a root filesystem from Debian's busybox-static, turned into an image by
-# `docker import`. Rebuilds only when the image is missing.
-#   decnet-test/busybox:latest  sh, httpd, nc, telnetd, ftpd, sleep
-#   decnet/base:0.1.0           the same rootfs, used as the decky base (pause) image
+# Builds the local images the tests, the demo and a one-node cluster need, without
+# any registry, and prints their names on stdout (logs go to stderr):
+#   decnet-test/busybox:latest  a busybox-static root filesystem from Debian, turned into
+#                               an image by `docker import` (sh, httpd, nc, telnetd, ftpd,
+#                               sleep); made only when missing
+#   decnet/base:0.1.0           the decky base: images/base/Dockerfile built on a Debian
+#                               root filesystem with iproute2 (hack/lib/rootfs.sh), rebuilt
+#                               only when the Dockerfile or the package list changes
+#   decnet-test/pause:3.10      a sandbox ("pause") image for containerd: busybox whose
+#                               PID 1 sleeps and exits on SIGTERM
+#   [DECNET_BASE_IMAGE=decnet/base:0.1.0] hack/images.sh [--force]
 set -euo pipefail
+cd "$(dirname "$0")/.."
 log() { echo "[images] $*" >&2; }
+. hack/lib/rootfs.sh
 IMAGE="decnet-test/busybox:latest"
 BASE_IMAGE="${DECNET_BASE_IMAGE:-decnet/base:0.1.0}"
+PAUSE_IMAGE="decnet-test/pause:3.10"
+BASE_PACKAGES="iproute2"
+force=false; [[ "${1:-}" == "--force" ]] && force=true
 
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   if [[ ! -x /bin/busybox ]] || ! /bin/busybox --list-full >/dev/null 2>&1; then
@@ -32,9 +43,38 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   tar -C "$root" -c . | docker import \
     -c 'CMD ["sh"]' -c 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' \
     -m "busybox-static rootfs for decnet-operator tests" - "$IMAGE" >/dev/null
+  rm -rf "$root"; trap - EXIT
   log "built $IMAGE"
 fi
-if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  docker tag "$IMAGE" "$BASE_IMAGE"
-  log "tagged $BASE_IMAGE"
+echo "$IMAGE"
+
+key="$(rootfs_key "$BASE_PACKAGES")"
+hash="$(content_hash "$key" images/base/Dockerfile)"
+if image_current "$BASE_IMAGE" "$hash" && ! $force; then
+  log "$BASE_IMAGE is up to date ($hash)"
+else
+  start=$SECONDS
+  rootfs="local/base-rootfs:$key"
+  rootfs_image "$rootfs" "$key" "$BASE_PACKAGES"
+  log "building $BASE_IMAGE on $rootfs"
+  context() { tar -c images/base/Dockerfile; }
+  image_build "$BASE_IMAGE" images/base/Dockerfile "$rootfs" "$hash" context
+  log "built $BASE_IMAGE ($hash) in $((SECONDS - start)) s"
 fi
+echo "$BASE_IMAGE"
+
+# busybox sh as PID 1 ignores SIGTERM unless it traps it; the sleep runs in the
+# background so the trap fires at once.
+pause_cmd='CMD ["sh", "-c", "trap '"'"'exit 0'"'"' TERM INT; while :; do sleep 3600 & wait $!; done"]'
+hash="$( { docker image inspect -f '{{.Id}}' "$IMAGE"; echo "$pause_cmd"; } | sha256sum | cut -c1-16)"
+if image_current "$PAUSE_IMAGE" "$hash" && ! $force; then
+  log "$PAUSE_IMAGE is up to date ($hash)"
+else
+  pause() {
+    printf 'FROM %s\n%s\n' "$IMAGE" "$pause_cmd" | \
+      docker build -q --label "$CONTENT_LABEL=$hash" -t "$PAUSE_IMAGE" - >/dev/null
+  }
+  pause 2>/dev/null || DOCKER_BUILDKIT=0 pause
+  log "built $PAUSE_IMAGE ($hash)"
+fi
+echo "$PAUSE_IMAGE"

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=("$@"); [[ ${#files[@]} -gt 0 ]] || files=(examples/servicetemplates.yaml)
-bash hack/images.sh
+bash hack/images.sh >/dev/null
 python3 - "${files[@]}" <<'PY' | while IFS=$'\t' read -r image service ports; do
 import sys, yaml
 for path in sys.argv[1:]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command behind `make test` and `.ci/run`: makes sure every
 # prerequisite exists (binaries built from the Go module proxy and cached,
-# a Docker engine, the local test images and the emulator image, the Python package), then runs
+# a Docker engine, the local test images, the emulator and operator images, the Python
+# package), then runs
 # the requested tiers with pytest. In CI (CI=true) a missing prerequisite
 # fails the tests instead of skipping them, and "no tests ran" is a failure.
 set -euo pipefail
@@ -19,8 +20,9 @@ python3 -c "import decnet, kopf, lightkube, docker" 2>/dev/null || \
 if $needs_bed; then
   bash hack/build-binaries.sh all >/dev/null
   bash hack/docker-up.sh
-  bash hack/images.sh
+  bash hack/images.sh >/dev/null
   bash hack/emulator-image.sh >/dev/null
+  bash hack/operator-image.sh >/dev/null
   bash hack/clients.sh
 fi
 log "set-up took $((SECONDS - start)) s"

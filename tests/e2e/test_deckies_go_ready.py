@@ -35,13 +35,16 @@ def test_a_decky_goes_ready_with_its_containers_on_its_address(cluster: Cluster)
     base = next(c for c in cluster.containers("web-01") if c.labels["decnet.io/role"] == "base")
     networks = base.attrs["NetworkSettings"]["Networks"]
     assert [n["IPAddress"] for n in networks.values()] == [ip]
-    # The http service really answers inside the decky's network namespace.
+    # The http service really answers inside the decky's network namespace (the base is
+    # Debian: bash's /dev/tcp rather than a wget it does not have).
+    get = f"exec 3<>/dev/tcp/{ip}/80 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
     deadline = time.monotonic() + 10
     code, output = 1, b""
     while time.monotonic() < deadline and code != 0:
-        code, output = base.exec_run(["wget", "-q", "-O", "-", f"http://{ip}:80/"])
+        code, output = base.exec_run(["timeout", "5", "bash", "-c", get])
         time.sleep(0.2)
     assert code == 0, output
+    assert output.startswith(b"HTTP/1."), output
 
 
 def test_editing_services_touches_only_that_container(cluster: Cluster) -> None:

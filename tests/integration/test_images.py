@@ -1,0 +1,129 @@
+"""The operator, base and pause images as the build scripts make them, in the real dockerd.
+
+What a cluster relies on: the one operator image runs both commands, the operator as
+uid 10001, and its iptables speaks the host's nf_tables backend (the agent writes rules
+in the host's network namespace); a decky's base container and the sandbox image of a
+one-node cluster stop at once on SIGTERM, so deleting a decky or a pod never waits out
+a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support import require
+
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = {"decnet.io/namespace": f"t-images-{uuid.uuid4().hex[:6]}"}
+
+
+def build(script: str) -> list[str]:
+    """Run a build script; its stdout is the names of the images it made."""
+    done = subprocess.run(
+        ["bash", f"hack/{script}"], cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env=dict(os.environ),
+    )
+    require(done.returncode == 0, f"hack/{script} failed: {done.stderr[-2000:]}")
+    return done.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def operator_image(docker_client: Any) -> str:
+    (image,) = build("operator-image.sh")
+    return image
+
+
+@pytest.fixture(scope="module")
+def local_images(docker_client: Any) -> dict[str, str]:
+    images = build("images.sh")
+    return {name.split("/")[-1].split(":")[0]: name for name in images}
+
+
+@pytest.fixture
+def started(docker_client: Any) -> Iterator[list[Any]]:
+    containers: list[Any] = []
+    yield containers
+    for container in containers:
+        container.remove(force=True)
+
+
+def run(docker_client: Any, started: list[Any], image: str, command: list[str]) -> tuple[int, str]:
+    container = docker_client.containers.run(
+        image, command, detach=True, network_mode="none", labels=LABELS
+    )
+    started.append(container)
+    code = int(container.wait(timeout=60)["StatusCode"])
+    return code, container.logs().decode(errors="replace")
+
+
+def test_the_agent_command_runs_in_the_operator_image(
+    docker_client: Any, started: list[Any], operator_image: str
+) -> None:
+    code, out = run(docker_client, started, operator_image, ["python3", "-m", "decnet.agent", "--help"])
+    assert code == 0, out
+    assert "usage: decnet-agent" in out
+
+
+def test_the_operator_runs_as_uid_10001(
+    docker_client: Any, started: list[Any], operator_image: str
+) -> None:
+    script = "import os, decnet.controller.main; print(os.getuid(), os.getgid())"
+    code, out = run(docker_client, started, operator_image, ["python3", "-c", script])
+    assert code == 0, out
+    assert out.split() == ["10001", "10001"]
+    code, out = run(docker_client, started, operator_image, ["python", "-m", "decnet.controller", "--help"])
+    assert code == 0, out
+
+
+def test_iptables_in_the_operator_image_uses_nf_tables(
+    docker_client: Any, started: list[Any], operator_image: str
+) -> None:
+    for tool in ("iptables", "ip6tables"):
+        code, out = run(docker_client, started, operator_image, [tool, "-V"])
+        assert code == 0, out
+        assert "(nf_tables)" in out, out
+
+
+def test_an_unchanged_operator_image_is_not_rebuilt(operator_image: str) -> None:
+    again = subprocess.run(
+        ["bash", "hack/operator-image.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == operator_image
+    assert "is up to date" in again.stderr
+
+
+def test_the_base_image_has_ip(
+    docker_client: Any, started: list[Any], local_images: dict[str, str]
+) -> None:
+    code, out = run(docker_client, started, local_images["base"], ["ip", "-V"])
+    assert code == 0, out
+    assert "iproute2" in out
+
+
+@pytest.mark.parametrize("kind", ["base", "pause"])
+def test_pid_1_exits_at_once_on_sigterm(
+    docker_client: Any, started: list[Any], local_images: dict[str, str], kind: str
+) -> None:
+    container = docker_client.containers.run(
+        local_images[kind], detach=True, network_mode="none", labels=LABELS
+    )
+    started.append(container)
+    deadline = time.monotonic() + 10
+    while container.status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        container.reload()
+    time.sleep(0.3)  # PID 1 has set its trap
+    begin = time.monotonic()
+    container.stop(timeout=10)
+    took = time.monotonic() - begin
+    container.reload()
+    assert took < 2, f"{local_images[kind]} took {took:.1f} s to stop"
+    assert container.attrs["State"]["ExitCode"] == 0
