@@ -41,8 +41,8 @@ binaries: ## Build kube-apiserver, kubectl, etcd and helm from the Go module pro
 	bash hack/build-binaries.sh all
 
 ##@ Tests
-test: ## Run unit, integration and e2e tests (builds and starts what they need)
-	bash hack/test.sh unit integration e2e
+test: ## Run unit, integration, e2e and cluster tests (builds and starts what they need)
+	bash hack/test.sh unit integration e2e cluster
 
 test-unit: ## Run unit tests only (no cluster, no Docker)
 	bash hack/test.sh unit
@@ -52,6 +52,9 @@ test-integration: ## Run integration tests (real control plane and/or Docker)
 
 test-e2e: ## Run end-to-end tests (operator + agent + control plane + Docker)
 	bash hack/test.sh e2e
+
+test-cluster: ## Run the cluster tier: the chart installed with helm in a real one-node cluster
+	bash hack/test.sh cluster
 
 bench: ## Run the benchmarks in bench/ and regenerate bench/RESULTS.md
 	bash hack/bench.sh
@@ -69,6 +72,16 @@ demo: ## The whole thing locally: control plane, Docker, CRDs, operator, agent, 
 
 demo-down: ## Stop the demo and remove everything it made
 	bash hack/demo.sh down
+
+cluster-up: ## Start a one-node cluster here (kubelet, containerd, kube-proxy beside dockerd); prints its kubeconfig
+	bash hack/build-binaries.sh cluster >/dev/null
+	$(PYTHON) hack/cluster.py up
+
+cluster-down: ## Stop the one-node cluster and remove everything it made on the host
+	$(PYTHON) hack/cluster.py down
+
+demo-cluster: ## The README's cluster install (helm install --wait, examples) on a one-node cluster started here
+	bash hack/demo-cluster.sh
 
 run: ## Run the operator against KUBECONFIG in the foreground
 	$(PYTHON) -m decnet.controller --standalone

@@ -8,17 +8,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=("$@")
-[[ ${#tiers[@]} -gt 0 ]] || tiers=(unit integration e2e)
+[[ ${#tiers[@]} -gt 0 ]] || tiers=(unit integration e2e cluster)
 log() { echo "[test] $*" >&2; }
 
-needs_bed=false
-for t in "${tiers[@]}"; do [[ "$t" != unit ]] && needs_bed=true; done
+needs_bed=false needs_node=false
+for t in "${tiers[@]}"; do
+  [[ "$t" != unit ]] && needs_bed=true
+  [[ "$t" == cluster ]] && needs_node=true
+done
 
 start=$SECONDS
 python3 -c "import decnet, kopf, lightkube, docker" 2>/dev/null || \
   { log "installing the Python package"; python3 -m pip install -q -e '.[dev]' >&2; }
 if $needs_bed; then
-  bash hack/build-binaries.sh all >/dev/null
+  if $needs_node; then
+    # the one-node cluster's kubelet, kube-proxy, scheduler, controller-manager and crictl
+    bash hack/build-binaries.sh cluster >/dev/null
+  else
+    bash hack/build-binaries.sh all >/dev/null
+  fi
   bash hack/docker-up.sh
   bash hack/images.sh >/dev/null
   bash hack/emulator-image.sh >/dev/null
