@@ -320,14 +320,24 @@ def test_a_mutation_swaps_services_and_keeps_the_decky(installed: Cluster) -> No
         "--overwrite",
     )
 
+    seen: dict[str, Any] = {}
+
     def mutated() -> dict[str, Any] | None:
-        status = installed.get("decky", "ws-01", "-n", DECOYS)["status"]
+        seen.update(installed.get("decky", "ws-01", "-n", DECOYS))
+        status = seen["status"]
         done = (status.get("lifecycle") or {}).get("operation") == "mutate" and (
             status["lifecycle"].get("phase") == "succeeded"
         )
         return status if done and ready({"status": status}) else None
 
-    after = wait_for("ws-01 mutated and Ready", mutated, timeout=120)
+    try:
+        after = wait_for("ws-01 mutated and Ready", mutated, timeout=120)
+    except AssertionError:
+        logs = installed.kubectl(
+            "logs", "-n", RELEASE_NS, "-l", "app.kubernetes.io/component=operator", "--tail=40",
+            check=False,
+        )
+        raise AssertionError(f"not mutated: {json.dumps(seen, indent=1)}\n{logs}") from None
     assert after["lastMutation"]["trigger"] == "manual"
     assert after["services"] != before["services"]
     base_after = next(c["id"] for c in after["containers"] if c["role"] == "base")
@@ -392,10 +402,12 @@ def test_helm_upgrade_with_a_changed_value_recreates_no_decky_container(
 
 def test_the_readme_uninstall_leaves_nothing_behind(installed: Cluster) -> None:
     node = installed.record["node"]
+    assert docker_containers(**{"decnet.io/agent-node": node}), "nothing to uninstall?"
     installed.sh(readme_block("cluster-uninstall"))
-    assert docker_containers(**{"decnet.io/namespace": ""}) == []
+    # this node's only: other test beds on the machine may run deckies of their own
+    assert docker_containers(**{"decnet.io/agent-node": node}) == []
     networks = subprocess.run(
-        ["docker", "network", "ls", "-q", "--filter", "label=decnet.io/lan"],
+        ["docker", "network", "ls", "-q", "--filter", f"label=decnet.io/agent-node={node}"],
         capture_output=True,
         text=True,
         check=True,
