@@ -671,8 +671,16 @@ async def decky_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> No
         RT.poke(*_topologies_in(key[0]))
         return
     metrics.RECONCILES.labels("Decky").inc()
-    with metrics.counting_errors("Decky"):
-        await reconcile_decky(_compact(body))
+    try:
+        with metrics.counting_errors("Decky"):
+            await reconcile_decky(_compact(body))
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - kopf would log and drop it: the loop retries it
+        delay = RT.retry_later(key, time.monotonic())
+        log.exception("reconcile.failed", object=f"{key[0]}/{key[1]}", retry_in=delay)
+    else:
+        RT.succeeded(key)
     RT.poke(*_topologies_in(key[0]))
 
 
@@ -987,6 +995,26 @@ def _quiet(body: Mapping[str, Any]) -> bool:
     )
 
 
+async def _reconcile_key(key: runtime.Key) -> None:
+    """One key of the loop; a failure schedules its retry and never drops another key."""
+    try:
+        if key[0].startswith("topology:"):
+            with metrics.counting_errors("Topology"):
+                await reconcile_topology(key[0].split(":", 1)[1], key[1])
+        else:
+            body = RT.one("decky_idx", key)
+            if body is not None:
+                with metrics.counting_errors("Decky"):
+                    await reconcile_decky(body)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - retried with backoff
+        delay = RT.retry_later(key, time.monotonic())
+        log.exception("reconcile.failed", object=f"{key[0]}/{key[1]}", retry_in=delay)
+    else:
+        RT.succeeded(key)
+
+
 async def _loop() -> None:
     previous: set[str] = set()
     while True:
@@ -1000,20 +1028,13 @@ async def _loop() -> None:
             live = live_nodes()
             changed = live ^ previous
             previous = live
-            keys = set(RT.poked)
+            keys = set(RT.poked) | RT.due_retries(time.monotonic())
             RT.poked.clear()
             for key, body in RT.values("decky_idx"):
                 if key not in keys and _due(RT.latest.get(key, body), live, changed):
                     keys.add(key)
             for key in sorted(keys):
-                if key[0].startswith("topology:"):
-                    with metrics.counting_errors("Topology"):
-                        await reconcile_topology(key[0].split(":", 1)[1], key[1])
-                    continue
-                body = RT.one("decky_idx", key)
-                if body is not None:
-                    with metrics.counting_errors("Decky"):
-                        await reconcile_decky(body)
+                await _reconcile_key(key)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the loop must survive one bad object

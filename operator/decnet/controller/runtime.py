@@ -59,6 +59,17 @@ def rv(body: Mapping[str, Any] | None) -> int:
         return 0
 
 
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+
+
+def next_retry_delay(previous: float | None) -> float:
+    """Backoff for a key whose reconcile failed: 1 s, doubling, at most 60 s."""
+    if previous is None:
+        return RETRY_FIRST_SECONDS
+    return min(RETRY_MAX_SECONDS, max(RETRY_FIRST_SECONDS, previous * 2))
+
+
 class Runtime:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -73,6 +84,8 @@ class Runtime:
         self.started = datetime.datetime.now(datetime.UTC)
         self.poked: set[Key] = set()
         self.wake = asyncio.Event()
+        # keys whose last reconcile failed: (monotonic time it is due again, its delay)
+        self.retries: dict[Key, tuple[float, float]] = {}
         self.rng = random.Random()
         self.background: set[asyncio.Task[None]] = set()
         self.last_live: dict[str, datetime.datetime] = {}
@@ -120,6 +133,21 @@ class Runtime:
     def poke(self, *keys: Key) -> None:
         self.poked.update(keys)
         self.wake.set()
+
+    # -- failed reconciles ------------------------------------------------------------
+
+    def retry_later(self, key: Key, now: float) -> float:
+        """A reconcile of `key` failed: run it again after a growing delay (never lost)."""
+        previous = self.retries.get(key)
+        delay = next_retry_delay(previous[1] if previous else None)
+        self.retries[key] = (now + delay, delay)
+        return delay
+
+    def succeeded(self, key: Key) -> None:
+        self.retries.pop(key, None)
+
+    def due_retries(self, now: float) -> set[Key]:
+        return {key for key, (at, _) in self.retries.items() if at <= now}
 
     def load(self) -> dict[str, int]:
         return dict(collections.Counter(self.placement.values()))

@@ -1,0 +1,126 @@
+"""A reconcile that fails is retried: no decky is left without status until some
+unrelated event comes along.
+
+The failure is real, not mocked: a ValidatingAdmissionPolicy refuses the operator's
+status writes for one labelled decky, so the operator's first reconciles of it fail
+at the API server. Lifting the policy sends no event for the decky; only the
+operator's own retry can bring it to Ready.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from harness import Cluster, wait_for
+
+LABEL = "e2e.decnet.io/refuse-status"
+
+
+def refusing_policy(name: str, namespace: str) -> list[dict[str, Any]]:
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["decnet.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["UPDATE"],
+                        "resources": ["deckies/status"],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": f"!has(object.metadata.labels) || "
+                    f"!('{LABEL}' in object.metadata.labels)",
+                    "message": "refused by the test: status writes fail for now",
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    return [policy, binding]
+
+
+def test_a_decky_whose_first_reconciles_fail_still_goes_ready(cluster: Cluster) -> None:
+    name = f"e2e-refuse-{uuid.uuid4().hex[:6]}"
+    objects = json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": refusing_policy(name, cluster.ns)}
+    )
+    cluster.kubectl("apply", "-f", "-", input=objects)
+    try:
+        time.sleep(2)  # the API server loads the policy
+        decky = cluster.decky("flaky", ["http"])
+        decky["metadata"]["labels"] = {LABEL: "yes"}
+        cluster.apply(cluster.lan(), decky)
+
+        def refused() -> bool:
+            return "refused by the test" in cluster.operator.tail(400)
+
+        wait_for(refused, 60, "the operator's status write refused", cluster.operator)
+        assert not cluster.status("flaky").get("lifecycle"), "a status write got through"
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input=objects)
+    # nothing touches the decky from here on: only the operator's retry can finish it
+    cluster.wait_ready(["flaky"], timeout=120)
+    assert cluster.status("flaky")["lifecycle"]["phase"] == "succeeded"
+
+
+def test_a_mutation_request_whose_reconcile_fails_is_not_lost(cluster: Cluster) -> None:
+    """The request is one watch event; if its reconcile fails, nothing else asks again."""
+    cluster.apply(cluster.lan(), cluster.decky("steady", ["http"], mutation={"pool": ["ssh"]}))
+    cluster.wait_ready(["steady"])
+    before = cluster.status("steady")
+    name = f"e2e-refuse-{uuid.uuid4().hex[:6]}"
+    objects = json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": refusing_policy(name, cluster.ns)}
+    )
+    cluster.kubectl("apply", "-f", "-", input=objects)
+    try:
+        time.sleep(2)  # the API server loads the policy
+        seen = cluster.operator.tail(100000).count("refused by the test")
+        cluster.kubectl("label", "decky", "steady", "-n", cluster.ns, f"{LABEL}=yes")
+        cluster.kubectl(
+            "annotate",
+            "decky",
+            "steady",
+            "-n",
+            cluster.ns,
+            f"decnet.io/mutate-request={int(time.time())}",
+            "--overwrite",
+        )
+
+        def refused() -> bool:
+            return cluster.operator.tail(100000).count("refused by the test") > seen
+
+        wait_for(refused, 60, "the operator's status write refused", cluster.operator)
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input=objects)
+
+    def mutated() -> bool:
+        status = cluster.status("steady")
+        return (status.get("lastMutation") or {}).get("trigger") == "manual" and (
+            status.get("lifecycle") or {}
+        ).get("phase") == "succeeded"
+
+    # the label stays and nothing else touches the decky: only a retry finishes the request
+    wait_for(mutated, 90, "the requested mutation done", cluster.operator)
+    assert cluster.status("steady")["services"] != before["services"]
