@@ -341,6 +341,8 @@ class NodeAccess:
     address: str
     service_cidr: str
     kubernetes_service_ip: str
+    # the Pod Security level enforced where a namespace sets none, as many clusters do
+    pod_security_default: str = "baseline"
 
 
 def up(
@@ -413,6 +415,7 @@ def up(
             f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
             f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
             "--kubelet-preferred-address-types=InternalIP,Hostname",
+            f"--admission-control-config-file={_admission_config(state, node)}",
         ]
     (state / "apiserver.argv.json").write_text(json.dumps(api_argv))
     api_pid = _start("apiserver", api_argv, state)
@@ -439,6 +442,22 @@ def up(
     (state / "controlplane.json").write_text(json.dumps(plane.as_dict(), indent=2))
     log(f"up in {plane.started_in_seconds} s: {plane.apiserver_version}, {etcd_version}, {server}")
     return plane
+
+
+def _admission_config(state: Path, node: NodeAccess) -> Path:
+    """PodSecurity admission with a cluster-wide default level (namespaces may override)."""
+    level = node.pod_security_default
+    config = state / "admission.yaml"
+    config.write_text(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n"
+        "- name: PodSecurity\n  configuration:\n"
+        "    apiVersion: pod-security.admission.config.k8s.io/v1\n"
+        "    kind: PodSecurityConfiguration\n"
+        f"    defaults: {{enforce: {level}, enforce-version: latest, audit: {level},"
+        f" audit-version: latest, warn: {level}, warn-version: latest}}\n"
+        "    exemptions: {namespaces: [kube-system]}\n"
+    )
+    return config
 
 
 def _audit_policy(state: Path) -> Path:

@@ -41,7 +41,27 @@ ATTACKED = "ws-02"  # examples/fleet.yaml: ssh + http
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster) -> Iterator[Cluster]:
     began = time.monotonic()
-    cluster.sh(readme_block("cluster-install"))
+    try:
+        cluster.sh(readme_block("cluster-install"))
+    except AssertionError as error:
+        said = cluster.kubectl(
+            "get",
+            "deckies",
+            "-A",
+            "-o",
+            "custom-columns=NAME:.metadata.name,COND:.status.conditions[*].message",
+            check=False,
+        )
+        logs = cluster.kubectl(
+            "logs",
+            "-n",
+            RELEASE_NS,
+            "-l",
+            "app.kubernetes.io/component=agent",
+            "--tail=30",
+            check=False,
+        )
+        raise AssertionError(f"{error}\ndeckies:\n{said}\nagent:\n{logs}") from None
     cluster.record["install_seconds"] = round(time.monotonic() - began, 1)
     print(
         f"\nREADME install (helm install --wait, fleet Ready): {cluster.record['install_seconds']} s"
@@ -138,6 +158,42 @@ def test_operator_and_agent_are_running_and_ready_under_the_charts_service_accou
         f"system:serviceaccount:{RELEASE_NS}:{accounts['operator']}",
         f"system:serviceaccount:{RELEASE_NS}:{accounts['agent']}",
     }, f"someone else wrote decky status: {writers}"
+
+
+def test_the_readmes_pod_security_label_is_what_lets_the_agent_run(installed: Cluster) -> None:
+    """The cluster enforces `baseline` where a namespace says nothing (as many do): the
+    agent's pod (hostNetwork, the Docker socket, NET_ADMIN) needs the label the README
+    puts on the release namespace; the operator's pod needs nothing."""
+    templates = {
+        doc["metadata"]["labels"]["app.kubernetes.io/component"]: doc["spec"]["template"]
+        for doc in manifest(installed)
+        if doc["kind"] in ("Deployment", "DaemonSet")
+    }
+    labels = installed.get("namespace", RELEASE_NS)["metadata"]["labels"]
+    assert labels.get("pod-security.kubernetes.io/enforce") == "privileged"
+    unlabelled = "psa-check"
+    installed.kubectl("create", "namespace", unlabelled)
+    try:
+        for component, template in templates.items():
+            template["spec"].pop("serviceAccountName", None)  # the release's are elsewhere
+            template["spec"]["automountServiceAccountToken"] = False
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": component, "namespace": unlabelled},
+                "spec": template["spec"],
+            }
+            said = installed.kubectl(
+                "apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False
+            )
+            if component == "agent":
+                assert 'violates PodSecurity "baseline' in said, said
+                assert "hostNetwork" in said, said
+            else:
+                assert "created (server dry run)" in said, said
+                assert "PodSecurity" not in said, said
+    finally:
+        installed.kubectl("delete", "namespace", unlabelled, "--wait=false")
 
 
 def test_the_agents_lease_is_renewed_from_its_pod(installed: Cluster) -> None:
@@ -334,7 +390,12 @@ def test_a_mutation_swaps_services_and_keeps_the_decky(installed: Cluster) -> No
         after = wait_for("ws-01 mutated and Ready", mutated, timeout=120)
     except AssertionError:
         logs = installed.kubectl(
-            "logs", "-n", RELEASE_NS, "-l", "app.kubernetes.io/component=operator", "--tail=40",
+            "logs",
+            "-n",
+            RELEASE_NS,
+            "-l",
+            "app.kubernetes.io/component=operator",
+            "--tail=40",
             check=False,
         )
         raise AssertionError(f"not mutated: {json.dumps(seen, indent=1)}\n{logs}") from None
