@@ -35,6 +35,7 @@ TEST_IMAGE = "decnet-test/busybox:latest"
 DECNET_PLURALS = ["deckies", "lans", "topologies", "addressclaims"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts
@@ -42,6 +43,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if "e2e" in parts:
             item.add_marker(pytest.mark.e2e)
+        group = xdist_group(item)
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """Which tests one pytest-xdist worker (`--dist loadgroup`) must run one after another.
+
+    Every worker is its own pytest session (own control plane, own temp dirs, free
+    ports), so tests are independent by default and spread one by one. Kept together:
+    - e2e: one operator and one agent per session drive dockerd together; the tier
+      runs serially on one worker (beside the others) as it always has;
+    - nmap -sV checks: version detection waits on timing windows, so one scan at a
+      time rather than four competing on two cores;
+    - tests sharing a module-scoped fixture (an operator process, a chart render):
+      split across workers, each worker would start its own copy.
+    """
+    path = Path(str(item.fspath))
+    if "e2e" in path.parts:
+        return "e2e"
+    if path.name.startswith("test_nmap_"):
+        return "nmap"
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else []
+    if any(d and d[-1].scope == "module" for d in defs):
+        return path.name
+    return None
 
 
 # --- Kubernetes -------------------------------------------------------------------------
