@@ -35,11 +35,39 @@ if $needs_bed; then
 fi
 log "set-up took $((SECONDS - start)) s"
 
+# Fast path: one pytest run spread over DECNET_TEST_WORKERS pytest-xdist workers (each its
+# own session: own control plane, temp dirs, free ports); tests/conftest.py's xdist_group
+# keeps the e2e tier, the nmap checks and module-fixture sharers each on one worker, in
+# order. test_faults.py restarts dockerd, so it runs last and alone. DECNET_TEST_WORKERS=0
+# is the old single serial run. PYTEST_ARGS replaces the reporting arguments as before.
+workers=${DECNET_TEST_WORKERS:-4}
+report=(${PYTEST_ARGS:--q -ra --durations=30})
 paths=()
-for t in "${tiers[@]}"; do paths+=("tests/$t"); done
-set +e
-python3 -m pytest "${paths[@]}" ${PYTEST_ARGS:--q -ra --durations=30}
-rc=$?
-set -e
-if [[ $rc -eq 5 ]]; then log "no tests were collected: that is a failure"; exit 1; fi
-exit $rc
+alone=()
+for t in "${tiers[@]}"; do
+  paths+=("tests/$t")
+  [[ "$t" == e2e && $workers != 0 ]] && alone+=(tests/e2e/test_faults.py)
+done
+runs=()
+if [[ $workers == 0 ]]; then
+  runs+=("${paths[*]}")
+else
+  runs+=("-n $workers --dist loadgroup ${alone[*]/#/--ignore=} ${paths[*]}")
+  [[ ${#alone[@]} -gt 0 ]] && runs+=("${alone[*]}")
+fi
+ran=false
+failed=0
+for args in "${runs[@]}"; do
+  log "pytest $args"
+  set +e
+  # shellcheck disable=SC2086  # word-splitting of the assembled arguments is intended
+  python3 -m pytest $args "${report[@]}"
+  rc=$?
+  set -e
+  if [[ $rc -eq 5 ]]; then continue; fi
+  ran=true
+  [[ $rc -eq 0 ]] || failed=$rc
+done
+log "tests took $((SECONDS - start)) s in all"
+if ! $ran; then log "no tests were collected: that is a failure"; exit 1; fi
+exit $failed

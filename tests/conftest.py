@@ -44,6 +44,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
+def xdist_group(nodeid: str) -> str:
+    """Which tests one pytest-xdist worker must run one after another (`--dist loadgroup`).
+
+    Every worker is its own pytest session (own control plane, own temp dirs, free
+    ports), so tests are independent by default and spread one by one. Kept together:
+    - e2e: one operator and one agent per session drive dockerd together; the tier
+      runs serially on one worker (beside the others) as it always has;
+    - nmap -sV checks: version detection waits on timing windows, so one scan at a
+      time rather than several competing on two cores;
+    - each other integration module: they share module-scoped operator processes.
+    Decided from the node id because xdist's own xdist_group marks rewrite
+    `item._nodeid`, which pytest 9.2 no longer reads: the marks group nothing.
+    """
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/e2e/"):
+        return "e2e"
+    if Path(path).name.startswith("test_nmap_"):
+        return "nmap"
+    if path.startswith("tests/integration/") and "/emulators/" not in path:
+        return path
+    return nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Grouped(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return Grouped(config, log)
+
+
 # --- Kubernetes -------------------------------------------------------------------------
 
 

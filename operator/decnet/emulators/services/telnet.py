@@ -176,21 +176,27 @@ class Session:
 
     async def run(self) -> None:
         config = self.ctx.config
-        await core.send(self.writer, opening(config))
+        greeting = opening(config)
         if config.get("style") != "busybox":
+            await core.send(self.writer, greeting)
             first = await core.read_some(self.reader, 4096, 10.0)
             self.decoder.feed(first)
             await core.send(self.writer, DEBIAN_ECHO)
-        user = await self.login()
+            greeting = b""
+        # BusyBox's options and first prompt leave in one segment: scanners fingerprint
+        # the two together, and a prompt that trails the options under load reads as
+        # a bare "telnet" to nmap -sV.
+        user = await self.login(greeting)
         if user is not None:
             await self.shell(user)
 
-    async def login(self) -> str | None:
+    async def login(self, greeting: bytes = b"") -> str | None:
         config = self.ctx.config
         tries = max(1, min(int(config.get("maxAttempts") or 3), 10))
         for attempt in range(tries):
-            await core.send(self.writer, login_prompt(config, self.persona.hostname,
-                                                      attempt == 0))
+            head = greeting if attempt == 0 else b""
+            await core.send(self.writer, head + login_prompt(config, self.persona.hostname,
+                                                             attempt == 0))
             name = await self.readline()
             if name is None:
                 return None
