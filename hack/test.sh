@@ -38,13 +38,16 @@ log "set-up took $((SECONDS - start)) s"
 # Fast path: one pytest run spread over DECNET_TEST_WORKERS pytest-xdist workers (each its
 # own session: own control plane, temp dirs, free ports); tests/conftest.py's xdist_group
 # keeps the e2e tier, the nmap checks and module-fixture sharers each on one worker, in
-# order. test_faults.py restarts dockerd, so it runs last and alone. DECNET_TEST_WORKERS=0
+# order. test_faults.py restarts dockerd, so it runs alone after them, and so does the
+# cluster tier (one node with its kubelet and kube-proxy). DECNET_TEST_WORKERS=0
 # is the old single serial run. PYTEST_ARGS replaces the reporting arguments as before.
 workers=${DECNET_TEST_WORKERS:-4}
 report=(${PYTEST_ARGS:--q -ra --durations=30})
 paths=()
 alone=()
 for t in "${tiers[@]}"; do
+  # the cluster tier brings up a node (kubelet, kube-proxy, iptables): alone, after the rest
+  if [[ "$t" == cluster && $workers != 0 ]]; then alone+=(tests/cluster); continue; fi
   paths+=("tests/$t")
   [[ "$t" == e2e && $workers != 0 ]] && alone+=(tests/e2e/test_faults.py)
 done
@@ -52,8 +55,8 @@ runs=()
 if [[ $workers == 0 ]]; then
   runs+=("${paths[*]}")
 else
-  runs+=("-n $workers --dist loadgroup ${alone[*]/#/--ignore=} ${paths[*]}")
-  [[ ${#alone[@]} -gt 0 ]] && runs+=("${alone[*]}")
+  [[ ${#paths[@]} -gt 0 ]] && runs+=("-n $workers --dist loadgroup ${alone[*]/#/--ignore=} ${paths[*]}")
+  for one in "${alone[@]}"; do runs+=("$one"); done
 fi
 ran=false
 failed=0
