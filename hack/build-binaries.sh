@@ -17,6 +17,16 @@ etcd_bin_dir="$BIN/etcd-$ETCD_VERSION"
 helm_bin_dir="$BIN/helm-$HELM_VERSION"
 crictl_bin_dir="$BIN/crictl-$CRICTL_VERSION"
 
+# -X flags that make `--version` print the real version (the module has no git tree).
+k8s_version_flags() {
+  local minor="${KUBERNETES_VERSION#v1.}" pkg
+  minor="${minor%%.*}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    printf ' -X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean' \
+      "$pkg" "$KUBERNETES_VERSION" "$pkg" "$pkg" "$minor" "$pkg"
+  done
+}
+
 build_kubernetes() {
   if [[ -x "$k8s_bin_dir/kube-apiserver" && -x "$k8s_bin_dir/kubectl" ]]; then return; fi
   local start=$SECONDS work="$CACHE_ROOT/src/kubernetes-$KUBERNETES_VERSION"
@@ -47,12 +57,7 @@ import (
 )
 GO
   (cd "$work" && GOFLAGS=-mod=mod go mod tidy >&2)
-  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-  local ld=""
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-  done
-  (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ld" -o "$k8s_bin_dir/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl >&2)
+  (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $(k8s_version_flags)" -o "$k8s_bin_dir/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl >&2)
   log "kubernetes built in $((SECONDS - start)) s"
   echo "$((SECONDS - start))" > "$k8s_bin_dir/.build-seconds"
 }
@@ -66,13 +71,9 @@ build_node() {
   $missing || return 0
   local start=$SECONDS work="$CACHE_ROOT/src/kubernetes-$KUBERNETES_VERSION"
   log "building ${node_binaries[*]} $KUBERNETES_VERSION (warm module cache: a few minutes)"
-  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-  local ld="" pkgs=()
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-  done
+  local pkgs=()
   for name in "${node_binaries[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
-  (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ld" -o "$k8s_bin_dir/" "${pkgs[@]}" >&2)
+  (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $(k8s_version_flags)" -o "$k8s_bin_dir/" "${pkgs[@]}" >&2)
   log "node binaries built in $((SECONDS - start)) s"
   echo "$((SECONDS - start))" > "$k8s_bin_dir/.node-build-seconds"
 }

@@ -9,9 +9,11 @@ operator's own retry can bring it to Ready.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness import Cluster, wait_for
@@ -60,25 +62,37 @@ def refusing_policy(name: str, namespace: str) -> list[dict[str, Any]]:
     return [policy, binding]
 
 
-def test_a_decky_whose_first_reconciles_fail_still_goes_ready(cluster: Cluster) -> None:
+@contextlib.contextmanager
+def status_writes_refused(cluster: Cluster) -> Iterator[Callable[[], None]]:
+    """While inside, the API server refuses the operator's status writes for every decky
+    labelled LABEL in the test's namespace; yields a wait for the next refusal."""
     name = f"e2e-refuse-{uuid.uuid4().hex[:6]}"
     objects = json.dumps(
         {"apiVersion": "v1", "kind": "List", "items": refusing_policy(name, cluster.ns)}
     )
     cluster.kubectl("apply", "-f", "-", input=objects)
+    time.sleep(2)  # the API server loads the policy
+    seen = cluster.operator.tail(100000).count("refused by the test")
+
+    def wait_refused() -> None:
+        def refused() -> bool:
+            return cluster.operator.tail(100000).count("refused by the test") > seen
+
+        wait_for(refused, 60, "the operator's status write refused", cluster.operator)
+
     try:
-        time.sleep(2)  # the API server loads the policy
+        yield wait_refused
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input=objects)
+
+
+def test_a_decky_whose_first_reconciles_fail_still_goes_ready(cluster: Cluster) -> None:
+    with status_writes_refused(cluster) as wait_refused:
         decky = cluster.decky("flaky", ["http"])
         decky["metadata"]["labels"] = {LABEL: "yes"}
         cluster.apply(cluster.lan(), decky)
-
-        def refused() -> bool:
-            return "refused by the test" in cluster.operator.tail(400)
-
-        wait_for(refused, 60, "the operator's status write refused", cluster.operator)
+        wait_refused()
         assert not cluster.status("flaky").get("lifecycle"), "a status write got through"
-    finally:
-        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input=objects)
     # nothing touches the decky from here on: only the operator's retry can finish it
     cluster.wait_ready(["flaky"], timeout=120)
     assert cluster.status("flaky")["lifecycle"]["phase"] == "succeeded"
@@ -89,31 +103,11 @@ def test_a_mutation_request_whose_reconcile_fails_is_not_lost(cluster: Cluster) 
     cluster.apply(cluster.lan(), cluster.decky("steady", ["http"], mutation={"pool": ["ssh"]}))
     cluster.wait_ready(["steady"])
     before = cluster.status("steady")
-    name = f"e2e-refuse-{uuid.uuid4().hex[:6]}"
-    objects = json.dumps(
-        {"apiVersion": "v1", "kind": "List", "items": refusing_policy(name, cluster.ns)}
-    )
-    cluster.kubectl("apply", "-f", "-", input=objects)
-    try:
-        time.sleep(2)  # the API server loads the policy
-        seen = cluster.operator.tail(100000).count("refused by the test")
+    with status_writes_refused(cluster) as wait_refused:
         cluster.kubectl("label", "decky", "steady", "-n", cluster.ns, f"{LABEL}=yes")
-        cluster.kubectl(
-            "annotate",
-            "decky",
-            "steady",
-            "-n",
-            cluster.ns,
-            f"decnet.io/mutate-request={int(time.time())}",
-            "--overwrite",
-        )
-
-        def refused() -> bool:
-            return cluster.operator.tail(100000).count("refused by the test") > seen
-
-        wait_for(refused, 60, "the operator's status write refused", cluster.operator)
-    finally:
-        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input=objects)
+        request = f"decnet.io/mutate-request={int(time.time())}"
+        cluster.kubectl("annotate", "decky", "steady", "-n", cluster.ns, request, "--overwrite")
+        wait_refused()
 
     def mutated() -> bool:
         status = cluster.status("steady")
