@@ -374,9 +374,35 @@ def test_secret_reads_cluster_wide_are_opt_in(
             and any("secrets" in r.get("resources", []) for r in d.get("rules", []))
         ]
 
-    assert secret_rules() == []
-    assert secret_rules("agent.decoyNamespaces={a,b}") == [("Role", "a"), ("Role", "b")]
-    assert secret_rules("agent.readSecretsClusterWide=true") == [("ClusterRole", None)]
+    # by default only the system namespace, where EventSinks name their Secrets
+    sinks = ("Role", SYSTEM_NAMESPACE)
+    assert secret_rules() == [sinks]
+    assert secret_rules("agent.decoyNamespaces={a,b}") == [("Role", "a"), ("Role", "b"), sinks]
+    assert secret_rules("agent.readSecretsClusterWide=true") == [("ClusterRole", None), sinks]
+
+
+def test_the_agent_reads_only_the_named_sink_secrets_when_they_are_listed(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    def sink_rules(*sets: str) -> list[dict[str, Any]]:
+        docs = _docs(_render(helm, "decnet", *sets))
+        role = next(
+            d
+            for d in docs
+            if d["kind"] == "Role" and d["metadata"]["name"].endswith("-agent-sinks")
+        )
+        assert role["metadata"]["namespace"] == SYSTEM_NAMESPACE
+        return list(role["rules"])
+
+    assert sink_rules() == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    assert sink_rules("agent.eventSinkSecrets={soc-ca,soc-headers}") == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["soc-ca", "soc-headers"],
+            "verbs": ["get"],
+        }
+    ]
 
 
 def test_webhook_configuration_uses_a_service_reference_and_a_stable_ca(
