@@ -800,6 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.before_remove = events.before_remove
     running.append(agent)
     events.start()
+    sniffing: threading.Thread | None = None
     if args.sniffer:
         watcher = sniffer.Sniffer(
             args.node,
@@ -809,10 +810,13 @@ def main(argv: list[str] | None = None) -> int:
             ready=(events.sinks_listed, agent.listed),
             window=args.sniffer_window,
         )
-        threading.Thread(target=watcher.run, name="sniffer", daemon=True).start()
+        sniffing = threading.Thread(target=watcher.run, name="sniffer", daemon=True)
+        sniffing.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
     log.info("agent_started", node=args.node, workers=args.workers)
     agent.run()
+    if sniffing is not None:
+        sniffing.join(timeout=3)  # its open windows go to the spools
     log.info("agent_stopped", node=args.node)
     return 0
