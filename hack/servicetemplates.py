@@ -99,7 +99,8 @@ SOURCES: dict[str, tuple[str, list[Port], dict[str, Any]]] = {
     "tftp": ("TFTP server.", [(69, "udp")], {}),
     "vnc": ("VNC server.", [(5900, "tcp")], {}),
     "sniffer": (
-        "Passive capture on the node's decoy LANs, one per node for the whole fleet.",
+        "Scan detection, run by each node agent on its bridge LANs (LAN spec.sniffer),"
+        " never in a decky: listed for the registry; a Decky naming it is refused.",
         [],
         {},
     ),

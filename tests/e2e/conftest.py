@@ -78,6 +78,7 @@ def agent(
 ) -> Iterator[Proc]:
     argv = [sys.executable, "-m", "decnet.agent", "--node", node_name, "--metrics-port", "0"]
     argv += ["--resync-seconds", "5", "--orphan-grace-seconds", "5"]
+    argv += ["--sniffer-window", "2"]  # scan events within seconds (test_sniffer.py)
     argv += ["--state-dir", tempfile.mkdtemp(prefix="decnet-agent-state-")]
     env = env_for(
         identities.agent_kubeconfig(node_name),

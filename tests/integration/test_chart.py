@@ -181,10 +181,15 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     assert agent_env["DECNET_SYSTEM_NAMESPACE"] == "decnet-system"
     node_env = next(e for e in agent["env"] if e["name"] == "NODE_NAME")
     assert node_env["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
-    # the egress firewall: iptables in the host's network namespace with NET_ADMIN only
+    # the egress firewall (iptables, NET_ADMIN) and the sniffer (packet sockets on the LAN
+    # bridges, NET_RAW) in the host's network namespace, nothing more
     assert pod["hostNetwork"] is True
-    assert agent["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]}
+    assert agent["securityContext"]["capabilities"] == {
+        "drop": ["ALL"],
+        "add": ["NET_ADMIN", "NET_RAW"],
+    }
     assert "--firewall" in agent["args"]
+    assert "--sniffer" in agent["args"] and "--sniffer-window=10" in agent["args"]
     assert "--denied-cidrs=10.96.0.0/12,10.244.0.0/16,169.254.0.0/16" in agent["args"]
     assert "--egress-within=0.0.0.0/0" in agent["args"]
     assert pod["nodeSelector"] == {"role": "decoy"}
@@ -197,12 +202,21 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     mount = next(m for m in agent["volumeMounts"] if m["name"] == "state")
     assert state["hostPath"]["path"] == mount["mountPath"] == "/var/lib/container-files"
 
-    # turning the firewall off (a loosened default) drops hostNetwork and NET_ADMIN
+    # turning the firewall off (a loosened default) drops NET_ADMIN; the sniffer keeps the
+    # host network and NET_RAW until it is turned off too
     loose = _docs(_render(helm, "decnet", "containment.firewall=false"))
     pod = next(d for d in loose if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    caps = pod["containers"][0]["securityContext"]["capabilities"]
+    assert caps == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    assert "--no-firewall" in pod["containers"][0]["args"]
+    bare = _docs(
+        _render(helm, "decnet", "containment.firewall=false", "agent.sniffer.enabled=false")
+    )
+    pod = next(d for d in bare if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is False
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert "--no-firewall" in pod["containers"][0]["args"]
+    assert "--no-sniffer" in pod["containers"][0]["args"]
 
     standalone = _docs(_render(helm, "decnet", "operator.peering.enabled=false"))
     deploy = next(d for d in standalone if d["kind"] == "Deployment")

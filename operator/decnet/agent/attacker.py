@@ -223,6 +223,20 @@ class AttackerEvents:
                 self.activity.observe(r, base)
                 self.contacts.observe(r, now)
 
+    def deliver_lan(self, records: Sequence[eventrecord.Record], labels: Mapping[str, str]) -> None:
+        """A LAN's events (the sniffer's scans): into every sink whose selector takes the
+        LAN's namespace and labels. No decky was touched: no activity, no contact Event."""
+        with self._lock:
+            runners = dict(self.runners)
+            specs = dict(self.sink_specs)
+        for name, runner in runners.items():
+            selector = specs.get(name, {}).get("selector")
+            chosen = [r for r in records if selected(selector, r.namespace, labels)]
+            if chosen:
+                runner.offer(chosen)
+        for r in records:
+            ATTACKER_EVENTS.labels(r.namespace, r.decky, r.event.service, r.event.kind).inc()
+
     def before_remove(self, container_id: str) -> None:
         """The engine is about to remove a container: stop it and read its last words."""
         try:

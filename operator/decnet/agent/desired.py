@@ -100,6 +100,8 @@ def networks_of(plan: v1alpha1.Plan) -> tuple[planner.NetworkWant, ...]:
             parent=n.parent,
             topology=n.topology,
             egress=tuple(planner.EgressWant(e.cidr, e.protocol, tuple(e.ports)) for e in n.egress),
+            sniffer=n.sniffer,
+            labels=tuple(sorted(n.labels.items())),
         )
         for n in plan.networks
     )

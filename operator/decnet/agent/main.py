@@ -47,6 +47,8 @@ from decnet.agent import (
     planner,
     readiness,
     reporter,
+    scans,
+    sniffer,
 )
 from decnet.agent.runtime import engine as runtime
 from decnet.agent.runtime import firewall
@@ -128,6 +130,10 @@ class Agent:
         self.lease_renewed: float | None = None
         self.docker_answered: float | None = None
         self._threads: list[threading.Thread] = []
+        # uid -> (plan hash, (namespace, networks)), for the sniffer's thread only
+        self._sniff_plans: dict[
+            str, tuple[str, tuple[str, tuple[planner.NetworkWant, ...]] | None]
+        ] = {}
 
     # ------------------------------------------------------------------ scheduling
 
@@ -485,6 +491,23 @@ class Agent:
         self._fw_refused = refused
         return egress.wanted(self.node, lans, self.denied_cidrs, self.egress_within)
 
+    def sniffer_lans(self) -> dict[str, scans.LanView]:
+        """The bridge LANs the sniffer watches: those of this node's planned deckies."""
+        with self._lock:
+            objects = dict(self._objects)
+        planned = []
+        cache: dict[str, tuple[str, tuple[str, tuple[planner.NetworkWant, ...]] | None]] = {}
+        for uid, obj in objects.items():
+            key = str(((obj.get("status") or {}).get("plan") or {}).get("hash", ""))
+            key += "/deleting" if (obj.get("metadata") or {}).get("deletionTimestamp") else ""
+            hit = self._sniff_plans.get(uid)
+            nets = hit[1] if hit and hit[0] == key else desired.planned_networks(obj)
+            cache[uid] = (key, nets)
+            if nets:
+                planned.append(nets)
+        self._sniff_plans = cache
+        return scans.lans_from_plans(self.node, planned)
+
     def collect_networks(self) -> None:
         """Networks nobody uses or plans; no container is touched here."""
         observed = self.engine.observe_node()
@@ -707,6 +730,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(os.environ.get("DECNET_SPOOL_BYTES", attacker.DEFAULT_SPOOL_BYTES)),
         help="Disk cap of each sink's spool; the oldest events are dropped (and counted) beyond.",
     )
+    parser.add_argument(
+        "--sniffer",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("DECNET_SNIFFER", "true") != "false",
+        help="watch this node's bridge LANs for scans (needs the host network and NET_RAW); "
+        "a LAN opts out with spec.sniffer.enabled: false",
+    )
+    parser.add_argument(
+        "--sniffer-window",
+        type=float,
+        default=float(os.environ.get("DECNET_SNIFFER_WINDOW", scans.WINDOW_SECONDS)),
+        help="seconds of one scan window: at most one scan event per (LAN, source) per window",
+    )
     return parser.parse_args(argv)
 
 
@@ -764,9 +800,23 @@ def main(argv: list[str] | None = None) -> int:
     engine.before_remove = events.before_remove
     running.append(agent)
     events.start()
+    sniffing: threading.Thread | None = None
+    if args.sniffer:
+        watcher = sniffer.Sniffer(
+            args.node,
+            agent.sniffer_lans,
+            events.deliver_lan,
+            agent.stop,
+            ready=(events.sinks_listed, agent.listed),
+            window=args.sniffer_window,
+        )
+        sniffing = threading.Thread(target=watcher.run, name="sniffer", daemon=True)
+        sniffing.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
     log.info("agent_started", node=args.node, workers=args.workers)
     agent.run()
+    if sniffing is not None:
+        sniffing.join(timeout=3)  # its open windows go to the spools
     log.info("agent_stopped", node=args.node)
     return 0

@@ -43,6 +43,8 @@ class NetworkWant:
     parent: str = ""
     topology: str = ""
     egress: tuple[EgressWant, ...] = ()
+    sniffer: bool = True  # the LAN's spec.sniffer.enabled
+    labels: tuple[tuple[str, str], ...] = ()  # the LAN's labels (EventSink selection)
 
     @property
     def internal(self) -> bool:

@@ -59,8 +59,8 @@ def _file(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _lan_extras(lan: views.Lan) -> dict[str, Any]:
-    """Topology and egress only when set, so plans (and hashes) of LANs without them
-    stay what they were."""
+    """Topology, egress, a sniffer opt-out and labels only when set, so plans (and hashes)
+    of LANs without them stay what they were."""
     extras: dict[str, Any] = {}
     if lan.topology:
         extras["topology"] = lan.topology
@@ -74,6 +74,11 @@ def _lan_extras(lan: views.Lan) -> dict[str, Any]:
             }
             for e in lan.egress
         ]
+    if not lan.sniffer:
+        extras["sniffer"] = False
+    if lan.labels:
+        # the agent selects EventSinks for the LAN's scan events on them
+        extras["labels"] = dict(lan.labels)
     return extras
 
 

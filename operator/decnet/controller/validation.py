@@ -16,6 +16,7 @@ import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 
+from decnet.api import v1alpha1
 from decnet.controller import allocation, configschema, views
 
 CONFIG_MAX_BYTES = 32 * 1024  # a service config is settings, not content
@@ -63,7 +64,13 @@ def services(decky: views.Decky, known: Mapping[str, views.Template]) -> Problem
             return Problem(
                 422,
                 "FleetSingleton",
-                f"service {svc} is a fleet singleton; it runs once per node, not per decky",
+                f"service {svc} is a fleet singleton; it runs once per node, not per decky"
+                + (
+                    ": the node agent watches every LAN for scans (turn it off per LAN with"
+                    " spec.sniffer.enabled: false)"
+                    if svc == v1alpha1.SNIFFER
+                    else ""
+                ),
             )
     for svc, cfg in sorted(decky.service_config.items()):
         size = len(json.dumps(cfg, separators=(",", ":")))

@@ -37,6 +37,8 @@ class Lan:
     topology: str | None = None
     status_subnet: str | None = None
     egress: tuple[Mapping[str, Any], ...] = dataclasses.field(default=(), hash=False)
+    sniffer: bool = True
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def effective_subnet(self) -> str | None:
@@ -57,6 +59,8 @@ class Lan:
             topology=spec.get("topology") or None,
             status_subnet=status.get("subnet") or None,
             egress=tuple(dict(e) for e in spec.get("egress") or ()),
+            sniffer=(spec.get("sniffer") or {}).get("enabled", True) is not False,
+            labels=tuple(sorted((_meta(obj).get("labels") or {}).items())),
         )
 
 

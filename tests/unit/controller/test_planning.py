@@ -113,3 +113,33 @@ def test_a_templates_security_and_a_lans_topology_and_egress_reach_the_agent() -
     assert net["egress"] == [{"cidr": "198.51.100.0/24", "protocol": "tcp", "ports": [443]}]
     # a LAN without topology or egress plans exactly as before (no hash churn on upgrade)
     assert "egress" not in build(decky())["networks"][0]  # type: ignore[index]
+
+
+def test_a_lans_sniffer_opt_out_and_labels_reach_the_agent_and_defaults_plan_as_before() -> None:
+    default = build(decky())
+    body = {
+        "metadata": {"name": "office", "namespace": "decoys", "labels": {"team": "red"}},
+        "spec": {"subnet": "10.20.0.0/24", "sniffer": {"enabled": False}},
+    }
+    plan = planning.build(
+        decky(),
+        lans={"office": views.Lan.from_obj(body)},
+        templates=TEMPLATES,
+        addresses={"office": "10.20.0.15"},
+        services=["rdp", "smb"],
+    )
+    net = plan["networks"][0]  # type: ignore[index]
+    assert net["sniffer"] is False and net["labels"] == {"team": "red"}
+    # sniffer on (the default) and no labels: the plan and its hash are what they were
+    on = views.Lan.from_obj({"metadata": {"name": "office", "namespace": "decoys"}, "spec": {}})
+    assert on.sniffer is True and on.labels == ()
+    assert "sniffer" not in default["networks"][0]  # type: ignore[index]
+    assert "labels" not in default["networks"][0]  # type: ignore[index]
+    assert default["hash"] == build(decky())["hash"]
+
+
+def test_the_sniffer_service_is_refused_for_a_decky_with_a_pointer_to_the_lan_field() -> None:
+    from decnet.controller import validation
+
+    problem = validation.services(decky(services=["sniffer"]), TEMPLATES)
+    assert problem is not None and "spec.sniffer.enabled" in problem.message

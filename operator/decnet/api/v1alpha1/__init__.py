@@ -77,7 +77,7 @@ from decnet.api.v1alpha1.eventsink import (
     SyslogTLS,
     WebhookSink,
 )
-from decnet.api.v1alpha1.lan import LAN, EgressRule, LANSpec, LANStatus
+from decnet.api.v1alpha1.lan import LAN, EgressRule, LANSpec, LANStatus, SnifferSpec
 from decnet.api.v1alpha1.servicetemplate import (
     BuildSpec,
     PortSpec,
@@ -191,6 +191,7 @@ __all__ = [
     "KeyRef",
     "LANSpec",
     "EgressRule",
+    "SnifferSpec",
     "LANStatus",
     "LastMutation",
     "Lifecycle",

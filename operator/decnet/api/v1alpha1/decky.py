@@ -300,6 +300,13 @@ class PlanNetwork(Model):
         description="The LAN's egress allowance (spec.egress).",
         max_length=32,
     )
+    sniffer: bool = Field(
+        default=True, description="The agent watches the LAN for scans (spec.sniffer.enabled)."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="The LAN's labels: EventSink selectors match the LAN's scan events on them.",
+    )
 
 
 class PlanService(Model):

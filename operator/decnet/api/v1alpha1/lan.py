@@ -45,6 +45,20 @@ class EgressRule(Model):
     )
 
 
+class SnifferSpec(Model):
+    """Passive scan detection on the LAN (docs/events.md, "Scan events")."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "The node agent watches the LAN's bridge and reports scans: ARP requests and"
+            " TCP SYN/UDP/ICMP echo towards addresses no decky holds, and port sweeps of"
+            " deckies, as `sniffer`/`scan` events to the EventSinks. false: not watched."
+            " Bridge LANs only; the agent's own switch (agent.sniffer.enabled) overrides."
+        ),
+    )
+
+
 class LANSpec(Model):
     """The network the user wants."""
 
@@ -119,6 +133,10 @@ class LANSpec(Model):
             " bridge LANs: a macvlan LAN's traffic never crosses the node's firewall."
         ),
         max_length=32,
+    )
+    sniffer: SnifferSpec = Field(
+        default_factory=SnifferSpec,
+        description="Passive scan detection on the LAN; on unless enabled is false.",
     )
 
 
