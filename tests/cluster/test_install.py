@@ -363,6 +363,32 @@ def test_an_attackers_login_reaches_the_security_teams_syslog(
     assert activity["lastService"] == "ssh"
 
 
+def test_a_sweep_of_the_lan_reaches_the_security_teams_syslog(
+    installed: Cluster, soc_syslog: Rsyslog
+) -> None:
+    """The agent's sniffer (on by default) reports touches of addresses no decky holds."""
+    require(shutil.which("nmap") is not None, "nmap missing (hack/clients.sh)")
+    lan = installed.get("lan", "office", "-n", DECOYS)
+    subnet = lan["spec"]["subnet"]
+    held = {
+        a["ip"]
+        for d in installed.get("deckies", "-n", DECOYS)["items"]
+        for a in d["status"]["addresses"]
+    }
+    time.sleep(2)  # the agent picks the new sink up on its watch
+    subprocess.run(["nmap", "-sn", "-n", subnet], capture_output=True, timeout=120, check=True)
+
+    def scans() -> list[Any]:
+        return [e for e in soc_syslog.messages() if e.service == "sniffer" and e.kind == "scan"]
+
+    seen = wait_for("a scan event in the SOC's syslog", scans, timeout=60)
+    touched = {ip for e in seen for ip in e.get("dst_ips").split(",") if ip}
+    assert touched, seen[0].fields
+    assert not touched & held, "an address a decky holds was reported as unassigned"
+    assert {e.get("subnet") for e in seen} == {subnet}
+    assert all("scan of LAN office" in e.message for e in seen), [e.message for e in seen]
+
+
 def test_a_mutation_swaps_services_and_keeps_the_decky(installed: Cluster) -> None:
     before = installed.get("decky", "ws-01", "-n", DECOYS)["status"]
     base_before = next(c["id"] for c in before["containers"] if c["role"] == "base")

@@ -105,7 +105,7 @@ def test_the_image_is_rebuilt_only_when_its_sources_change(
     docker_client: Any, image: str, tmp_path: Path
 ) -> None:
     """A copy of the sources the script hashes; a scratch tag, removed afterwards."""
-    for rel in ("hack/emulator-image.sh", "hack/clients.sh", "hack/clients.apt", "images/emulator",
+    for rel in ("hack/emulator-image.sh", "hack/lib", "hack/clients.sh", "hack/clients.apt", "images/emulator",
                 "operator/decnet/emulators"):
         src, dst = ROOT / rel, tmp_path / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
