@@ -20,13 +20,15 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
-manifests: ## Generate crds/, the chart's CRD templates and the built-in ServiceTemplates
+manifests: ## Generate crds/, the chart's CRD templates, the built-in ServiceTemplates and docs/argocd/argocd-cm.yaml
 	$(PYTHON) -m decnet.api.crdgen
 	$(PYTHON) hack/servicetemplates.py
+	$(PYTHON) hack/argocd_cm.py
 
 verify: ## Regenerate every generated artifact and fail on any diff
 	$(PYTHON) -m decnet.api.crdgen --check
 	$(PYTHON) hack/servicetemplates.py --check
+	$(PYTHON) hack/argocd_cm.py --check
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit/api/test_api_schema.py tests/unit/api/test_crdgen.py
 
 golden: ## Rewrite tests/unit/api/golden/*.yaml after an intended API change
