@@ -183,16 +183,25 @@ GO
 
 # What hack/argocd.py installs beside the binary, from the same module version: the
 # Application/AppProject/ApplicationSet CRDs and the stock argocd-cm (its defaults, such as
-# ignoring /status updates, are what a real install runs with).
+# ignoring /status updates, are what a real install runs with); and bin/, what Argo CD's
+# image has in /usr/local/bin besides the binary: the git/gpg wrapper scripts the repo
+# server execs (it verifies commit signatures through git-verify-wrapper.sh on every
+# manifest generation) and the argocd-<component> names linked to the binary.
 copy_argocd_manifests() {
-  if [[ -f "$argocd_bin_dir/manifests/argocd-cm.yaml" ]]; then return; fi
-  local work src
+  if [[ -f "$argocd_bin_dir/manifests/argocd-cm.yaml" && -x "$argocd_bin_dir/bin/git-verify-wrapper.sh" ]]; then return; fi
+  local work src name
   work="$(argocd_wrapper)"
   src="$(cd "$work" && argocd_go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-  mkdir -p "$argocd_bin_dir/manifests/crds"
+  mkdir -p "$argocd_bin_dir/manifests/crds" "$argocd_bin_dir/bin"
   cp "$src"/manifests/crds/*-crd.yaml "$argocd_bin_dir/manifests/crds/"
+  cp "$src/hack/git-verify-wrapper.sh" "$src/hack/gpg-wrapper.sh" "$argocd_bin_dir/bin/"
+  chmod u+w,a+x "$argocd_bin_dir"/bin/*.sh
+  chmod u+w "$argocd_bin_dir"/manifests/crds/*
+  for name in argocd argocd-repo-server argocd-application-controller argocd-git-ask-pass argocd-k8s-auth; do
+    ln -sf ../argocd "$argocd_bin_dir/bin/$name"
+  done
   cp "$src/manifests/base/config/argocd-cm.yaml" "$argocd_bin_dir/manifests/argocd-cm.yaml.tmp"
-  chmod u+w "$argocd_bin_dir"/manifests/crds/* "$argocd_bin_dir/manifests/argocd-cm.yaml.tmp"
+  chmod u+w "$argocd_bin_dir/manifests/argocd-cm.yaml.tmp"
   mv "$argocd_bin_dir/manifests/argocd-cm.yaml.tmp" "$argocd_bin_dir/manifests/argocd-cm.yaml"
 }
 
