@@ -52,7 +52,8 @@ NAMESPACE = "argocd"
 PROCESSES = ("application-controller", "repo-server", "redis", "git-daemon")
 # Settings for a test bed, merged over the stock argocd-cm and ours: poll Git every 10 s
 # (default 120 s) so a commit is seen quickly. A real install hands these two keys to the
-# controller as ARGOCD_RECONCILIATION_TIMEOUT/_JITTER (its manifests map them); so do we.
+# controller and the repo server as ARGOCD_RECONCILIATION_TIMEOUT/_JITTER (its manifests map
+# them); so do we.
 TESTBED_SETTINGS = {"timeout.reconciliation": "10s", "timeout.reconciliation.jitter": "0s"}
 
 
@@ -327,6 +328,9 @@ def _up(state_dir: Path, kubeconfig: str) -> ArgoCD:
         TMPDIR=str(state_dir / "tmp"),
         KUBECONFIG=kubeconfig,
         ARGOCD_FAKE_IN_CLUSTER="true",
+        # the controller's resync and the repo server's branch-resolution cache both follow it
+        ARGOCD_RECONCILIATION_TIMEOUT=TESTBED_SETTINGS["timeout.reconciliation"],
+        ARGOCD_RECONCILIATION_JITTER=TESTBED_SETTINGS["timeout.reconciliation.jitter"],
         ARGOCD_TLS_DATA_PATH=str(state_dir / "tls"),
         ARGOCD_SSH_DATA_PATH=str(state_dir / "ssh"),
         ARGOCD_GNUPGHOME=str(state_dir / "gpg"),
@@ -389,8 +393,6 @@ def _up(state_dir: Path, kubeconfig: str) -> ArgoCD:
         {
             **env,
             "ARGOCD_BINARY_NAME": "argocd-application-controller",
-            "ARGOCD_RECONCILIATION_TIMEOUT": TESTBED_SETTINGS["timeout.reconciliation"],
-            "ARGOCD_RECONCILIATION_JITTER": TESTBED_SETTINGS["timeout.reconciliation.jitter"],
             "HOSTNAME": "argocd-application-controller-0",
         },
     )
