@@ -42,6 +42,9 @@ lint: ## ruff, mypy (strict) and import-linter layering contracts
 binaries: ## Build kube-apiserver, kubectl, etcd and helm from the Go module proxy (cached)
 	bash hack/build-binaries.sh all
 
+argocd-binary: ## Build the multi-call argocd binary and the health_test.yaml driver from the Go module proxy (cached)
+	bash hack/build-binaries.sh argocd
+
 ##@ Tests
 test: ## Run unit, integration, e2e and cluster tests (builds and starts what they need)
 	bash hack/test.sh unit integration e2e cluster
@@ -74,6 +77,13 @@ demo: ## The whole thing locally: control plane, Docker, CRDs, operator, agent, 
 
 demo-down: ## Stop the demo and remove everything it made
 	bash hack/demo.sh down
+
+argocd-up: ## Start Argo CD (controller, repo server, Redis, a git daemon) against the testbed-up control plane
+	bash hack/build-binaries.sh argocd >/dev/null
+	$(PYTHON) hack/argocd.py up --kubeconfig $${DECNET_TESTBED_DIR:-/tmp/decnet-testbed}/kubeconfig
+
+argocd-down: ## Stop what argocd-up started
+	$(PYTHON) hack/argocd.py down
 
 cluster-up: ## Start a one-node cluster here (kubelet, containerd, kube-proxy beside dockerd); prints its kubeconfig
 	bash hack/build-binaries.sh cluster >/dev/null

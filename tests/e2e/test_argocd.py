@@ -350,6 +350,7 @@ def test_a_decky_whose_image_does_not_exist_makes_the_application_degraded(
         health = app.resource_health("Decky", "ghost-01")
         assert health == {"status": "Degraded", "message": stalled["message"]}, health
         assert MISSING_IMAGE.split(":")[0] in health["message"], health
+        print(f"\nArgo CD: Degraded, ghost-01: {health['message']}")
         assert app.resource_health("LAN", "lan")["status"] == "Healthy"
     finally:
         cluster.kubectl(
