@@ -2,9 +2,9 @@
 """Argo CD as local processes against a test-bed kube-apiserver, the way its own
 development setup (its Procfile) runs it: no pods, no images.
 
-- the application controller and the repo server: the one multi-call `argocd` binary
-  built from the argo-cd Go module (hack/build-binaries.sh argocd), selected by
-  ARGOCD_BINARY_NAME;
+- the application controller, the repo server and the ApplicationSet controller: the one
+  multi-call `argocd` binary built from the argo-cd Go module (hack/build-binaries.sh
+  argocd), selected by ARGOCD_BINARY_NAME;
 - Redis from Debian (`redis-server`) on a free loopback port, no persistence;
 - a Git server: bare repositories under <dir>/git served read-only by `git daemon` on
   127.0.0.1 (git://127.0.0.1:<port>/<name>.git); tests commit through a clone and push
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -49,7 +50,13 @@ import controlplane  # noqa: E402  (hack/controlplane.py: processes by pid, free
 
 DEFAULT_DIR = Path(os.environ.get("DECNET_ARGOCD_DIR", "/tmp/decnet-argocd"))
 NAMESPACE = "argocd"
-PROCESSES = ("application-controller", "repo-server", "redis", "git-daemon")
+PROCESSES = (
+    "applicationset-controller",
+    "application-controller",
+    "repo-server",
+    "redis",
+    "git-daemon",
+)
 # Settings for a test bed, merged over the stock argocd-cm and ours: poll Git every 10 s
 # (default 120 s) so a commit is seen quickly. A real install hands these two keys to the
 # controller and the repo server as ARGOCD_RECONCILIATION_TIMEOUT/_JITTER (its manifests map
@@ -123,6 +130,14 @@ def _wait(check: Any, timeout: float, what: str, state: Path, name: str) -> None
     raise TimeoutError(f"{what} not ready after {timeout} s:\n{_tail(state / f'{name}.log')}")
 
 
+def _ok(port: int, path: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -131,7 +146,7 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def _start(name: str, argv: list[str], state: Path, env: dict[str, str] | None = None) -> int:
-    logfile = open(state / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    logfile = open(state / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         argv,
         stdout=logfile,
@@ -217,6 +232,9 @@ def install(kubeconfig: str, built: Path) -> None:
                 "namespace": NAMESPACE,
                 "labels": {**labels, "app.kubernetes.io/name": "argocd-secret"},
             },
+            # the API server generates it in a real install; the ApplicationSet controller
+            # refuses to start without it
+            "stringData": {"server.secretkey": secrets.token_urlsafe(32)},
         },
         {
             "apiVersion": "argoproj.io/v1alpha1",
@@ -280,7 +298,16 @@ def _up(state_dir: Path, kubeconfig: str) -> ArgoCD:
         (state_dir / sub).mkdir(exist_ok=True)
     ports = {
         n: controlplane.free_port()
-        for n in ("git", "redis", "repo", "repo-metrics", "ctrl-metrics")
+        for n in (
+            "git",
+            "redis",
+            "repo",
+            "repo-metrics",
+            "ctrl-metrics",
+            "as-metrics",
+            "as-probe",
+            "as-webhook",
+        )
     }
 
     _start(
@@ -397,15 +424,48 @@ def _up(state_dir: Path, kubeconfig: str) -> ArgoCD:
         },
     )
 
-    def healthy() -> bool:
-        url = f"http://127.0.0.1:{ports['ctrl-metrics']}/healthz"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+    _wait(
+        lambda: _ok(ports["ctrl-metrics"], "/healthz"),
+        90,
+        "application controller",
+        state_dir,
+        "application-controller",
+    )
 
-    _wait(healthy, 90, "application controller", state_dir, "application-controller")
+    # Generates Applications from ApplicationSets (docs/argocd/applicationset.yaml); asks the
+    # repo server for the Git directories.
+    _start(
+        "applicationset-controller",
+        [
+            str(argocd),
+            "--kubeconfig",
+            kubeconfig,
+            "--namespace",
+            NAMESPACE,
+            "--argocd-repo-server",
+            f"127.0.0.1:{ports['repo']}",
+            "--repo-server-plaintext",
+            "--enable-leader-election=false",
+            "--metrics-addr",
+            f"127.0.0.1:{ports['as-metrics']}",
+            "--probe-addr",
+            f"127.0.0.1:{ports['as-probe']}",
+            "--webhook-addr",
+            f"127.0.0.1:{ports['as-webhook']}",
+            "--logformat",
+            "text",
+        ],
+        state_dir,
+        {**env, "ARGOCD_BINARY_NAME": "argocd-applicationset-controller"},
+    )
+    _wait(
+        # (it registers no health checks: its workers starting is the sign)
+        lambda: "Starting workers" in (state_dir / "applicationset-controller.log").read_text(),
+        90,
+        "applicationset controller",
+        state_dir,
+        "applicationset-controller",
+    )
     result = ArgoCD(
         state_dir=str(state_dir),
         kubeconfig=kubeconfig,

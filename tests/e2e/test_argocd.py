@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,8 +46,6 @@ MISSING_IMAGE = "decnet-test/no-such-image:0.0.0"
 
 @pytest.fixture(scope="module")
 def argocd(kubeconfig: str, crds: list[str]) -> Iterator[argocd_testbed.ArgoCD]:
-    import shutil
-
     require(shutil.which("redis-server") is not None, "redis-server (hack/clients.sh)")
     require(shutil.which("git") is not None, "git")
     version = argocd_testbed.versions()["ARGOCD_VERSION"]
@@ -106,6 +105,21 @@ class Fleet:
         self.git("push", "-q", "origin", "main")
         return self.git("rev-parse", "HEAD")
 
+    def commit_sites(self, message: str, sites: dict[str, list[dict[str, Any]]]) -> str:
+        """Replaces fleets/ with one directory per site, one file per object."""
+        root = self.work / "fleets"
+        if root.exists():
+            shutil.rmtree(root)
+        for site, docs in sites.items():
+            (root / site).mkdir(parents=True)
+            for doc in docs:
+                name = f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
+                (root / site / name).write_text(yaml.safe_dump(doc, sort_keys=False))
+        self.git("add", "-A", "fleets")
+        self.git("commit", "-q", "-m", message)
+        self.git("push", "-q", "origin", "main")
+        return self.git("rev-parse", "HEAD")
+
 
 def application(name: str, fleet: Fleet, namespace: str) -> dict[str, Any]:
     """docs/argocd/application.yaml, pointed at the local repository and the test namespace."""
@@ -121,10 +135,11 @@ class App:
         self.cluster, self.name = cluster, name
 
     def get(self) -> dict[str, Any]:
-        out = self.cluster.kubectl(
-            "get", "applications.argoproj.io", self.name, "-n", "argocd", "-o", "json"
-        ).stdout
-        return dict(json.loads(out))
+        """The Application, {} while it does not exist (an ApplicationSet makes it later)."""
+        got = self.cluster.kubectl(
+            "get", "applications.argoproj.io", self.name, "-n", "argocd", "-o", "json", check=False
+        )
+        return dict(json.loads(got.stdout)) if got.returncode == 0 else {}
 
     def state(self) -> tuple[str, str, str]:
         status = self.get().get("status", {})
@@ -355,4 +370,76 @@ def test_a_decky_whose_image_does_not_exist_makes_the_application_degraded(
     finally:
         cluster.kubectl(
             "delete", "servicetemplate", "argo-ghost", "--ignore-not-found", check=False
+        )
+
+
+def test_an_applicationset_makes_one_application_per_site_and_a_removed_site_goes(
+    cluster: Cluster, argocd: argocd_testbed.ArgoCD, apps: list[App]
+) -> None:
+    """docs/argocd/applicationset.yaml against a repository with two sites under fleets/.
+
+    Here both sites go to the test's namespace (the example gives each its own) and the
+    Applications' names carry the namespace, so that tests never share names.
+    """
+    fleet = Fleet(argocd, f"sites-{cluster.ns}")
+    octet = cluster.subnet_octet
+    sites = {
+        "north": [
+            cluster.lan("lan-north", subnet=f"10.{octet}.1.0/24"),
+            cluster.decky("n-01", ["http"], lan="lan-north"),
+        ],
+        "south": [
+            cluster.lan("lan-south", subnet=f"10.{octet}.2.0/24"),
+            cluster.decky("s-01", ["http"], lan="lan-south"),
+        ],
+    }
+    sha = fleet.commit_sites("two sites", sites)
+    appset = yaml.safe_load((ROOT / "docs" / "argocd" / "applicationset.yaml").read_text())
+    appset["metadata"]["name"] = f"sites-{cluster.ns}"
+    generator = appset["spec"]["generators"][0]["git"]
+    generator["repoURL"] = fleet.url
+    generator["requeueAfterSeconds"] = 10  # it polls Git every 3 min unless a webhook calls
+    template = appset["spec"]["template"]
+    template["metadata"]["name"] = f"{cluster.ns}-{{{{.path.basename}}}}"
+    template["spec"]["source"]["repoURL"] = fleet.url
+    template["spec"]["destination"]["namespace"] = cluster.ns
+    north, south = App(cluster, f"{cluster.ns}-north"), App(cluster, f"{cluster.ns}-south")
+    apps.extend([north, south])
+    try:
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(appset))
+        for app in (north, south):
+            app.wait("Synced", "Healthy", sha)
+        cluster.wait_ready(["n-01", "s-01"], timeout=30)
+        assert north.get()["spec"]["source"]["path"] == "fleets/north"
+        assert north.get()["metadata"]["labels"]["decnet.io/site"] == "north"
+
+        # A site removed from Git: its Application goes, and with it (the resources
+        # finalizer) its deckies and their containers; the other site is untouched.
+        north_ids = cluster.container_ids("n-01")
+        fleet.commit_sites("close south", {"north": sites["north"]})
+
+        def south_gone() -> bool:
+            names = {d["metadata"]["name"] for d in cluster.deckies()}
+            return "s-01" not in names and cluster.containers("s-01") == []
+
+        wait_for(south_gone, 180, "site south's decky and containers removed")
+        try:
+            wait_for(lambda: south.get() == {}, 90, "site south's Application deleted")
+        except AssertionError as error:
+            left = south.get()
+            detail = {"metadata": left.get("metadata"), "status": left.get("status")}
+            lans = cluster.kubectl("get", "lans", "-n", cluster.ns, "-o", "yaml").stdout
+            raise AssertionError(f"{error}\n{json.dumps(detail)[:3000]}\n{lans[:3000]}") from None
+        assert cluster.container_ids("n-01") == north_ids
+        assert north.state()[:2] == ("Synced", "Healthy")
+    finally:
+        cluster.kubectl(
+            "delete",
+            "applicationsets.argoproj.io",
+            f"sites-{cluster.ns}",
+            "-n",
+            "argocd",
+            "--ignore-not-found",
+            "--timeout=90s",
+            check=False,
         )
