@@ -20,13 +20,15 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
-manifests: ## Generate crds/, the chart's CRD templates and the built-in ServiceTemplates
+manifests: ## Generate crds/, the chart's CRD templates, the built-in ServiceTemplates and docs/argocd/argocd-cm.yaml
 	$(PYTHON) -m decnet.api.crdgen
 	$(PYTHON) hack/servicetemplates.py
+	$(PYTHON) hack/argocd_cm.py
 
 verify: ## Regenerate every generated artifact and fail on any diff
 	$(PYTHON) -m decnet.api.crdgen --check
 	$(PYTHON) hack/servicetemplates.py --check
+	$(PYTHON) hack/argocd_cm.py --check
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit/api/test_api_schema.py tests/unit/api/test_crdgen.py
 
 golden: ## Rewrite tests/unit/api/golden/*.yaml after an intended API change
@@ -39,6 +41,9 @@ lint: ## ruff, mypy (strict) and import-linter layering contracts
 
 binaries: ## Build kube-apiserver, kubectl, etcd and helm from the Go module proxy (cached)
 	bash hack/build-binaries.sh all
+
+argocd-binary: ## Build the multi-call argocd binary and the health_test.yaml driver from the Go module proxy (cached)
+	bash hack/build-binaries.sh argocd
 
 ##@ Tests
 test: ## Run unit, integration, e2e and cluster tests (builds and starts what they need)
@@ -72,6 +77,13 @@ demo: ## The whole thing locally: control plane, Docker, CRDs, operator, agent, 
 
 demo-down: ## Stop the demo and remove everything it made
 	bash hack/demo.sh down
+
+argocd-up: ## Start Argo CD (controller, repo server, Redis, a git daemon) against the testbed-up control plane
+	bash hack/build-binaries.sh argocd >/dev/null
+	$(PYTHON) hack/argocd.py up --kubeconfig $${DECNET_TESTBED_DIR:-/tmp/decnet-testbed}/kubeconfig
+
+argocd-down: ## Stop what argocd-up started
+	$(PYTHON) hack/argocd.py down
 
 cluster-up: ## Start a one-node cluster here (kubelet, containerd, kube-proxy beside dockerd); prints its kubeconfig
 	bash hack/build-binaries.sh cluster >/dev/null

@@ -16,6 +16,7 @@ k8s_bin_dir="$BIN/kubernetes-$KUBERNETES_VERSION"
 etcd_bin_dir="$BIN/etcd-$ETCD_VERSION"
 helm_bin_dir="$BIN/helm-$HELM_VERSION"
 crictl_bin_dir="$BIN/crictl-$CRICTL_VERSION"
+argocd_bin_dir="$BIN/argocd-$ARGOCD_VERSION"
 
 # -X flags that make `--version` print the real version (the module has no git tree).
 k8s_version_flags() {
@@ -127,17 +128,116 @@ build_helm() {
   echo "$((SECONDS - start))" > "$helm_bin_dir/.build-seconds"
 }
 
+# Argo CD: one multi-call binary (application controller, repo server, CLI) from the
+# argo-cd Go module, which needs a newer Go than the machine's (GOTOOLCHAIN fetches it
+# through the module proxy). Its go.mod pins k8s.io/* and a few others with `replace`
+# lines a wrapper must copy, and replaces gitops-engine by a local path: that one is
+# pointed at the published module of the same release instead.
+# hack/argocd-health (the health_test.yaml driver on Argo CD's own Lua code) is built in
+# the same wrapper, so both share one dependency graph; its cache key is its source hash.
+argocd_go() { GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" GOFLAGS=-mod=mod go "$@"; }
+argocd_wrapper() {
+  local work="$CACHE_ROOT/src/argocd-$ARGOCD_VERSION"
+  if [[ -f "$work/go.mod" ]]; then echo "$work"; return; fi
+  mkdir -p "$work"
+  local gomod
+  gomod="$(cd "$work" && argocd_go list -m -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  python3 - "$gomod" "$ARGOCD_VERSION" > "$work/go.mod.new" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+version = sys.argv[2]
+requires = dict(re.findall(r"^\s*(\S+) (v\S+)", text, re.M))
+lines = []
+for block in re.findall(r"^replace \((.*?)^\)", text, re.M | re.S):
+    lines += [ln.split("//")[0].strip() for ln in block.splitlines()]
+lines += [ln[len("replace "):].strip() for ln in text.splitlines() if ln.startswith("replace ") and "(" not in ln]
+print("module decnet.io/testbed/argocd\n\ngo 1.27.0\n")
+print(f"require github.com/argoproj/argo-cd/v3 {version}\n")
+for ln in filter(None, lines):
+    old, new = (part.strip() for part in ln.split("=>"))
+    if new.startswith("."):
+        new = f"{old} {requires[old]}"
+    print(f"replace {old} => {new}")
+PY
+  mv "$work/go.mod.new" "$work/go.mod"
+  echo "$work"
+}
+build_argocd() {
+  if [[ -x "$argocd_bin_dir/argocd" ]]; then return; fi
+  local start=$SECONDS work
+  work="$(argocd_wrapper)"
+  mkdir -p "$argocd_bin_dir"
+  log "building argocd $ARGOCD_VERSION (cold: many minutes)"
+  cat > "$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/argoproj/argo-cd/v3/cmd"
+GO
+  (cd "$work" && argocd_go mod tidy >&2)
+  local ld="-X github.com/argoproj/argo-cd/v3/common.version=${ARGOCD_VERSION#v}"
+  (cd "$work" && argocd_go build -trimpath -ldflags "-s -w $ld" -o "$argocd_bin_dir/argocd" github.com/argoproj/argo-cd/v3/cmd >&2)
+  log "argocd built in $((SECONDS - start)) s"
+  echo "$((SECONDS - start))" > "$argocd_bin_dir/.build-seconds"
+}
+
+# What hack/argocd.py installs beside the binary, from the same module version: the
+# Application/AppProject/ApplicationSet CRDs and the stock argocd-cm (its defaults, such as
+# ignoring /status updates, are what a real install runs with); and bin/, what Argo CD's
+# image has in /usr/local/bin besides the binary: the git/gpg wrapper scripts the repo
+# server execs (it verifies commit signatures through git-verify-wrapper.sh on every
+# manifest generation) and the argocd-<component> names linked to the binary.
+copy_argocd_manifests() {
+  if [[ -f "$argocd_bin_dir/manifests/argocd-cm.yaml" && -x "$argocd_bin_dir/bin/git-verify-wrapper.sh" ]]; then return; fi
+  local work src name
+  work="$(argocd_wrapper)"
+  src="$(cd "$work" && argocd_go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$argocd_bin_dir/manifests/crds" "$argocd_bin_dir/bin"
+  cp "$src"/manifests/crds/*-crd.yaml "$argocd_bin_dir/manifests/crds/"
+  cp "$src/hack/git-verify-wrapper.sh" "$src/hack/gpg-wrapper.sh" "$argocd_bin_dir/bin/"
+  chmod u+w,a+x "$argocd_bin_dir"/bin/*.sh
+  chmod u+w "$argocd_bin_dir"/manifests/crds/*
+  for name in argocd argocd-repo-server argocd-application-controller argocd-git-ask-pass argocd-k8s-auth; do
+    ln -sf ../argocd "$argocd_bin_dir/bin/$name"
+  done
+  cp "$src/manifests/base/config/argocd-cm.yaml" "$argocd_bin_dir/manifests/argocd-cm.yaml.tmp"
+  chmod u+w "$argocd_bin_dir/manifests/argocd-cm.yaml.tmp"
+  mv "$argocd_bin_dir/manifests/argocd-cm.yaml.tmp" "$argocd_bin_dir/manifests/argocd-cm.yaml"
+}
+
+# The health_test.yaml driver (hack/argocd-health) on Argo CD's own Lua code, built in the
+# argocd wrapper module; cached by Argo CD's version and a hash of its source.
+argocd_health_bin=""
+build_argocd_health() {
+  local sum work
+  sum="$(sha256sum "$here/argocd-health/main.go" | cut -c1-12)"
+  argocd_health_bin="$argocd_bin_dir/argocd-health-$sum"
+  if [[ -x "$argocd_health_bin" ]]; then return; fi
+  local start=$SECONDS
+  work="$(argocd_wrapper)"
+  mkdir -p "$argocd_bin_dir" "$work/healthdriver"
+  log "building the argocd-health driver against argo-cd $ARGOCD_VERSION"
+  cp "$here/argocd-health/main.go" "$work/healthdriver/main.go"
+  (cd "$work" && argocd_go build -trimpath -ldflags "-s -w" -o "$argocd_health_bin.tmp" ./healthdriver >&2)
+  mv "$argocd_health_bin.tmp" "$argocd_health_bin"
+  log "argocd-health built in $((SECONDS - start)) s"
+}
+
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
   node) build_node; build_crictl ;;
+  argocd) build_argocd; copy_argocd_manifests; build_argocd_health ;;
+  argocd-health) build_argocd_health ;;
   all) build_etcd; build_kubernetes; build_helm ;;
   cluster) build_etcd; build_kubernetes; build_helm; build_node; build_crictl ;;
 esac
 mkdir -p "$BIN/current"
 for f in "$k8s_bin_dir/kube-apiserver" "$k8s_bin_dir/kubectl" "$etcd_bin_dir/etcd" "$helm_bin_dir/helm" \
-         "${node_binaries[@]/#/$k8s_bin_dir/}" "$crictl_bin_dir/crictl"; do
+         "${node_binaries[@]/#/$k8s_bin_dir/}" "$crictl_bin_dir/crictl" "$argocd_bin_dir/argocd"; do
   [[ -x "$f" ]] && ln -sf "$f" "$BIN/current/$(basename "$f")"
 done
+if [[ -n "$argocd_health_bin" ]]; then ln -sf "$argocd_health_bin" "$BIN/current/argocd-health"; fi
 echo "$BIN/current"

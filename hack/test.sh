@@ -27,6 +27,8 @@ if $needs_bed; then
   else
     bash hack/build-binaries.sh all >/dev/null
   fi
+  # Argo CD (controller + repo server) and the health_test.yaml driver, for the GitOps tests
+  bash hack/build-binaries.sh argocd >/dev/null
   bash hack/docker-up.sh
   bash hack/images.sh >/dev/null
   bash hack/emulator-image.sh >/dev/null

@@ -178,3 +178,49 @@ class Cluster:
         for c in self.containers(decky):
             ids[c.labels["decnet.io/role"] + ":" + c.labels.get("decnet.io/service", "")] = c.id
         return ids
+
+
+# A login service that writes one attacker event per try, in the emulators' format, with
+# the client's real address (busybox: cheap enough for a 1,000-attempt brute force).
+LOGIN_SCRIPT = r"""read -r user pass
+ino=$(readlink /proc/$$/fd/0 | tr -dc 0-9)
+rem=$(cat /proc/net/tcp /proc/net/tcp6 | awk -v i="$ino" '$10 == i {print $3}')
+h=${rem%:*}
+h=${h:$((${#h}-8)):8}
+ip=$(printf '%d.%d.%d.%d' 0x${h:6:2} 0x${h:4:2} 0x${h:2:2} 0x${h:0:2})
+port=$(printf '%d' 0x${rem#*:})
+ts=$(date -u +%Y-%m-%dT%H:%M:%S).$(printf '%06d' $(( $(cut -d' ' -f1 /proc/uptime | tr -d .) % 1000000 )))Z
+echo "<133>1 $ts - ssh $$ auth [attack@32473 kind=\"auth\" service=\"ssh\" src_ip=\"$ip\" src_port=\"$port\" dst_port=\"22\" proto=\"tcp\" session=\"$$\" username=\"$user\" password=\"$pass\"] login attempt" > /proc/1/fd/1
+echo "Permission denied"
+"""
+LOGIN_SERVICE = "evt-login"
+LOGIN_TEMPLATE = {
+    "apiVersion": "decnet.io/v1alpha1",
+    "kind": "ServiceTemplate",
+    "metadata": {"name": LOGIN_SERVICE},
+    "spec": {
+        "image": "decnet-test/busybox:latest",
+        "description": "Test fixture: a login prompt that writes one attacker event per try.",
+        "ports": [{"port": 22, "protocol": "tcp"}],
+        "command": ["nc", "-ll", "-p", "22", "-e", "sh", "-c", LOGIN_SCRIPT],
+    },
+}
+
+
+def attack(ip: str, user: str, password: str, timeout: float = 10) -> tuple[str, int]:
+    """One login attempt as a client; returns the client's (address, port)."""
+    with socket.create_connection((ip, 22), timeout=timeout) as s:
+        s.sendall(f"{user} {password}\n".encode())
+        s.recv(100)
+        return s.getsockname()[0], s.getsockname()[1]
+
+
+def listening(cluster: Cluster, name: str, port: int = 22) -> bool:
+    """The port in LISTEN inside the decky, seen without connecting (a probe is a contact)."""
+    base = next(c for c in cluster.containers(name) if c.labels["decnet.io/role"] == "base")
+    code, out = base.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"])
+    return code == 0 and any(
+        fields[1].endswith(f":{port:04X}") and fields[3] == "0A"
+        for fields in (row.split() for row in out.decode().splitlines()[1:])
+        if len(fields) > 3
+    )

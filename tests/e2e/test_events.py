@@ -30,36 +30,26 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import ROOT, Cluster, condition, env_for, free_port, wait_for
+from harness import (
+    LOGIN_SERVICE,
+    LOGIN_TEMPLATE,
+    ROOT,
+    Cluster,
+    attack,
+    condition,
+    env_for,
+    free_port,
+    listening,
+    wait_for,
+)
 from receivers import Rsyslog, Webhook
 from tests.probes.shell import SSH_OPTIONS
 from tests.support import require
 
 from decnet.controller import certs
 
-LOGIN_SCRIPT = r"""read -r user pass
-ino=$(readlink /proc/$$/fd/0 | tr -dc 0-9)
-rem=$(cat /proc/net/tcp /proc/net/tcp6 | awk -v i="$ino" '$10 == i {print $3}')
-h=${rem%:*}
-h=${h:$((${#h}-8)):8}
-ip=$(printf '%d.%d.%d.%d' 0x${h:6:2} 0x${h:4:2} 0x${h:2:2} 0x${h:0:2})
-port=$(printf '%d' 0x${rem#*:})
-ts=$(date -u +%Y-%m-%dT%H:%M:%S).$(printf '%06d' $(( $(cut -d' ' -f1 /proc/uptime | tr -d .) % 1000000 )))Z
-echo "<133>1 $ts - ssh $$ auth [attack@32473 kind=\"auth\" service=\"ssh\" src_ip=\"$ip\" src_port=\"$port\" dst_port=\"22\" proto=\"tcp\" session=\"$$\" username=\"$user\" password=\"$pass\"] login attempt" > /proc/1/fd/1
-echo "Permission denied"
-"""
-SERVICE = "evt-login"
-TEMPLATE = {
-    "apiVersion": "decnet.io/v1alpha1",
-    "kind": "ServiceTemplate",
-    "metadata": {"name": SERVICE},
-    "spec": {
-        "image": "decnet-test/busybox:latest",
-        "description": "Test fixture: a login prompt that writes one attacker event per try.",
-        "ports": [{"port": 22, "protocol": "tcp"}],
-        "command": ["nc", "-ll", "-p", "22", "-e", "sh", "-c", LOGIN_SCRIPT],
-    },
-}
+SERVICE = LOGIN_SERVICE
+TEMPLATE = LOGIN_TEMPLATE
 
 
 @pytest.fixture(scope="module")
@@ -247,31 +237,12 @@ def sinks(
         made.delete()
 
 
-def attack(ip: str, user: str, password: str, timeout: float = 10) -> tuple[str, int]:
-    """One login attempt as a client; returns the client's (address, port)."""
-    with socket.create_connection((ip, 22), timeout=timeout) as s:
-        s.sendall(f"{user} {password}\n".encode())
-        s.recv(100)
-        return s.getsockname()[0], s.getsockname()[1]
-
-
 def deploy(cluster: Cluster, name: str, **spec: Any) -> str:
     cluster.apply(cluster.lan(), cluster.decky(name, [SERVICE], **spec))
     cluster.wait_ready([name])
     ip = str(cluster.status(name)["addresses"][0]["ip"])
-    wait_for(lambda: _listening(cluster, name), 30, f"{name}'s login service listening")
+    wait_for(lambda: listening(cluster, name), 30, f"{name}'s login service listening")
     return ip
-
-
-def _listening(cluster: Cluster, name: str, port: int = 22) -> bool:
-    """The port in LISTEN inside the decky, seen without connecting (a probe is a contact)."""
-    base = next(c for c in cluster.containers(name) if c.labels["decnet.io/role"] == "base")
-    code, out = base.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"])
-    return code == 0 and any(
-        fields[1].endswith(f":{port:04X}") and fields[3] == "0A"
-        for fields in (row.split() for row in out.decode().splitlines()[1:])
-        if len(fields) > 3
-    )
 
 
 def test_an_attack_reaches_rsyslog_over_tls_and_the_webhook_within_2_s(
@@ -342,7 +313,7 @@ def test_a_real_ssh_login_and_http_request_reach_rsyslog_and_the_webhook_within_
     cluster.wait_ready(["real-01"], timeout=240)
     ip = str(cluster.status("real-01")["addresses"][0]["ip"])
     for port in (22, 80):
-        wait_for(lambda p=port: _listening(cluster, "real-01", p), 60, f"port {port} listening")
+        wait_for(lambda p=port: listening(cluster, "real-01", p), 60, f"port {port} listening")
     src_ip = source_address(ip)
     tag = uuid.uuid4().hex[:8]
     latency: dict[str, float] = {}

@@ -1,12 +1,10 @@
--- Argo CD health check for decnet.io Decky, LAN and Topology (one script for all three).
--- Follows the kstatus convention the operator writes: a status older than the spec is
--- Progressing whatever it says; Stalled=True or a failed lifecycle is Degraded; Ready=True
--- is Healthy; everything else (no status yet, an operation in flight) is Progressing.
--- Lua 5.1 (Argo CD's gopher-lua): no goto, no integer division.
+-- Argo CD health of a decnet.io Decky, from what the operator writes (kstatus style).
+-- Argo CD runs a health script from argocd-cm in a sandbox: Lua 5.1 base, table and a safe
+-- os library only (no string library), with the object as the global `obj`.
 local hs = {}
 
 local function condition(status, ctype)
-  if status == nil or status.conditions == nil then
+  if status.conditions == nil then
     return nil
   end
   for _, c in ipairs(status.conditions) do
@@ -27,10 +25,11 @@ end
 local status = obj.status
 if status == nil then
   hs.status = "Progressing"
-  hs.message = "Waiting for the operator to observe this object"
+  hs.message = "Waiting for the operator to observe this decky"
   return hs
 end
 
+-- A status older than the spec says nothing about the spec: whatever it claims.
 local generation = obj.metadata.generation
 if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
   hs.status = "Progressing"
@@ -38,6 +37,9 @@ if generation ~= nil and (status.observedGeneration == nil or status.observedGen
   return hs
 end
 
+-- Stalled: nothing will change until the spec (or the world) does, e.g. a service image
+-- that does not exist, a refused recreate, an invalid spec. Its message is Docker's or the
+-- validation's words.
 local stalled = condition(status, "Stalled")
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
@@ -59,6 +61,8 @@ if ready ~= nil and ready.status == "True" then
   return hs
 end
 
+-- Anything else is on its way: no node yet, an operation in flight, or an agent that lost
+-- its lease (Ready=Unknown: the containers may well still run; the operator reschedules).
 hs.status = "Progressing"
 if lifecycle ~= nil and (lifecycle.phase == "pending" or lifecycle.phase == "running") then
   hs.message = tostring(lifecycle.operation) .. " " .. lifecycle.phase

@@ -1,0 +1,59 @@
+-- Argo CD health of a decnet.io Topology: the maze's validation, as the operator reports it
+-- (Ready, Stalled and status.issues). Warnings leave it Healthy with the warnings as the
+-- message; any error is Degraded. Sandboxed Lua 5.1, see the Decky's script.
+local hs = {}
+
+local function condition(status, ctype)
+  if status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(status.conditions) do
+    if c.type == ctype then
+      return c
+    end
+  end
+  return nil
+end
+
+local function text(value, fallback)
+  if value == nil or value == "" then
+    return fallback
+  end
+  return value
+end
+
+local status = obj.status
+if status == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to validate this topology"
+  return hs
+end
+
+local generation = obj.metadata.generation
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
+  return hs
+end
+
+local stalled = condition(status, "Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = text(stalled.message, text(stalled.reason, "Invalid"))
+  return hs
+end
+
+local ready = condition(status, "Ready")
+if ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = text(ready.message, "Valid")
+  return hs
+end
+
+hs.status = "Progressing"
+if ready ~= nil then
+  hs.message = text(ready.message, text(ready.reason, "Not validated yet"))
+else
+  hs.message = "Not validated yet"
+end
+return hs
