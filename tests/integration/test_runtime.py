@@ -304,7 +304,7 @@ def test_a_missing_image_fails_with_a_clear_message(
     docker_client: Any, docker_ns: str, eng: runtime.Engine
 ) -> None:
     want = decky(
-        docker_ns, (lan(docker_ns, "office"),), services=(svc("x", "decnet-none/missing:9"),)
+        docker_ns, (lan(docker_ns, "office"),), services=(svc("x", "127.0.0.1:9/decnet-none/missing:9"),)
     )
     with pytest.raises(runtime.DockerError) as error:
         converge.converge(eng, want)
