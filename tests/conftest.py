@@ -262,7 +262,7 @@ def _remove_docker_objects(namespace: str) -> None:
     label = f"decnet.io/namespace={namespace}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        containers = client.containers.list(all=True, filters={"label": label})
+        containers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
         networks = client.networks.list(filters={"label": label})
         if not containers and not networks:
             break

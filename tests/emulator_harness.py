@@ -132,6 +132,21 @@ def _wait_listening(ports: dict[int, int], protos: dict[int, str], proc: subproc
     raise AssertionError(f"emulator did not listen on {tcp} within {timeout} s")
 
 
+def _free_ports(declared: Any) -> tuple[dict[int, int], dict[int, str]]:
+    """A free loopback port for each of the service's ports (the same one for tcp+udp)."""
+    ports: dict[int, int] = {}
+    protos: dict[int, str] = {}
+    both = {p for p, pr in declared if pr == "tcp"} & {p for p, pr in declared if pr == "udp"}
+    for port, proto in declared:
+        if port not in ports:
+            if port in both:
+                ports[port] = free_port_both()
+            else:
+                ports[port] = free_port(socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
+        protos[port] = "tcp" if proto == "tcp" or protos.get(port) == "tcp" else proto
+    return ports, protos
+
+
 @contextmanager
 def run(service: str, config: dict[str, Any] | None = None, hostname: str = "ws-test",
         env: dict[str, str] | None = None) -> Iterator[Emulator]:
@@ -139,28 +154,31 @@ def run(service: str, config: dict[str, Any] | None = None, hostname: str = "ws-
     import json
 
     mod = main.module(service)
-    ports: dict[int, int] = {}
-    protos: dict[int, str] = {}
-    both = {p for p, pr in mod.PORTS if pr == "tcp"} & {p for p, pr in mod.PORTS if pr == "udp"}
-    for port, proto in mod.PORTS:
-        if port not in ports:
-            if port in both:
-                ports[port] = free_port_both()
-            else:
-                ports[port] = free_port(socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
-        protos[port] = "tcp" if proto == "tcp" or protos.get(port) == "tcp" else proto
-    mapping = ",".join(f"{k}={v}" for k, v in ports.items())
     child_env = dict(os.environ)
     child_env["PYTHONPATH"] = f"{ROOT / 'operator'}:{child_env.get('PYTHONPATH', '')}"
     child_env["PYTHONUNBUFFERED"] = "1"
     child_env["SVC_CONFIG"] = json.dumps(config or {})
     child_env.update(env or {})
-    argv = [sys.executable, "-m", "decnet.emulators", service, "--bind", "127.0.0.1",
-            "--port-map", mapping, "--hostname", hostname]
-    proc = subprocess.Popen(argv, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT)
+    # A free port can be taken by another test process between our probe and the
+    # emulator's bind: then start again on new ports (a race of the harness, not a
+    # behaviour of the emulator under test).
+    for attempt in range(3):
+        ports, protos = _free_ports(mod.PORTS)
+        mapping = ",".join(f"{k}={v}" for k, v in ports.items())
+        argv = [sys.executable, "-m", "decnet.emulators", service, "--bind", "127.0.0.1",
+                "--port-map", mapping, "--hostname", hostname]
+        proc = subprocess.Popen(argv, env=child_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            _wait_listening(ports, protos, proc)
+            break
+        except AssertionError as error:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            if "address already in use" not in str(error) or attempt == 2:
+                raise
     try:
-        _wait_listening(ports, protos, proc)
         yield Emulator(service, config, proc, ports)
     finally:
         if proc.poll() is None:

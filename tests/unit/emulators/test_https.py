@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -22,13 +25,17 @@ def test_certificate_is_self_signed_for_the_hostname_only() -> None:
     assert b"PRIVATE KEY" in key_pem
 
 
-def test_server_context_loads_and_leaves_no_file_behind() -> None:
-    import glob
+def test_server_context_loads_and_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tempfile
 
-    before = set(glob.glob(tempfile.gettempdir() + "/*"))
+    # a temp dir of its own: the machine's /tmp changes under other processes
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     ctx = tlscert.server_context("db-01")
-    assert ctx.get_ca_certs() == [] and set(glob.glob(tempfile.gettempdir() + "/*")) <= before
+    assert ctx.get_ca_certs() == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plain_http_on_the_tls_port_gets_apaches_complaint() -> None:
