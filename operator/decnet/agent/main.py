@@ -120,6 +120,7 @@ class Agent:
         self.egress_within = egress_within
         self._fw_refused: set[tuple[str, str, str]] = set()
         self._fw_lock = threading.Lock()
+        self._fw_closed = False  # set once the rules are released on a clean stop
         self._fw_applied = ""  # fingerprint of the last ruleset applied without error
         self._fw_error: str | None = None  # why the last sync failed; None when it did not
         # uid -> (plan hash, (namespace, networks)): plans parsed once, not per converge
@@ -442,6 +443,8 @@ class Agent:
         # one sync at a time, each from a fresh snapshot: a slower sync can never apply
         # an older view over a newer one
         with self._fw_lock:
+            if self._fw_closed:
+                return False  # the agent is stopping and released its rules
             was_ok = self._fw_error is None
             with self._lock:
                 objects = dict(self._objects)
@@ -600,14 +603,22 @@ class Agent:
         with self._lock:
             if self._objects:
                 return
-        try:
-            if self.engine.observe_node().containers:
+        # under the sync lock, and no sync after it: a resync still running in another
+        # thread must not put a chain back once it is gone
+        with self._fw_lock:
+            self._fw_closed = True
+            try:
+                if self.engine.observe_node().containers:
+                    return
+                for family in (firewall.IPV4, firewall.IPV6):
+                    firewall.cleanup(self.node, family)
+            except (
+                runtime.DockerError,
+                runtime.EngineUnavailable,
+                firewall.FirewallError,
+            ) as error:
+                log.warning("firewall_release_failed", error=str(error)[:300])
                 return
-            for family in (firewall.IPV4, firewall.IPV6):
-                firewall.cleanup(self.node, family)
-        except (runtime.DockerError, runtime.EngineUnavailable, firewall.FirewallError) as error:
-            log.warning("firewall_release_failed", error=str(error)[:300])
-            return
         log.info("firewall_released", node=self.node)
 
 
