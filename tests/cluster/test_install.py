@@ -503,9 +503,16 @@ def test_the_readme_uninstall_leaves_nothing_behind(installed: Cluster) -> None:
     from decnet.agent import egress
 
     prefix = egress.chain_prefix(node)
-    for tool in ("iptables", "ip6tables"):
-        rules = subprocess.run([tool, "-S"], capture_output=True, text=True, check=True).stdout
-        assert prefix not in rules, f"{tool} still has the agent's chains:\n{rules}"
+
+    def chains_left() -> list[str]:
+        left = []
+        for tool in ("iptables", "ip6tables"):
+            rules = subprocess.run([tool, "-S"], capture_output=True, text=True, check=True)
+            left += [f"{tool} {r}" for r in rules.stdout.splitlines() if prefix in r]
+        return left
+
+    # the agent's pod removes them on its way out, which may end after helm returns
+    wait_for("the agent's chains gone", lambda: not chains_left(), timeout=60)
 
     def gone() -> list[str]:
         left = installed.kubectl(
