@@ -12,6 +12,7 @@ ones from examples/servicetemplates-test.yaml, whose services really listen.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import uuid
@@ -21,7 +22,11 @@ from typing import Any
 
 import chart_identities
 import pytest
-from harness import ROOT, Cluster, Proc, env_for, wait_for
+from harness import ROOT, Cluster, Proc, env_for, free_port, wait_for
+from receivers import Rsyslog, Webhook
+from tests.support import require
+
+from decnet.controller import certs
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +113,38 @@ def cluster(
         if not proc.alive():
             proc.start()
     return Cluster(kubectl, namespace, docker_client, operator, agent, node_name)
+
+
+# --- the security team's receivers (test_events, test_sniffer) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def pki() -> certs.Bundle:
+    return certs.generate(Path(tempfile.mkdtemp(prefix="decnet-e2e-pki-")), ["127.0.0.1"])
+
+
+@pytest.fixture(scope="module")
+def rsyslog(pki: certs.Bundle) -> Iterator[Rsyslog]:
+    require(shutil.which("rsyslogd") is not None, "rsyslogd (hack/clients.apt)")
+    server = Rsyslog(
+        Path(tempfile.mkdtemp(prefix="decnet-e2e-rsyslog-")),
+        free_port(),
+        pki.certfile,
+        pki.pkeyfile,
+        pki.cafile,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def webhook(pki: certs.Bundle) -> Iterator[Webhook]:
+    server = Webhook(free_port(), pki.certfile, pki.pkeyfile)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

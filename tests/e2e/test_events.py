@@ -18,14 +18,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +36,6 @@ from harness import (
     attack,
     condition,
     env_for,
-    free_port,
     listening,
     wait_for,
 )
@@ -100,35 +97,7 @@ def real_templates(kubectl: Any, service_templates: None, docker_client: Any) ->
         )
 
 
-@pytest.fixture(scope="module")
-def pki() -> certs.Bundle:
-    return certs.generate(Path(tempfile.mkdtemp(prefix="decnet-events-pki-")), ["127.0.0.1"])
 
-
-@pytest.fixture(scope="module")
-def rsyslog(pki: certs.Bundle) -> Iterator[Rsyslog]:
-    server = Rsyslog(
-        Path(tempfile.mkdtemp(prefix="decnet-rsyslog-")),
-        free_port(),
-        pki.certfile,
-        pki.pkeyfile,
-        pki.cafile,
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def webhook(pki: certs.Bundle) -> Iterator[Webhook]:
-    server = Webhook(free_port(), pki.certfile, pki.pkeyfile)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Sinks:

@@ -16,53 +16,18 @@ import random
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Cluster, free_port, wait_for
+from harness import Cluster, wait_for
 from receivers import Rsyslog, Webhook
 from tests.support import require
 
 from decnet.controller import certs
 from decnet.kube import names
-
-
-@pytest.fixture(scope="module")
-def pki() -> certs.Bundle:
-    return certs.generate(Path(tempfile.mkdtemp(prefix="decnet-sniffer-pki-")), ["127.0.0.1"])
-
-
-@pytest.fixture(scope="module")
-def rsyslog(pki: certs.Bundle) -> Iterator[Rsyslog]:
-    require(shutil.which("rsyslogd") is not None, "rsyslogd (hack/clients.apt)")
-    server = Rsyslog(
-        Path(tempfile.mkdtemp(prefix="decnet-sniffer-rsyslog-")),
-        free_port(),
-        pki.certfile,
-        pki.pkeyfile,
-        pki.cafile,
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def webhook(pki: certs.Bundle) -> Iterator[Webhook]:
-    server = Webhook(free_port(), pki.certfile, pki.pkeyfile)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 LABELS = {"team": "blue"}
 
