@@ -160,10 +160,11 @@ def test_a_live_edit_breaking_a_shape_rule_degrades_without_teardown(
             lambda name=name: (
                 (o := h.get(kube_client, kclient.Decky, name, namespace))
                 and (o.get("status") or {}).get("node") == node
+                and ((o["status"].get("lifecycle") or {}).get("phase") == "running")
                 and o
             ),
             20,
-            f"{name} on the topology's node",
+            f"{name} on the topology's node with a plan to run",
             operator,
         )
         h.report(kube_client, obj)
