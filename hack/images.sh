@@ -5,8 +5,10 @@
 #                               an image by `docker import` (sh, httpd, nc, telnetd, ftpd,
 #                               sleep); made only when missing
 #   decnet/base:0.1.0           the decky base: images/base/Dockerfile built on a Debian
-#                               root filesystem with iproute2 (hack/lib/rootfs.sh), rebuilt
-#                               only when the Dockerfile or the package list changes
+#                               root filesystem with iproute2, iptables and python3-minimal
+#                               (hack/lib/rootfs.sh) and the packet persona
+#                               (operator/decnet/shaper), rebuilt only when one of them
+#                               or the package list changes
 #   decnet-test/pause:3.10      a sandbox ("pause") image for containerd: busybox whose
 #                               PID 1 sleeps and exits on SIGTERM
 #   [DECNET_BASE_IMAGE=decnet/base:0.1.0] hack/images.sh [--force]
@@ -17,7 +19,7 @@ log() { echo "[images] $*" >&2; }
 IMAGE="decnet-test/busybox:latest"
 BASE_IMAGE="${DECNET_BASE_IMAGE:-decnet/base:0.1.0}"
 PAUSE_IMAGE="decnet-test/pause:3.10"
-BASE_PACKAGES="iproute2"
+BASE_PACKAGES="iproute2,iptables,python3-minimal"
 force=false; [[ "${1:-}" == "--force" ]] && force=true
 
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
@@ -49,7 +51,9 @@ fi
 echo "$IMAGE"
 
 key="$(rootfs_key "$BASE_PACKAGES")"
-hash="$(content_hash "$key" images/base/Dockerfile)"
+base_sources=(images/base/Dockerfile)
+mapfile -t -O 1 base_sources < <(find operator/decnet/shaper -type f -name '*.py' | LC_ALL=C sort)
+hash="$(content_hash "$key" "${base_sources[@]}")"
 if image_current "$BASE_IMAGE" "$hash" && ! $force; then
   log "$BASE_IMAGE is up to date ($hash)"
 else
@@ -57,7 +61,7 @@ else
   rootfs="local/base-rootfs:$key"
   rootfs_image "$rootfs" "$key" "$BASE_PACKAGES"
   log "building $BASE_IMAGE on $rootfs"
-  context() { tar -c images/base/Dockerfile; }
+  context() { tar -c --exclude='__pycache__' "${base_sources[@]}"; }
   image_build "$BASE_IMAGE" images/base/Dockerfile "$rootfs" "$hash" context
   log "built $BASE_IMAGE ($hash) in $((SECONDS - start)) s"
 fi

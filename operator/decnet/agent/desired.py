@@ -84,6 +84,7 @@ def want_from_decky(decky: v1alpha1.Decky, read_ref: RefReader) -> planner.Decky
         config=configs,
         mac_address=personas.mac_address(archetype, f"{namespace}/{name}"),
         sysctls=personas.sysctls(archetype),
+        packet_persona=personas.packet_persona(archetype),
     )
 
 

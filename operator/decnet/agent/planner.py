@@ -108,6 +108,8 @@ class DeckyWant:
     # an archetype change does not recreate a running base).
     mac_address: str = ""
     sysctls: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # the base's packet persona profile (decnet.shaper), "" for none
+    packet_persona: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:

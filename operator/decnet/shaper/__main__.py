@@ -16,6 +16,7 @@ import sys
 
 from . import nfqueue, rewrite
 
+PROFILES = {"windows": rewrite.WINDOWS}
 CHAIN = "OUTPUT"
 TABLE = "mangle"
 
@@ -41,16 +42,18 @@ def install(queue: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netshape")
     parser.add_argument("--queue", type=int, default=0)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="windows")
     parser.add_argument("--no-rules", action="store_true", help="the rules exist already")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if not args.no_rules:
         install(args.queue)
+    profile = PROFILES[args.profile]
     queue = nfqueue.Queue(args.queue)
     ip_id = random.randrange(0x10000)
     for packet_id, packet in queue.packets():
         try:
-            out = rewrite.shape(packet, ip_id)
+            out = rewrite.shape(packet, ip_id, profile)
         except Exception:  # never hold a packet back: pass it unchanged
             out = None
         ip_id = (ip_id + 1) & 0xFFFF

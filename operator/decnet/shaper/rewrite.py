@@ -11,8 +11,8 @@ the kernel's real one, so no peer ever sends more than the kernel accepts.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
+from typing import NamedTuple
 
 TCP = 6
 ICMP = 1
@@ -22,9 +22,9 @@ ECHO_REPLY = 0
 OPT_END, OPT_NOP, OPT_MSS, OPT_WS, OPT_SACK_OK, OPT_TS = 0, 1, 2, 3, 4, 8
 
 
-@dataclasses.dataclass(frozen=True)
-class Profile:
-    """What the persona changes; the defaults are a Windows 10 stack."""
+class Profile(NamedTuple):
+    """What the persona changes; the defaults are a Windows 10 stack. (A NamedTuple:
+    python3-minimal, all the base image has, lacks dataclasses.)"""
 
     syn_ack_window: int = 0x2000
     windows_option_order: bool = True

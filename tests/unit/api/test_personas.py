@@ -37,9 +37,16 @@ def test_the_ttl_follows_the_os_family(archetypes: list[str | None], ttl: str) -
         assert personas.sysctls(archetype)["net.ipv4.ip_default_ttl"] == ttl
 
 
-def test_windows_sends_no_tcp_timestamps_and_linux_does() -> None:
-    assert personas.sysctls("windows-workstation")["net.ipv4.tcp_timestamps"] == "0"
+def test_windows_timestamps_have_no_per_connection_offset_and_linux_keep_it() -> None:
+    assert personas.sysctls("windows-workstation")["net.ipv4.tcp_timestamps"] == "2"
     assert personas.sysctls("linux-server")["net.ipv4.tcp_timestamps"] == "1"
+
+
+def test_only_windows_archetypes_run_a_packet_persona() -> None:
+    assert personas.packet_persona("windows-workstation") == "windows"
+    assert personas.packet_persona("windows-server") == "windows"
+    for archetype in ("linux-server", None):
+        assert personas.packet_persona(archetype) == ""
 
 
 def test_only_sysctls_a_network_namespace_accepts_are_set() -> None:
@@ -50,6 +57,7 @@ def test_only_sysctls_a_network_namespace_accepts_are_set() -> None:
         "net.ipv4.tcp_sack",
         "net.ipv4.tcp_syn_retries",
         "net.ipv4.tcp_rmem",
+        "net.ipv4.tcp_ecn",
         "net.core.somaxconn",
     }
     for archetype in [*ARCHETYPES, None]:

@@ -25,6 +25,16 @@ from decnet.kube import names
 
 # The base container: PID 1 is a shell that sleeps and exits at once on SIGTERM.
 BASE_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
+# With a packet persona, PID 1 also keeps the rewriter (decnet.shaper, "netshape" in the
+# base image) running: restarted 2 s after it dies; in between, and on a base image
+# without it, packets pass unchanged (its NFQUEUE rules bypass a queue nobody reads).
+SHAPER_PACKAGE = "netshape"
+_SHAPED = (
+    "trap 'exit 0' TERM; "
+    "if python3 -c 'import {package}' 2>/dev/null; then "
+    "while :; do python3 -m {package} --profile {profile} & wait $!; sleep 2 & wait $!; done; "
+    "else while :; do sleep 3600 & wait $!; done; fi"
+)
 # The service's config (JSON); a neutral name, as everything inside a service container.
 CONFIG_ENV = "SVC_CONFIG"
 
@@ -33,6 +43,16 @@ def base_sysctls(want: planner.DeckyWant) -> dict[str, str] | None:
     """The persona's per-netns sysctls, plus forwarding for a gateway."""
     sysctls = {**hardening.base_sysctls(want.forwards_l3), **dict(want.sysctls)}
     return sysctls or None
+
+
+def base_command(want: planner.DeckyWant) -> list[str]:
+    """PID 1 of the base: a sleep loop, supervising the packet persona when there is one."""
+    profile = want.packet_persona
+    if not profile:
+        return BASE_COMMAND
+    if not profile.isalnum():  # a word from the personas table, never a user's text
+        raise ValueError(f"bad packet persona {profile!r}")
+    return ["sh", "-c", _SHAPED.format(package=SHAPER_PACKAGE, profile=profile)]
 
 
 class DockerError(Exception):
@@ -307,7 +327,7 @@ class Engine:
         created = self._call(
             self.api.create_container,
             want.base_image,
-            command=BASE_COMMAND,
+            command=base_command(want),
             name=want.base_name,
             hostname=want.hostname,
             mac_address=want.mac_address or None,  # the home network's; never Docker's 02:42

@@ -7,6 +7,8 @@ table of those facts per archetype, and pure functions over it:
 
 - `sysctls(archetype)`: per-netns sysctls set on the decky's base at create
   (the service containers share its network namespace);
+- `packet_persona(archetype)`: the header rewrite the base runs for what no sysctl
+  sets (Windows' TCP option order, IP IDs...: see decnet.shaper), or "";
 - `mac_address(archetype, seed)`: a MAC with a vendor prefix that fits, never
   Docker's own 02:42 prefix; stable for one decky (seeded by namespace/name);
 - `default_hostname(archetype, seed)`: the name the machine would have out of the
@@ -35,14 +37,19 @@ LINUX = "linux"
 EMBEDDED = "embedded"
 
 # Per-netns sysctls that take effect at container create (see the test bed's persona
-# facts). TTL is what `nmap -O` and every passive fingerprinter look at first; Windows
-# sends no TCP timestamps by default; small embedded stacks skip window scaling and SACK.
+# facts). TTL is what `nmap -O` and every passive fingerprinter look at first; small
+# embedded stacks skip window scaling and SACK. Windows 10 answers timestamps with a
+# 1 kHz clock and no per-connection offset (2, not Linux's 1), never negotiates ECN,
+# and scales its window by 8 (the kernel picks 8 from a tcp_rmem maximum of 8 MiB);
+# the packet persona does the rest.
 _SYSCTLS: dict[str, dict[str, str]] = {
     WINDOWS: {
         "net.ipv4.ip_default_ttl": "128",
-        "net.ipv4.tcp_timestamps": "0",
+        "net.ipv4.tcp_timestamps": "2",
         "net.ipv4.tcp_window_scaling": "1",
         "net.ipv4.tcp_sack": "1",
+        "net.ipv4.tcp_ecn": "0",
+        "net.ipv4.tcp_rmem": "4096 131072 8388608",
     },
     LINUX: {
         "net.ipv4.ip_default_ttl": "64",
@@ -225,6 +232,16 @@ def os_family(archetype: str | None) -> str:
 
 def sysctls(archetype: str | None) -> dict[str, str]:
     return dict(_SYSCTLS[os_family(archetype)])
+
+
+# OS family -> the profile of decnet.shaper the base runs (`--profile`).
+_PACKET_PERSONAS = {WINDOWS: "windows", WINDOWS_SERVER: "windows"}
+
+
+def packet_persona(archetype: str | None) -> str:
+    """The packet persona's profile for the archetype, or "" when the kernel's own
+    packets already fit (Linux, embedded)."""
+    return _PACKET_PERSONAS.get(os_family(archetype), "")
 
 
 def _digest(seed: str, purpose: str) -> bytes:
