@@ -12,6 +12,7 @@ ones from examples/servicetemplates-test.yaml, whose services really listen.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -50,7 +51,7 @@ def operator(
     env = env_for(
         identities.operator_kubeconfig,
         DECNET_MUTATION_INTERVAL_MINUTES="0",
-        DECNET_BASE_IMAGE="decnet/base:0.1.0",
+        DECNET_BASE_IMAGE=os.environ.get("DECNET_BASE_IMAGE", "decnet/base:0.1.0"),
         DECNET_SYSTEM_NAMESPACE=identities.namespace,
         **hook.env(),
     )

@@ -423,34 +423,27 @@ def test_nmap_sees_vendor_macs_and_no_tell_in_any_banner(
         assert seen <= {want}, (name, seen, want)
 
 
-NMAP_O_SHORT = (
-    "netns sysctls give a Windows TTL and no TCP timestamps, but nmap -O also weighs the TCP"
-    " option order, IP ID generation and ICMP replies of the Linux stack: nmap still says"
-    " Linux. Needs a packet-level persona (e.g. NFQUEUE rewriting); see the report."
-)
-
-
 @pytest.mark.parametrize(
-    ("archetype", "family"),
-    [
-        pytest.param("windows-workstation", "Windows",
-                     marks=pytest.mark.xfail(strict=True, reason=NMAP_O_SHORT)),
-        ("linux-server", "Linux"),
-    ],
+    ("archetype", "family"), [("windows-workstation", "Windows"), ("linux-server", "Linux")]
 )
 def test_nmap_os_detection_puts_the_decky_in_its_archetypes_family(
     fleet: Cluster, archetype: str, family: str, request: pytest.FixtureRequest
 ) -> None:
     ip = ip_of(fleet, archetype)
-    root = _nmap_xml(["-O", "-Pn", "-n", "--osscan-guess", "-p", "T:80,T:1,T:22,T:443", ip])
+    # nmap -O needs one open and one closed TCP port: the decky's own ports, and 1
+    open_ports = sorted(p for svc in FLEET[archetype][1] for p, proto in ports_of(svc) if proto == "tcp")
+    assert open_ports, f"the {archetype} decky has no TCP port for nmap -O"
+    spec = ",".join(f"T:{p}" for p in [*open_ports, 1])
+    root = _nmap_xml(["-O", "-Pn", "-n", "--osscan-guess", "-p", spec, ip])
     matches = [(m.get("name", ""), m.get("accuracy", ""),
                 sorted({c.get("osfamily", "") for c in m.iter("osclass")})) for m in root.iter("osmatch")]
     said = "; ".join(f"{n} ({a}%) {'/'.join(f)}" for n, a, f in matches[:3]) or "no match"
+    fingerprint = " ".join(f.get("fingerprint", "") for f in root.iter("osfingerprint"))
     with open(report_dir(request) / "nmap-os.md", "a") as out:
         out.write(f"| {archetype} | {ip} | {said} | {family} |\n")
     print(f"nmap -O {archetype}: {said}")
-    assert matches, f"nmap -O found no match for the {archetype} decky"
-    assert family in matches[0][2], f"nmap -O said {said}; expected the {family} family"
+    assert matches, f"nmap -O found no match for the {archetype} decky; its fingerprint: {fingerprint}"
+    assert family in matches[0][2], f"nmap -O said {said}; expected the {family} family; {fingerprint}"
 
 
 def reply_ttl(ip: str) -> int:

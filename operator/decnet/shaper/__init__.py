@@ -7,8 +7,9 @@ the kernel and no sysctl changes them, so the decky's base queues the few packet
 that carry them (SYN-ACK, RST, ICMP: never data) to this small process with
 NFQUEUE, which rewrites the headers and recomputes the checksums.
 
-Standard library only (python3-minimal's part of it): the package is copied into the base image under a neutral
-name and runs there with `python3 -m <name>`. `rewrite` is the pure part (bytes
-in, bytes out), `nfqueue` speaks nfnetlink, `__main__` installs the iptables rules
-and runs the loop. It never reads past the headers of what it is given.
+Standard library only (the part python3-minimal has): the package is copied into
+the base image under a neutral name and runs there with `python3 -m <name>`.
+`rewrite` is the pure part (bytes in, bytes out), `nfqueue` speaks nfnetlink,
+`__main__` installs the iptables rules and runs the loop. It never reads past the
+headers of what it is given.
 """

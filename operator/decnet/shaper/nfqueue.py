@@ -41,7 +41,8 @@ def attr(kind: int, value: bytes) -> bytes:
 def message(msg: int, queue: int, attrs: bytes, flags: int = NLM_F_REQUEST, seq: int = 0) -> bytes:
     """An nfnetlink message of the queue subsystem: nlmsghdr + nfgenmsg + attributes."""
     body = struct.pack("!BBH", socket.AF_UNSPEC, 0, queue) + attrs
-    return struct.pack("=IHHII", 16 + len(body), (NFNL_SUBSYS_QUEUE << 8) | msg, flags, seq, 0) + body
+    kind = (NFNL_SUBSYS_QUEUE << 8) | msg
+    return struct.pack("=IHHII", 16 + len(body), kind, flags, seq, 0) + body
 
 
 def bind_messages(queue: int, maxlen: int) -> list[bytes]:
