@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -444,6 +445,29 @@ def test_nmap_os_detection_puts_the_decky_in_its_archetypes_family(
     print(f"nmap -O {archetype}: {said}")
     assert matches, f"nmap -O found no match for the {archetype} decky; its fingerprint: {fingerprint}"
     assert family in matches[0][2], f"nmap -O said {said}; expected the {family} family; {fingerprint}"
+
+
+def packet_persona_pids(base: Any) -> list[int]:
+    """PIDs (host view) of the base's packet persona processes (the rewriter)."""
+    base.reload()
+    top = base.top()
+    pid, cmd = top["Titles"].index("PID"), top["Titles"].index("CMD")
+    return [int(p[pid]) for p in top["Processes"] if p[cmd].startswith("python3 -m netshape")]
+
+
+def test_a_dead_packet_persona_never_cuts_the_decky_off_and_comes_back(fleet: Cluster) -> None:
+    name = "windows-workstation"
+    base = next(c for c in fleet.containers(name) if c.labels["decnet.io/role"] == "base")
+    wait_for(lambda: bool(packet_persona_pids(base)), 10, "the packet persona in the base")
+    first = packet_persona_pids(base)
+    os.kill(first[0], signal.SIGKILL)  # ours: the agent started it in our decky's base
+    ip = ip_of(fleet, name)
+    port = min(p for svc in FLEET[name][1] for p, proto in ports_of(svc) if proto == "tcp")
+    for _ in range(5):  # while no process reads the queue, packets pass (--queue-bypass)
+        with socket.create_connection((ip, port), timeout=2):
+            pass
+    wait_for(lambda: bool(set(packet_persona_pids(base)) - set(first)), 10,
+             "the base to restart its packet persona")
 
 
 def reply_ttl(ip: str) -> int:
