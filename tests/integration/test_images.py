@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 from tests.support import require
 
+from decnet.agent import planner
+from decnet.agent.runtime import engine
+
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = {"decnet.io/namespace": f"t-images-{uuid.uuid4().hex[:6]}"}
 
@@ -126,4 +129,42 @@ def test_pid_1_exits_at_once_on_sigterm(
     took = time.monotonic() - begin
     container.reload()
     assert took < 2, f"{local_images[kind]} took {took:.1f} s to stop"
+    assert container.attrs["State"]["ExitCode"] == 0
+
+
+def test_a_windows_base_runs_its_packet_persona_and_still_stops_at_once(
+    docker_client: Any, started: list[Any], local_images: dict[str, str]
+) -> None:
+    want = planner.DeckyWant(namespace="t", name="ws", uid="u", plan_hash="h", hostname="ws",
+                             base_image=local_images["base"], networks=(),
+                             packet_persona="windows")
+    container = docker_client.containers.run(
+        local_images["base"], engine.base_command(want), detach=True, network_mode="none",
+        labels=LABELS, cap_drop=["ALL"], cap_add=["NET_ADMIN"], read_only=True,
+        tmpfs={"/tmp": "", "/run": ""}, security_opt=["no-new-privileges"],
+    )
+    started.append(container)
+
+    def rewriters() -> list[str]:
+        container.reload()
+        if container.status != "running":
+            return []
+        top = container.top()
+        cmd = top["Titles"].index("CMD")
+        return [p[top["Titles"].index("PID")] for p in top["Processes"]
+                if p[cmd].startswith("python3 -m netshape --profile windows")]
+
+    deadline = time.monotonic() + 10
+    while not rewriters() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first = rewriters()
+    assert first, container.logs().decode(errors="replace")
+    time.sleep(3)  # it bound its queue and installed its rules: not restarted meanwhile
+    assert rewriters() == first, container.logs().decode(errors="replace")
+    code, rules = container.exec_run(["iptables", "-t", "mangle", "-S", "OUTPUT"])
+    assert code == 0 and rules.decode().count("--queue-bypass") == 3, rules
+    begin = time.monotonic()
+    container.stop(timeout=10)
+    assert time.monotonic() - begin < 2
+    container.reload()
     assert container.attrs["State"]["ExitCode"] == 0
