@@ -116,7 +116,17 @@ def emulator_image(docker_client: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def builtin_templates(kubectl: Any, operator: Any, agent: Any, emulator_image: str) -> Iterator[None]:
+def base_image(docker_client: Any) -> None:
+    """The decky base as hack/images.sh makes it now (a no-op when current): a Windows
+    decky's packet persona lives in it."""
+    built = run(["bash", "hack/images.sh"], timeout=900)
+    require(built.returncode == 0, f"hack/images.sh failed:\n{built.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def builtin_templates(
+    kubectl: Any, operator: Any, agent: Any, emulator_image: str, base_image: None
+) -> Iterator[None]:
     """The built-in templates for this module; the busybox test set again afterwards."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f",
             str(ROOT / "examples" / "servicetemplates.yaml"))
