@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import kopf
-import structlog
 
+from decnet import logs
 from decnet.kube import names, probes
 
 if TYPE_CHECKING:
@@ -89,29 +88,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--log-level", default=env.get("DECNET_LOG_LEVEL", "INFO"))
     p.add_argument(
         "--log-format",
-        choices=["json", "console"],
+        choices=logs.FORMATS,
         default=env.get("DECNET_LOG_FORMAT", "json"),
         help="json for machines (default), console for humans",
     )
     return p.parse_args(argv)
-
-
-def _logging(level: str, fmt: str = "json") -> None:
-    level = level.upper()
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
-    logging.getLogger("decnet").setLevel(level)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.dev.ConsoleRenderer()
-            if fmt == "console"
-            else structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
 
 
 def _in_cluster_host(args: argparse.Namespace) -> None:
@@ -167,11 +148,16 @@ def _probes(
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse(argv)
-    _logging(args.log_level, args.log_format)
+    logs.configure(args.log_level, args.log_format)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it
 
-    from decnet.controller import handlers, login, runtime  # noqa: F401 - registers handlers
+    from decnet.controller import (  # noqa: F401 - registers handlers
+        census,  # noqa: F401 - the deckies-by-phase gauge
+        handlers,
+        login,
+        runtime,
+    )
 
     handlers.RT.config = runtime.Config.from_env(args.kubeconfig)
     if not args.no_webhook:
