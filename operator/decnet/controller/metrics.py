@@ -16,6 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 import decnet
 
+KINDS = ("Decky", "LAN", "Topology")  # what the operator reconciles
 RECONCILES = Counter("decnet_operator_reconciles_total", "Reconciles by kind.", ["kind"])
 RECONCILE_SECONDS = Histogram(
     "decnet_operator_reconcile_duration_seconds",
@@ -45,6 +46,9 @@ BUILD_INFO = Gauge(
     ["version", "python"],
 )
 BUILD_INFO.labels(decnet.__version__, platform.python_version()).set(1)
+for _kind in KINDS:  # exported at 0 from the start, so increase() and rate() see the first
+    RECONCILE_ERRORS.labels(_kind)
+    RECONCILE_SECONDS.labels(_kind)
 
 
 @contextlib.contextmanager
