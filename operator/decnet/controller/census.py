@@ -2,13 +2,13 @@
 
 A gauge counted at scrape time would need the reconcilers' state; this module keeps its
 own (decky uid → phase of status.lifecycle) from a kopf event handler of its own, so it
-depends on no other controller module. `tally` is the pure part.
+depends on no other controller module. `moved` is the pure part.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -24,29 +24,40 @@ def phase_of(body: Mapping[str, Any]) -> str:
     return str(lifecycle.get("phase") or NONE)
 
 
-def tally(phases: Iterable[str], known: Iterable[str]) -> dict[str, int]:
-    """Count per phase; a phase seen before and now empty reads 0 (not a stale value)."""
-    counts = Counter(phases)
-    return {phase: counts.get(phase, 0) for phase in {*known, *counts}}
+def moved(counts: Counter[str], old: str | None, new: str | None) -> Counter[str]:
+    """The counts after one decky moved from `old` to `new` (None: absent); a phase
+    that empties stays at 0, so the gauge reads 0 rather than a stale value."""
+    after = Counter(counts)
+    if old is not None:
+        after[old] -= 1
+    if new is not None:
+        after[new] += 1
+    return after
 
 
 class Census:
+    """O(1) per event: 10,000 deckies listed at start cost 10,000 small updates."""
+
     def __init__(self) -> None:
         self.phases: dict[str, str] = {}
-        self.seen: set[str] = set()
+        self.counts: Counter[str] = Counter()
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         uid = str((body.get("metadata") or {}).get("uid") or "")
         if not uid:
             return
-        if event_type == "DELETED":
+        old = self.phases.get(uid)
+        new = None if event_type == "DELETED" else phase_of(body)
+        if old == new:
+            return
+        if new is None:
             self.phases.pop(uid, None)
         else:
-            self.phases[uid] = phase_of(body)
-        counts = tally(self.phases.values(), self.seen)
-        self.seen |= set(counts)
-        for phase, count in counts.items():
-            metrics.DECKIES.labels(phase).set(count)
+            self.phases[uid] = new
+        self.counts = moved(self.counts, old, new)
+        for phase in (old, new):
+            if phase is not None:
+                metrics.DECKIES.labels(phase).set(self.counts[phase])
 
 
 CENSUS = Census()

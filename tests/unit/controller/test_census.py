@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections import Counter
 
 import prometheus_client
 import pytest
@@ -19,12 +20,11 @@ def _decky(uid: str, phase: str | None) -> dict[str, object]:
     return {"metadata": {"uid": uid}, "status": status}
 
 
-def test_tally_counts_per_phase_and_zeroes_a_phase_gone_empty() -> None:
-    assert census.tally(["Running", "Running", "none"], ["Failed"]) == {
-        "Running": 2,
-        "none": 1,
-        "Failed": 0,
-    }
+def test_a_move_counts_per_phase_and_an_emptied_phase_reads_zero() -> None:
+    counts = census.moved(Counter({"Running": 2, "none": 1}), "Running", "Failed")
+    assert counts == Counter({"Running": 1, "none": 1, "Failed": 1})
+    assert census.moved(counts, "Failed", None)["Failed"] == 0  # deleted
+    assert census.moved(counts, None, "none")["none"] == 2  # listed
 
 
 def test_the_gauge_follows_each_decky_through_its_phases_and_its_deletion() -> None:
