@@ -79,7 +79,7 @@ def configure(
         processors=[*_shared(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     threading.excepthook = _thread_crashed
     sys.excepthook = _crashed
