@@ -28,6 +28,9 @@ EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 # Libraries whose INFO lines are one per request or per handler call: at WARNING they
 # still report trouble. Our own loggers are all under "decnet".
 OWN = "decnet"
+# Library loggers whose INFO lines an operator person needs: kopf's leader election
+# ("Pausing operations in favour of ...", "Resuming operations ...").
+AT_OUR_LEVEL = ("kopf._core.engines.peering",)
 
 
 def _shared() -> list[Any]:
@@ -73,7 +76,8 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(libraries_level.upper())
-    logging.getLogger(OWN).setLevel(level)
+    for name in (OWN, *AT_OUR_LEVEL):
+        logging.getLogger(name).setLevel(level)
     logging.captureWarnings(True)
     structlog.configure(
         processors=[*_shared(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -148,12 +148,16 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     deploy = next(d for d in docs if d["kind"] == "Deployment")
     op = deploy["spec"]["template"]["spec"]["containers"][0]
     assert deploy["spec"]["replicas"] == 1
-    assert deploy["spec"]["strategy"] == {"type": "Recreate"}  # never two operators at once
+    # leader election: the newest pod leads, so a rolling update hands over at once
+    assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"
+    pod_id = next(e for e in op["env"] if e["name"] == "POD_ID")  # kopf's peer identity
+    assert pod_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert op["command"] == ["python", "-m", "decnet.controller"]
     assert op["args"] == ["--no-standalone"]
     env = {e["name"]: e.get("value") for e in op["env"]}
     assert env["DECNET_BASE_IMAGE"] == "decnet/base:0.1.0"
     assert env["DECNET_PEERING"] == "decnet-operator"
+    assert env["DECNET_PEERING_LIFETIME"] == "60"
     assert env["DECNET_WEBHOOK_HOST"] == "decnet-webhook.decnet-system.svc"
     assert env["DECNET_HEALTH_PORT"] == "8081"
     assert env["DECNET_METRICS_ADDR"] == "0.0.0.0"
@@ -214,6 +218,12 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     standalone = _docs(_render(helm, "decnet", "operator.peering.enabled=false"))
     deploy = next(d for d in standalone if d["kind"] == "Deployment")
     assert deploy["spec"]["template"]["spec"]["containers"][0]["args"] == ["--standalone"]
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}  # no leader election
+    refused = helm(
+        "template", "x", str(CHART), "--set", "operator.peering.enabled=false",
+        "--set", "operator.replicas=2", check=False,
+    )  # fmt: skip
+    assert "operator.replicas > 1 needs operator.peering.enabled=true" in refused.stderr
     assert not [d for d in standalone if d["kind"] == "ClusterKopfPeering"]
 
 
@@ -300,7 +310,7 @@ def test_helm_upgrade_patches_the_peering_in_place(
         after = kubectl("get", "clusterkopfpeering", release, "-o", "yaml")
         assert yaml.safe_load(after.stdout)["metadata"]["uid"] == before
         deploy = kubectl("get", "deployment", f"{release}-operator", "-n", namespace, "-o", "yaml")
-        assert yaml.safe_load(deploy.stdout)["spec"]["strategy"]["type"] == "Recreate"
+        assert yaml.safe_load(deploy.stdout)["spec"]["strategy"]["type"] == "RollingUpdate"
     finally:
         helm("uninstall", release, "--namespace", namespace, f"--kubeconfig={kubeconfig}")
     assert kubectl("get", "clusterkopfpeering", release, check=False).returncode != 0
@@ -310,7 +320,7 @@ def test_helm_upgrade_patches_the_peering_in_place(
     ("value", "expected"),
     [
         ("quota.deckies=501", "at '/quota/deckies': maximum: got 501, want 500"),
-        ("operator.replicas=2", "at '/operator/replicas': maximum: got 2, want 1"),
+        ("operator.replicas=4", "at '/operator/replicas': maximum: got 4, want 3"),
         ("agent.dockerSocket=var/run/docker.sock", "at '/agent/dockerSocket'"),
         ("operator.logFormat=xml", "at '/operator/logFormat'"),
         ("webhook.port=70000", "at '/webhook/port'"),

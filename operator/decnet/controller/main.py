@@ -155,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from decnet.controller import (  # noqa: F401 - registers handlers
         census,  # noqa: F401 - the deckies-by-phase gauge
         handlers,
+        leadership,
         login,
         runtime,
     )
@@ -180,10 +181,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = threading.Event()  # kopf raises it once the startup handlers are done
     if args.health_port:
         _probes(args.health_addr, args.health_port, handlers.RT, started, webhook)
+    standalone = args.standalone and not args.peering
+    # Leader election: kopf pauses every replica but the one of the highest priority, and
+    # leadership applies the same rule to the background loop (distinct priorities).
+    identity = leadership.own_identity(os.environ)
+    priority = leadership.own_priority(os.environ, time.time())
+    settings.peering.lifetime = leadership.own_lifetime(os.environ)
+    leadership.configure(
+        None if standalone else (args.peering or settings.peering.name), identity, priority
+    )
     kopf.run(
         clusterwide=True,
-        standalone=args.standalone and not args.peering,
+        standalone=standalone,
         peering_name=args.peering,
+        priority=priority,
+        identity=identity,  # type: ignore[arg-type]  # kopf's NewType of str
         settings=settings,
         ready_flag=started,
     )

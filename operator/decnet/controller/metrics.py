@@ -40,6 +40,10 @@ DECKIES = Gauge(
     "(none: no operation yet).",
     ["phase"],
 )
+LEADER = Gauge(
+    "decnet_operator_leader",
+    "1 while this replica leads (kopf peering; always when standalone), 0 while it waits paused.",
+)
 BUILD_INFO = Gauge(
     "decnet_operator_build_info",
     "Always 1; the labels say which build runs.",

@@ -1,8 +1,8 @@
 """values.schema.json, checked without helm: what `helm install --set` would refuse.
 
-One operator replica is the chart's HA story (Recreate; see the chart README): the
-schema must refuse a second one rather than let two operators share one peering
-priority. The integration tier runs the same checks through helm itself.
+Up to three operator replicas, one elected leader (chart README, "Leader election");
+the integration tier runs the same checks through helm itself, and the template refuses
+a second standalone replica.
 """
 
 from __future__ import annotations
@@ -34,14 +34,20 @@ def test_the_defaults_pass() -> None:
     assert _errors(_values()) == []
 
 
-@pytest.mark.parametrize("replicas", [0, 1])
-def test_zero_or_one_operator_replica_passes(replicas: int) -> None:
+@pytest.mark.parametrize("replicas", [0, 1, 3])
+def test_up_to_three_operator_replicas_pass(replicas: int) -> None:
     assert _errors(_values(replicas=replicas)) == []
 
 
-@pytest.mark.parametrize("replicas", [2, 3])
-def test_a_second_operator_replica_is_refused(replicas: int) -> None:
+@pytest.mark.parametrize("replicas", [4, -1])
+def test_more_operator_replicas_are_refused(replicas: int) -> None:
     assert _errors(_values(replicas=replicas)) == ["operator/replicas"]
+
+
+def test_a_peering_lifetime_under_ten_seconds_is_refused() -> None:
+    values = _values()
+    values["operator"]["peering"]["lifetime"] = 5
+    assert _errors(values) == ["operator/peering/lifetime"]
 
 
 def test_the_crds_value_is_gone_with_the_crd_templates() -> None:

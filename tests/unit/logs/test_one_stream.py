@@ -51,6 +51,7 @@ def test_our_events_and_every_librarys_records_are_one_json_stream(
         extra={"k8s_ref": {"kind": "Decky", "name": "ws-01", "namespace": "decoys"}},
     )
     logging.getLogger("lightkube").error("watch closed")
+    logging.getLogger("kopf._core.engines.peering").info("Pausing operations in favour of [b].")
     logging.getLogger("httpx").info("HTTP Request: GET /apis 200")  # one per request: dropped
     logging.getLogger("aiohttp.server").error("Error handling request")
     with warnings.catch_warnings():
@@ -65,18 +66,19 @@ def test_our_events_and_every_librarys_records_are_one_json_stream(
         assert {"event", "level", "timestamp", "logger"} <= set(record), record
         assert record["timestamp"].endswith("Z")
     events = [(r["logger"], r["event"].splitlines()[0]) for r in records]
-    assert events[:4] == [
+    assert events[:5] == [
         ("decnet.controller", "reconcile.done"),
         ("kopf.objects", "Handler 'decky_event' failed temporarily."),
         ("lightkube", "watch closed"),
+        ("kopf._core.engines.peering", "Pausing operations in favour of [b]."),
         ("aiohttp.server", "Error handling request"),
     ]
     assert records[0]["object"] == "decoys/ws-01" and records[0]["level"] == "info"
     assert records[1]["k8s_ref"]["name"] == "ws-01" and records[1]["level"] == "warning"
-    assert records[4]["logger"] == "py.warnings" and "old API" in records[4]["event"]
-    assert records[5]["event"] == "thread.crashed" and records[5]["thread"] == "resync"
-    assert "ZeroDivisionError" in records[5]["exception"]
-    assert len(records) == 6
+    assert records[5]["logger"] == "py.warnings" and "old API" in records[5]["event"]
+    assert records[6]["event"] == "thread.crashed" and records[6]["thread"] == "resync"
+    assert "ZeroDivisionError" in records[6]["exception"]
+    assert len(records) == 7
 
 
 def test_console_format_is_for_humans_on_the_same_stream(restore_logging: None) -> None:
