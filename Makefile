@@ -20,7 +20,7 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
-manifests: ## Generate crds/, the chart's CRD templates, the built-in ServiceTemplates and docs/argocd/argocd-cm.yaml
+manifests: ## Generate crds/, the chart's crds/, the built-in ServiceTemplates and docs/argocd/argocd-cm.yaml
 	$(PYTHON) -m decnet.api.crdgen
 	$(PYTHON) hack/servicetemplates.py
 	$(PYTHON) hack/argocd_cm.py
@@ -142,6 +142,8 @@ deploy: ## Install or upgrade the Helm chart (operator, agent, RBAC, CRDs, Servi
 	$(KUBECTL) create namespace $(NAMESPACE) --dry-run=client -o yaml | $(KUBECTL) apply -f -
 	# the agent shares the namespace and needs the privileged Pod Security level
 	$(KUBECTL) label namespace $(NAMESPACE) pod-security.kubernetes.io/enforce=privileged --overwrite
+	# helm installs the chart's crds/ on a first install only: upgrade them first
+	$(KUBECTL) apply --server-side --force-conflicts -f $(CHART)/crds/
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) \
 	  --set image.repository=$(REGISTRY)decnet/operator --set image.tag=$(IMG_TAG) \
 	  $(if $(REGISTRY),--set operator.baseImage=$(REGISTRY)decnet/base:$(IMG_TAG) --set serviceTemplates.imagePrefix=$(REGISTRY)decnet/) \

@@ -1,7 +1,7 @@
 """Agent restart with 200 deckies running: time to converged, containers recreated.
 
 The agent is SIGKILLed (no clean-up runs) and started again; "converged" is
-the agent's own `initial_sync_done` log event, which it emits once every
+the agent's own `sync.initial_done` log event, which it emits once every
 decky of its node has been observed and, where needed, repaired. Container
 ids before and after tell how many were recreated (the target is 0).
 """
@@ -34,7 +34,7 @@ def main() -> None:
     namespace = "restart"
     with stack.stack() as s:
         s.start_operator()
-        agent = s.start_agent(NODE, log_level="info")  # initial_sync_done is an info event
+        agent = s.start_agent(NODE, log_level="info")  # sync.initial_done is an info event
         s.kubectl("create", "namespace", namespace)
         s.apply(namespace, [stack.lan("lan", "10.199.0.0/24")])
         names = [f"r-{i:03d}" for i in range(COUNT)]
@@ -51,7 +51,7 @@ def main() -> None:
             with open(agent.log) as handle:
                 handle.seek(log_offset)
                 for line in handle:
-                    if "initial_sync_done" in line:
+                    if "sync.initial_done" in line:
                         converged_at = time.monotonic()
                         break
             time.sleep(0.05)

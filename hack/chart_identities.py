@@ -96,7 +96,8 @@ class Identities:
 
     @property
     def fullname(self) -> str:
-        return f"{self.release}-decnet-operator"
+        """The chart's `decnet.fullname`: the release name without a trailing -operator."""
+        return self.release.removesuffix("-operator")
 
     @property
     def operator_sa(self) -> str:

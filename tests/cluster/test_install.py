@@ -135,8 +135,7 @@ def test_operator_and_agent_are_running_and_ready_under_the_charts_service_accou
     installed: Cluster,
 ) -> None:
     accounts = chart_service_accounts(installed)
-    assert set(accounts) == {"operator", "agent"}, accounts
-    assert accounts["operator"] != accounts["agent"]
+    assert accounts == {"operator": "decnet-operator", "agent": "decnet-agent"}  # no stutter
     for component, account in accounts.items():
         running = pods(installed, component)
         assert running, f"no {component} pod"
@@ -462,6 +461,19 @@ def test_helm_upgrade_with_a_changed_value_recreates_no_decky_container(
     ids = [c["ID"] for c in docker_containers(**{"decnet.io/namespace": DECOYS})]
     assert ids
     started = started_at(ids)
+
+    def chart_objects() -> dict[str, str]:
+        """The release's own cluster-scoped objects (ServiceTemplates, peering) by uid."""
+        found = installed.get(
+            "servicetemplates.decnet.io,clusterkopfpeerings.kopf.dev",
+            "-l",
+            "app.kubernetes.io/instance=decnet",
+        )["items"]
+        return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["uid"] for o in found}
+
+    before = chart_objects()
+    assert "ServiceTemplate/ssh" in before and "ClusterKopfPeering/decnet-operator" in before
+
     old_pods = {p["metadata"]["uid"] for c in ("operator", "agent") for p in pods(installed, c)}
     installed.sh(
         f"helm upgrade decnet charts/decnet-operator --namespace {RELEASE_NS} --reuse-values "
@@ -485,6 +497,9 @@ def test_helm_upgrade_with_a_changed_value_recreates_no_decky_container(
         ids
     )
     assert started_at(ids) == started, "a container was restarted by the upgrade"
+    # plain release objects, patched in place: a hook would be deleted and re-created,
+    # and every decky re-reconciled
+    assert chart_objects() == before
 
 
 def test_the_readme_uninstall_leaves_nothing_behind(installed: Cluster) -> None:
@@ -532,7 +547,8 @@ def test_the_readme_uninstall_leaves_nothing_behind(installed: Cluster) -> None:
     cluster_scoped = installed.kubectl(
         "get",
         "clusterroles,clusterrolebindings,validatingwebhookconfigurations,"
-        "validatingadmissionpolicies,validatingadmissionpolicybindings",
+        "validatingadmissionpolicies,validatingadmissionpolicybindings,"
+        "servicetemplates.decnet.io,clusterkopfpeerings.kopf.dev",
         "-l",
         "app.kubernetes.io/instance=decnet",
         "-o",

@@ -510,7 +510,7 @@ def test_a_forged_manifest_and_a_2gb_file_in_a_decky_do_not_touch_the_agent(
     assert ct.agent.alive()
     assert took < 30, f"converging next to a hostile decky took {took:.1f} s"
     log = ct.agent.log.read_text(errors="replace")
-    assert "converge_crashed" not in log
+    assert "converge.crashed" not in log
     # the agent read nothing of it: its memory stayed small
     rss_kib = int(
         next(

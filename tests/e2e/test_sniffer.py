@@ -173,7 +173,7 @@ def test_an_nmap_sweep_inside_a_lan_reaches_rsyslog_and_the_webhook_and_capture_
     decky_ip, bridge = deploy(cluster, str(net))
     hosts = [str(h) for h in net.hosts()]
     gateway, attacker = hosts[0], hosts[-1]
-    wait_for(lambda: capturing(cluster, bridge, "sniffer_started"), 30, "capture", cluster.agent)
+    wait_for(lambda: capturing(cluster, bridge, "sniffer.started"), 30, "capture", cluster.agent)
 
     # Normal traffic first: the host (the LAN's gateway) connects to the decky's ssh a few
     # times; the decky answers. Nothing of it is a scan.
@@ -223,7 +223,7 @@ def test_an_nmap_sweep_inside_a_lan_reaches_rsyslog_and_the_webhook_and_capture_
     cluster.kubectl("delete", "decky", "target", "-n", cluster.ns, "--wait=false")
     cluster.kubectl("delete", "lan", "lan", "-n", cluster.ns, "--wait=false")
     wait_for(
-        lambda: capturing(cluster, bridge, "sniffer_stopped"), 60, "capture end", cluster.agent
+        lambda: capturing(cluster, bridge, "sniffer.stopped"), 60, "capture end", cluster.agent
     )
 
 
@@ -233,4 +233,4 @@ def test_a_lan_that_opts_out_is_not_watched(cluster: Cluster) -> None:
     plan = cluster.status("target")["plan"]["networks"][0]
     assert plan["sniffer"] is False and plan["labels"] == LABELS
     time.sleep(3)  # the sniffer reconciles its captures every second
-    assert not capturing(cluster, bridge, "sniffer_started")
+    assert not capturing(cluster, bridge, "sniffer.started")

@@ -667,7 +667,7 @@ def test_the_agent_under_the_charts_rbac_keeps_its_lease_and_creates_no_namespac
     wait_for(
         lambda: (lease() or found).spec.renewTime > renewed, 25, "a renewal of the Lease", agent
     )
-    assert "lease_renew_failed" not in agent.text()
+    assert "lease.renew_failed" not in agent.text()
     # The identity really is the chart's: it may not create namespaces or read the Lease.
     own = _client_as(identities.agent_kubeconfig(agent.node))
     with pytest.raises(ApiError) as denied:
@@ -742,7 +742,7 @@ def test_an_agent_ignores_a_decky_labelled_for_it_but_scheduled_on_another_node(
     time.sleep(RESYNC * 2 + 1)  # a resync pass visits every decky again
     assert docker_ids(docker_client, namespace, "stray") == {}
     assert "agent" not in (fleet.get("stray").get("status") or {})
-    assert "decky_not_ours" in agent.text()
+    assert "decky.not_ours" in agent.text()
 
 
 def test_a_release_in_another_namespace_keeps_its_leases_there(
@@ -766,7 +766,7 @@ def test_a_release_in_another_namespace_keeps_its_leases_there(
                 return None
 
         assert wait_for(lease, 30, f"the Lease in {ids.namespace}", agent)
-        assert "lease_renew_failed" not in agent.text()
+        assert "lease.renew_failed" not in agent.text()
     finally:
         agent.stop()
         ids.uninstall_nodes()

@@ -73,19 +73,11 @@ def system_namespace(kubectl: KubectlFn) -> str:
 
 
 @pytest.fixture(scope="module")
-def kopf_peering_crd(
-    kubectl: KubectlFn, helm: Callable[..., subprocess.CompletedProcess[str]], crds: list[str]
-) -> Iterator[None]:
-    """kopf's peering CRD must exist for real before a ClusterKopfPeering can be dry-run."""
-    docs = _docs(_render(helm, "peering", "serviceTemplates.install=false"))
-    crd = next(
-        d
-        for d in docs
-        if d["kind"] == "CustomResourceDefinition"
-        and d["metadata"]["name"] == "clusterkopfpeerings.kopf.dev"
-    )
+def kopf_peering_crd(kubectl: KubectlFn, crds: list[str]) -> Iterator[None]:
+    """kopf's peering CRD (the chart's crds/) must exist before a ClusterKopfPeering is dry-run."""
+    path = CHART / "crds" / "kopf.dev_clusterkopfpeerings.yaml"
     existed = kubectl("get", "crd", "clusterkopfpeerings.kopf.dev", check=False).returncode == 0
-    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(crd))
+    kubectl("apply", "--server-side", "-f", str(path))
     kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd/clusterkopfpeerings.kopf.dev"
     )
@@ -156,12 +148,17 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     deploy = next(d for d in docs if d["kind"] == "Deployment")
     op = deploy["spec"]["template"]["spec"]["containers"][0]
     assert deploy["spec"]["replicas"] == 1
+    # leader election: the newest pod leads, so a rolling update hands over at once
+    assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"
+    pod_id = next(e for e in op["env"] if e["name"] == "POD_ID")  # kopf's peer identity
+    assert pod_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert op["command"] == ["python", "-m", "decnet.controller"]
     assert op["args"] == ["--no-standalone"]
     env = {e["name"]: e.get("value") for e in op["env"]}
     assert env["DECNET_BASE_IMAGE"] == "decnet/base:0.1.0"
     assert env["DECNET_PEERING"] == "decnet-operator"
-    assert env["DECNET_WEBHOOK_HOST"] == "decnet-decnet-operator-webhook.decnet-system.svc"
+    assert env["DECNET_PEERING_LIFETIME"] == "60"
+    assert env["DECNET_WEBHOOK_HOST"] == "decnet-webhook.decnet-system.svc"
     assert env["DECNET_HEALTH_PORT"] == "8081"
     assert env["DECNET_METRICS_ADDR"] == "0.0.0.0"
     assert {p["containerPort"] for p in op["ports"]} >= {9443, 8080}
@@ -221,13 +218,109 @@ def test_operator_and_agent_pods_are_wired_as_documented(
     standalone = _docs(_render(helm, "decnet", "operator.peering.enabled=false"))
     deploy = next(d for d in standalone if d["kind"] == "Deployment")
     assert deploy["spec"]["template"]["spec"]["containers"][0]["args"] == ["--standalone"]
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}  # no leader election
+    refused = helm(
+        "template", "x", str(CHART), "--set", "operator.peering.enabled=false",
+        "--set", "operator.replicas=2", check=False,
+    )  # fmt: skip
+    assert "operator.replicas > 1 needs operator.peering.enabled=true" in refused.stderr
     assert not [d for d in standalone if d["kind"] == "ClusterKopfPeering"]
+
+
+@pytest.mark.parametrize(
+    ("release", "sets", "operator", "agent"),
+    [
+        pytest.param("decnet", (), "decnet-operator", "decnet-agent", id="decnet"),
+        pytest.param("decnet-operator", (), "decnet-operator", "decnet-agent", id="chart-name"),
+        pytest.param("soc", (), "soc-operator", "soc-agent", id="other"),
+        pytest.param("x", ("fullnameOverride=deception",), "deception-operator", "deception-agent"),
+    ],
+)
+def test_object_names_say_the_release_and_the_component_once(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+    release: str,
+    sets: tuple[str, ...],
+    operator: str,
+    agent: str,
+) -> None:
+    docs = _docs(_render(helm, release, "webhook.certSecret=tls", "webhook.caBundle=Zm9v", *sets))
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("Deployment", operator), ("ServiceAccount", operator)} <= names
+    assert {("DaemonSet", agent), ("ServiceAccount", agent)} <= names
+    assert not [n for _, n in names if n.count("operator") > 1], sorted(names)
+
+
+def test_chart_objects_are_plain_release_objects_and_crds_come_first(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    """No hook: an upgrade or an Argo CD sync patches the ServiceTemplates and the peering
+    in place (a hook is deleted and re-created, which re-reconciles every decky). Their
+    CRDs are in crds/, which Helm installs before any template."""
+    docs = _docs(_render(helm, "decnet"))
+    hooks = [
+        (d["kind"], d["metadata"]["name"])
+        for d in docs
+        if "helm.sh/hook" in (d["metadata"].get("annotations") or {})
+    ]
+    assert hooks == []
+    kinds = {d["kind"] for d in docs}
+    assert {"ServiceTemplate", "ClusterKopfPeering"} <= kinds
+    assert "CustomResourceDefinition" not in kinds  # crds/ is not templated
+    crd_kinds = {
+        yaml.safe_load(p.read_text())["spec"]["names"]["kind"]
+        for p in (CHART / "crds").glob("*.yaml")
+    }
+    assert {"Decky", "LAN", "Topology", "ServiceTemplate", "ClusterKopfPeering"} <= crd_kinds
+    # the generated CRDs in the chart are the same as crds/
+    for path in (ROOT / "crds").glob("decnet.io_*.yaml"):
+        assert (CHART / "crds" / path.name).read_text() == path.read_text(), path.name
+
+
+def test_helm_upgrade_patches_the_peering_in_place(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+    kubectl: KubectlFn,
+    kubeconfig: str,
+    kopf_peering_crd: None,
+) -> None:
+    """A real install and upgrade: the ClusterKopfPeering keeps its uid (a hook would be
+    deleted and re-created). The built-in ServiceTemplates are the same kind of object;
+    the cluster tier checks them (other modules here own templates of those names)."""
+    namespace = "decnet-chart-upgrade"
+    kubectl("create", "namespace", namespace, check=False)  # never deleted (no controllers)
+    release = f"up-{uuid.uuid4().hex[:6]}"
+    common = [
+        str(CHART),
+        "--namespace",
+        namespace,
+        f"--kubeconfig={kubeconfig}",
+        "--set",
+        "serviceTemplates.install=false",
+        "--set",
+        "webhook.enabled=false",  # no operator behind it in this test bed
+        "--set",
+        "agent.statusPolicy.enabled=false",
+        "--set",
+        f"operator.peering.name={release}",
+    ]
+    helm("install", release, *common)
+    try:
+        peering = kubectl("get", "clusterkopfpeering", release, "-o", "yaml")
+        before = yaml.safe_load(peering.stdout)["metadata"]["uid"]
+        helm("upgrade", release, *common, "--set", "operator.logLevel=debug")
+        after = kubectl("get", "clusterkopfpeering", release, "-o", "yaml")
+        assert yaml.safe_load(after.stdout)["metadata"]["uid"] == before
+        deploy = kubectl("get", "deployment", f"{release}-operator", "-n", namespace, "-o", "yaml")
+        assert yaml.safe_load(deploy.stdout)["spec"]["strategy"]["type"] == "RollingUpdate"
+    finally:
+        helm("uninstall", release, "--namespace", namespace, f"--kubeconfig={kubeconfig}")
+    assert kubectl("get", "clusterkopfpeering", release, check=False).returncode != 0
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("quota.deckies=501", "at '/quota/deckies': maximum: got 501, want 500"),
+        ("operator.replicas=4", "at '/operator/replicas': maximum: got 4, want 3"),
         ("agent.dockerSocket=var/run/docker.sock", "at '/agent/dockerSocket'"),
         ("operator.logFormat=xml", "at '/operator/logFormat'"),
         ("webhook.port=70000", "at '/webhook/port'"),
@@ -274,8 +367,8 @@ def applied_rbac(
     kubectl("apply", "-f", "-", input=manifest)
     try:
         yield {
-            "operator": f"system:serviceaccount:{SYSTEM_NAMESPACE}:{release}-decnet-operator-operator",
-            "agent": f"system:serviceaccount:{SYSTEM_NAMESPACE}:{release}-decnet-operator-agent",
+            "operator": f"system:serviceaccount:{SYSTEM_NAMESPACE}:{release}-operator",
+            "agent": f"system:serviceaccount:{SYSTEM_NAMESPACE}:{release}-agent",
         }
     finally:
         kubectl(
@@ -440,7 +533,7 @@ def test_webhook_configuration_uses_a_service_reference_and_a_stable_ca(
     for hook in vwc["webhooks"]:
         assert hook["failurePolicy"] == "Fail"
         assert hook["clientConfig"]["service"] == {
-            "name": "stable-decnet-operator-webhook",
+            "name": "stable-webhook",
             "namespace": SYSTEM_NAMESPACE,
             "port": 9443,
             "path": "/" + hook["name"].split(".")[0],
@@ -470,10 +563,10 @@ def test_webhook_configuration_uses_a_service_reference_and_a_stable_ca(
     assert kinds == ["Certificate", "Issuer", "ValidatingWebhookConfiguration"]
     vwc = next(d for d in managed if d["kind"] == "ValidatingWebhookConfiguration")
     annotation = vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
-    assert annotation == f"{SYSTEM_NAMESPACE}/stable-decnet-operator-webhook"
+    assert annotation == f"{SYSTEM_NAMESPACE}/stable-webhook"
     assert all("caBundle" not in w["clientConfig"] for w in vwc["webhooks"])
     cert = next(d for d in managed if d["kind"] == "Certificate")
-    assert cert["spec"]["secretName"] == "stable-decnet-operator-webhook-tls"
+    assert cert["spec"]["secretName"] == "stable-webhook-tls"
 
 
 # --- what a real one-node install needs: probes, monitoring, Pod Security ----------------
@@ -717,8 +810,7 @@ def test_install_fails_early_when_the_namespace_enforces_less_than_privileged(
         "--dry-run=server",
         f"--kubeconfig={kubeconfig}",
         # the CRDs and built-in ServiceTemplates are another release's in this test bed
-        "--set",
-        "crds.install=false",
+        "--skip-crds",
         "--set",
         "serviceTemplates.install=false",
         "--set",

@@ -61,6 +61,7 @@ class Operator:
         }
         self.env.pop("KUBECONFIG", None)
         self.log = Path(tempfile.mkstemp(prefix="decnet-operator-", suffix=".log")[1])
+        self.stdout = self.log.with_suffix(".stdout")  # apart: the log is stderr alone
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -77,8 +78,8 @@ class Operator:
         ]
         if self.webhook is not None:
             argv += self.webhook.args()
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=out)
+        with self.log.open("ab") as err, self.stdout.open("ab") as out:
+            self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=err)
         wait_for(lambda: b"operator.started" in self.log.read_bytes(), 30, "operator start", self)
         if self.webhook is not None:
             wait_for(self.webhook.serving, 30, "the webhook server", self)

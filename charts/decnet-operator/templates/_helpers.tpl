@@ -4,16 +4,19 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+The prefix of every object name; each component adds its own word (-operator, -agent,
+-webhook, -metrics). A release named "decnet" gives decnet-operator and decnet-agent; a
+trailing "-operator" of the release name is dropped, so a release named after the chart
+gives the same names instead of decnet-operator-operator.
+*/}}
 {{- define "decnet.fullname" -}}
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else if .Values.nameOverride -}}
+{{- printf "%s-%s" .Release.Name .Values.nameOverride | trunc 52 | trimSuffix "-" -}}
 {{- else -}}
-{{- $name := default .Chart.Name .Values.nameOverride -}}
-{{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
-{{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
-{{- end -}}
+{{- .Release.Name | trimSuffix "-operator" | trunc 52 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 

@@ -245,7 +245,7 @@ class AttackerEvents:
                 return
             self.source.stop(container_id, timeout=1)
         except (DockerError, EngineUnavailable) as error:
-            log.warning("drain_stop_failed", container=container_id[:12], error=str(error)[:300])
+            log.warning("drain.stop_failed", container=container_id[:12], error=str(error)[:300])
             return
         self.collector.drain(container_id, dict(labels))
 
@@ -327,10 +327,10 @@ class AttackerEvents:
             try:
                 key = self._secrets_key(obj.get("spec") or {})
             except ApiError as error:
-                log.warning("sink_secret_read_failed", sink=name, error=str(error)[:300])
+                log.warning("sink.secret_read_failed", sink=name, error=str(error)[:300])
                 continue
             if key != runner.secrets_key:
-                log.info("sink_secrets_changed", sink=name)
+                log.info("sink.secrets_changed", sink=name)
                 self.set_sink(obj, force=True)
 
     def set_sink(self, obj: Mapping[str, Any], force: bool = False) -> None:
@@ -347,7 +347,7 @@ class AttackerEvents:
             runner = self._runner(name, spec)
             runner.secrets_key = secrets_key
         except (ValueError, KeyError, ApiError, OSError) as error:
-            log.warning("sink_config_failed", sink=name, error=str(error)[:300])
+            log.warning("sink.config_failed", sink=name, error=str(error)[:300])
             return
         if current is not None:
             current.close()
@@ -357,7 +357,7 @@ class AttackerEvents:
             self.runners[name] = runner
             self.sink_specs[name] = spec
         runner.start()
-        log.info("sink_started", sink=name)
+        log.info("sink.started", sink=name)
 
     def remove_sink(self, name: str) -> None:
         with self._lock:
@@ -369,7 +369,7 @@ class AttackerEvents:
             runner.close()
             runner.thread.join(timeout=15)
         shutil.rmtree(self.state_dir / "spool" / name, ignore_errors=True)
-        log.info("sink_removed", sink=name)
+        log.info("sink.removed", sink=name)
 
     def sink_watch_loop(self) -> None:
         delay = 1.0
@@ -395,7 +395,7 @@ class AttackerEvents:
             except Exception as error:  # noqa: BLE001 - re-list after any watch failure
                 if self.stop.is_set():
                     return
-                log.warning("sink_watch_failed", error=str(error)[:300], retry_in=delay)
+                log.warning("sink.watch_failed", error=str(error)[:300], retry_in=delay)
                 self.stop.wait(delay)
                 delay = min(60.0, delay * 2)
 
@@ -413,7 +413,7 @@ class AttackerEvents:
             except ApiError as error:
                 if error.status.code != 404:
                     log.warning(
-                        "activity_write_failed",
+                        "activity.write_failed",
                         decky=f"{namespace}/{decky}",
                         error=str(error)[:300],
                     )
@@ -439,7 +439,7 @@ class AttackerEvents:
                 )
             except ApiError as error:
                 log.warning(
-                    "contact_event_failed", decky=f"{c.namespace}/{c.decky}", error=str(error)[:300]
+                    "contact.event_failed", decky=f"{c.namespace}/{c.decky}", error=str(error)[:300]
                 )
                 with self._lock:
                     c.written_count = 0
@@ -463,7 +463,7 @@ class AttackerEvents:
                 eventkube.apply_sink_status(self.client, name, self.node, body)
             except ApiError as error:
                 if error.status.code != 404:
-                    log.warning("sink_status_failed", sink=name, error=str(error)[:300])
+                    log.warning("sink.status_failed", sink=name, error=str(error)[:300])
                 continue
             self._sink_written[name] = (fingerprint, now)
 
@@ -476,7 +476,7 @@ class AttackerEvents:
                     next_refresh = time.monotonic() + SECRET_REFRESH_SECONDS
                     self.refresh_secrets()
             except Exception:  # noqa: BLE001 - the loop must survive one bad write
-                log.exception("surfaces_failed")
+                log.exception("surfaces.failed")
 
     def _collect(self) -> None:
         while not self.stop.is_set():
@@ -484,7 +484,7 @@ class AttackerEvents:
                 break
         if self.stop.is_set():
             return
-        log.info("collection_started", sinks=len(self.runners))
+        log.info("collection.started", sinks=len(self.runners))
         threading.Thread(target=self.collector.scan_loop, name="collect-scan", daemon=True).start()
         self.collector.pipeline_loop()
 

@@ -127,7 +127,7 @@ class Collector:
                     continue
                 self.queue.put((cid, item[0], item[1]))
         except (DockerError, EngineUnavailable) as error:
-            log.warning("follow_failed", container=cid[:12], error=str(error)[:300])
+            log.warning("follow.failed", container=cid[:12], error=str(error)[:300])
             with self._lock:
                 self._followers.pop(cid, None)
             self._ended.get(cid, threading.Event()).set()
@@ -152,7 +152,7 @@ class Collector:
             return True
         # A follow stream that never ended (seen once right after a dockerd restart): read
         # what the stopped container wrote without following, then let the pipeline take it.
-        log.warning("drain_timeout", container=container_id[:12], fallback="read without follow")
+        log.warning("drain.timeout", container=container_id[:12], fallback="read without follow")
         with self._lock:
             ended = self._ended[container_id] = threading.Event()
         threading.Thread(
@@ -233,7 +233,7 @@ class Collector:
         try:
             self.store.save(snapshot)
         except OSError as error:
-            log.warning("checkpoint_save_failed", error=str(error)[:300])
+            log.warning("checkpoint.save_failed", error=str(error)[:300])
 
     def scan_loop(self) -> None:
         delay = self.scan_seconds
@@ -242,7 +242,7 @@ class Collector:
                 self.scan()
                 delay = self.scan_seconds
             except (DockerError, EngineUnavailable) as error:
-                log.warning("collector_scan_failed", error=str(error)[:300])
+                log.warning("collector.scan_failed", error=str(error)[:300])
                 delay = min(30.0, delay * 2)
             self._wake.wait(delay)
             self._wake.clear()

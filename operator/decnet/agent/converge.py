@@ -64,7 +64,7 @@ def converge(
             return _confirm(eng, want, observed, started, settle_seconds, sleep)
         results = []
         for action in actions:
-            log.info("docker_action", decky=want.key, action=describe(action))
+            log.info("docker.action", decky=want.key, action=describe(action))
             results.append(eng.execute(action))
         started.extend(health.started_ids(actions, results))
         observed = planner.predict(observed, actions, results)
@@ -93,7 +93,7 @@ def _confirm(
     verdict = health.judge_containers(want, observed.containers)
     if verdict is None:
         return Outcome("converged", "", observed)
-    log.warning("container_not_up", decky=want.key, reason=verdict.reason, message=verdict.message)
+    log.warning("container.not_up", decky=want.key, reason=verdict.reason, message=verdict.message)
     return Outcome("failed", verdict.message, observed, verdict.reason)
 
 
@@ -101,7 +101,7 @@ def remove(eng: runtime.Engine, namespace: str, name: str, uid: str) -> Outcome:
     """A deleted decky: remove its containers, then networks nobody uses or plans."""
     observed = eng.observe_decky(namespace, name, with_files=False)
     for action in planner.plan_removal(namespace, name, uid, observed):
-        log.info("docker_action", decky=f"{namespace}/{name}", action=describe(action))
+        log.info("docker.action", decky=f"{namespace}/{name}", action=describe(action))
         eng.execute(action)
     eng.lures.remove(uid)
     return Outcome("removed", "", eng.observe_decky(namespace, name, with_files=False))

@@ -75,7 +75,7 @@ class Runner:
         dropped = self.spool.append(lines)
         if dropped:
             DROPPED.labels(self.name).inc(dropped)
-            log.warning("spool_dropped", sink=self.name, events=dropped)
+            log.warning("spool.dropped", sink=self.name, events=dropped)
         BACKLOG.labels(self.name).set(self.spool.backlog)
         self.wake.set()
 
@@ -137,7 +137,7 @@ class Runner:
             self.stats.failed += 1
             FAILED.labels(self.name).inc()
         if self.stats.ready or self.stats.last_error != error[:1024]:
-            log.warning("sink_delivery_failed", sink=self.name, error=error[:300])
+            log.warning("sink.delivery_failed", sink=self.name, error=error[:300])
         self.stats.ready = False
         self.stats.last_error = error[:1024]
 

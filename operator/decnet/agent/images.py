@@ -40,5 +40,5 @@ def legacy_builder_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 def log_legacy_builder_fallback(tag: str) -> None:
     structlog.get_logger("decnet.agent").warning(
-        "buildkit_readonly_fallback", image=tag, recovery=MANUAL_RECOVERY
+        "buildkit.readonly_fallback", image=tag, recovery=MANUAL_RECOVERY
     )

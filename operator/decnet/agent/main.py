@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +33,8 @@ import structlog
 from lightkube import ApiError, Client
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+import decnet
+from decnet import logs
 from decnet.agent import (
     attacker,
     converge,
@@ -66,6 +66,10 @@ FIREWALL_SYNCS = Counter(
     "decnet_agent_firewall_syncs_total", "Egress rule reconciliations", ["result"]
 )
 FAILING = Gauge("decnet_agent_deckies_failing", "Deckies whose last converge failed")
+BUILD_INFO = Gauge(
+    "decnet_agent_build_info", "Always 1; the labels say which build runs", ["version"]
+)
+BUILD_INFO.labels(decnet.__version__).set(1)
 LEASE_RENEWED = Gauge(
     "decnet_agent_lease_renewed_timestamp_seconds", "Unix time of the last node Lease renewal"
 )
@@ -158,7 +162,7 @@ class Agent:
             try:
                 self.converge_one(uid)
             except Exception:  # noqa: BLE001 - a worker must survive anything and retry
-                log.exception("converge_crashed", uid=uid)
+                log.exception("converge.crashed", uid=uid)
                 self._schedule_retry(uid)
             with self._lock:
                 if uid in self._again:
@@ -209,7 +213,7 @@ class Agent:
                 return
             count = len(self._objects)
         log.info(
-            "initial_sync_done",
+            "sync.initial_done",
             deckies=count,
             seconds=round(time.monotonic() - self._started, 3),
         )
@@ -228,7 +232,7 @@ class Agent:
         if not owned_by(status, self.node):
             # Labelled for this node but scheduled elsewhere (a hand-edited label, or a
             # label the operator has not corrected yet): never run another node's plan.
-            log.warning("decky_not_ours", decky=f"{namespace}/{name}", node=str(status.get("node")))
+            log.warning("decky.not_ours", decky=f"{namespace}/{name}", node=str(status.get("node")))
             return
         started = time.monotonic()
         want: planner.DeckyWant | None = None
@@ -243,7 +247,7 @@ class Agent:
                     return  # not planned yet: the operator has not scheduled it here
                 outcome = converge.converge(self.engine, want, self.settle_seconds)
         except runtime.EngineUnavailable as error:
-            log.warning("docker_unavailable", decky=f"{namespace}/{name}", error=str(error))
+            log.warning("docker.unavailable", decky=f"{namespace}/{name}", error=str(error))
             CONVERGES.labels("unavailable").inc()
             self._schedule_retry(uid)
             return
@@ -281,7 +285,7 @@ class Agent:
         )
         self._write(uid, namespace, name, status, report)
         if outcome.state == "failed":
-            log.warning("converge_failed", decky=f"{namespace}/{name}", message=outcome.message)
+            log.warning("converge.failed", decky=f"{namespace}/{name}", message=outcome.message)
             with self._lock:
                 self._failed[uid] = fp
                 # a revert to the last good spec is work again (Docker holds the failed one)
@@ -292,7 +296,7 @@ class Agent:
             self._retry.pop(uid, None)
             self._failed.pop(uid, None)
             self._done[uid] = fp
-        log.info("converged", decky=f"{namespace}/{name}", state=outcome.state)
+        log.info("converge.done", decky=f"{namespace}/{name}", state=outcome.state)
 
     def _safe_observe(self, namespace: str, name: str) -> planner.Observed:
         try:
@@ -313,7 +317,7 @@ class Agent:
         except ApiError as error:
             if error.status.code == 404:
                 # Deleted meanwhile (its finalizer already released): nobody to tell.
-                log.debug("report_target_gone", decky=f"{namespace}/{name}")
+                log.debug("report.target_gone", decky=f"{namespace}/{name}")
                 return
             raise
         STATUS_WRITES.inc()
@@ -353,7 +357,7 @@ class Agent:
                     self.enqueue(uid, force=first)
                 self._listed.set()
                 if first and not uids:
-                    log.info("initial_sync_done", deckies=0, seconds=0.0)
+                    log.info("sync.initial_done", deckies=0, seconds=0.0)
                 delay = 1.0
                 for kind, obj in kube.watch_deckies(self.client, self.node, rv):
                     if self.stop.is_set():
@@ -372,7 +376,7 @@ class Agent:
             except Exception as error:  # noqa: BLE001 - re-list after any watch failure
                 if self.stop.is_set():
                     return
-                log.warning("watch_failed", error=str(error)[:300], retry_in=delay)
+                log.warning("watch.failed", error=str(error)[:300], retry_in=delay)
                 self.stop.wait(delay)
                 delay = min(MAX_BACKOFF, delay * 2)
 
@@ -382,7 +386,7 @@ class Agent:
             items, _ = kube.list_deckies(self.client, self.node)
             live: set[str] | None = self._set_objects(items)
         except Exception as error:  # noqa: BLE001 - unreachable API server: reap nothing
-            log.warning("resync_list_failed", error=str(error)[:300])
+            log.warning("resync.list_failed", error=str(error)[:300])
             live = None
         with self._lock:
             # a decky waiting for its backoff is retried by the timer, not sooner
@@ -395,14 +399,14 @@ class Agent:
         try:
             observed = self.engine.observe_node()
         except (runtime.DockerError, runtime.EngineUnavailable) as error:
-            log.warning("resync_docker_failed", error=str(error)[:300])
+            log.warning("resync.docker_failed", error=str(error)[:300])
             return
         if live is not None:
             now = time.monotonic()
             found = planner.find_orphans(observed, live)
             for c in found:
                 if c.id not in self._orphan_first_seen:
-                    log.info("orphan_seen", container=c.name, uid=c.uid, live_deckies=len(live))
+                    log.info("orphan.seen", container=c.name, uid=c.uid, live_deckies=len(live))
             orphans = {c.id for c in found}
             self._orphan_first_seen = {
                 cid: self._orphan_first_seen.get(cid, now) for cid in orphans
@@ -419,7 +423,7 @@ class Agent:
             # lure directories of deckies that are gone (their containers went above)
             with_containers = {c.uid for c in observed.containers}
             for uid in self.engine.lures.prune(live | with_containers):
-                log.info("gc", action=f"lure files of {uid}")
+                log.info("gc.done", action=f"lure files of {uid}")
 
     @property
     def firewall_error(self) -> str | None:
@@ -459,13 +463,13 @@ class Agent:
                 self._fw_applied = ""
                 self._fw_error = str(error)[:500] or type(error).__name__
                 FIREWALL_SYNCS.labels("failed").inc()
-                log.error("firewall_sync_failed", error=str(error)[:500])
+                log.error("firewall.sync_failed", error=str(error)[:500])
                 return was_ok
             self._fw_applied = fp
             self._fw_error = None
             FIREWALL_SYNCS.labels("ok").inc()
             if done:
-                log.info("firewall_synced", actions=[type(a).__name__ for a in done])
+                log.info("firewall.synced", actions=[type(a).__name__ for a in done])
             return not was_ok
 
     def _wanted_rules(
@@ -486,7 +490,7 @@ class Agent:
         refused = set(egress.refused(lans, self.egress_within))
         for namespace, lan, cidr in sorted(refused - self._fw_refused):
             log.warning(
-                "egress_allowance_refused",
+                "egress.allowance_refused",
                 lan=f"{namespace}/{lan}",
                 cidr=cidr,
                 allowed=list(self.egress_within),
@@ -532,12 +536,12 @@ class Agent:
             try:
                 self.engine.execute(action)
             except (runtime.DockerError, runtime.EngineUnavailable) as error:
-                log.warning("gc_failed", action=converge.describe(action), error=str(error)[:300])
+                log.warning("gc.failed", action=converge.describe(action), error=str(error)[:300])
                 continue
             if isinstance(action, planner.RemoveContainer):
                 REAPED.inc()
                 self._orphan_first_seen.pop(action.id, None)
-            log.info("gc", action=converge.describe(action))
+            log.info("gc.done", action=converge.describe(action))
 
     def lease_loop(self) -> None:
         """Renew the node Lease and ping Docker: the two facts readiness stands on."""
@@ -551,12 +555,12 @@ class Agent:
                 self.lease_renewed = time.monotonic()
                 LEASE_RENEWED.set_to_current_time()
             except Exception as error:  # noqa: BLE001 - retried on the next tick
-                log.warning("lease_renew_failed", error=str(error)[:300])
+                log.warning("lease.renew_failed", error=str(error)[:300])
             try:
                 self.engine.ping()
                 self.docker_answered = time.monotonic()
             except (runtime.DockerError, runtime.EngineUnavailable) as error:
-                log.warning("docker_ping_failed", error=str(error)[:300])
+                log.warning("docker.ping_failed", error=str(error)[:300])
             self.stop.wait(LEASE_RENEW_SECONDS)
 
     def is_listed(self) -> bool:
@@ -576,7 +580,7 @@ class Agent:
                 try:
                     self.resync()
                 except Exception:  # noqa: BLE001
-                    log.exception("resync_crashed")
+                    log.exception("resync.crashed")
                 next_resync = time.monotonic() + self.resync_seconds
 
     def run(self) -> None:
@@ -617,9 +621,9 @@ class Agent:
                 runtime.EngineUnavailable,
                 firewall.FirewallError,
             ) as error:
-                log.warning("firewall_release_failed", error=str(error)[:300])
+                log.warning("firewall.release_failed", error=str(error)[:300])
                 return
-        log.info("firewall_released", node=self.node)
+        log.info("firewall.released", node=self.node)
 
 
 def owned_by(status: dict[str, Any], node: str) -> bool:
@@ -630,25 +634,6 @@ def owned_by(status: dict[str, Any], node: str) -> bool:
     no plan yet and is left alone too.
     """
     return str(status.get("node") or "") == node
-
-
-def configure_logging() -> None:
-    """structlog JSON for machines; DECNET_LOG_FORMAT=console for humans."""
-    level = os.environ.get("DECNET_LOG_LEVEL", "INFO").upper()
-    console = os.environ.get("DECNET_LOG_FORMAT", "json") == "console"
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level)
-    # one line per HTTP request is noise next to our own structured events
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.format_exc_info,
-            structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-    )
 
 
 def connect_docker(
@@ -663,7 +648,7 @@ def connect_docker(
         try:
             return runtime.Engine.from_env(node, lure_store=lure_store, logs=logs)
         except runtime.EngineUnavailable as error:
-            log.warning("docker_unavailable", error=str(error)[:300], retry_in=delay)
+            log.warning("docker.unavailable", error=str(error)[:300], retry_in=delay)
             stop.wait(delay)
             delay = min(MAX_BACKOFF, delay * 2)
     return None
@@ -754,19 +739,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=float(os.environ.get("DECNET_SNIFFER_WINDOW", scans.WINDOW_SECONDS)),
         help="seconds of one scan window: at most one scan event per (LAN, source) per window",
     )
+    parser.add_argument("--log-level", default=os.environ.get("DECNET_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=os.environ.get("DECNET_LOG_FORMAT", "json"),
+        help="json for machines (default), console for humans; on stderr either way",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging()
+    logs.configure(args.log_level, args.log_format)
     if not args.node:
-        log.error("no_node", hint="set NODE_NAME or --node")
+        log.error("agent.no_node", hint="set NODE_NAME or --node")
         return 2
     if args.cleanup_firewall:
         for family in (firewall.IPV4, firewall.IPV6):
             done = firewall.cleanup(args.node, family)
-            log.info("firewall_removed", family=family.save, actions=len(done))
+            log.info("firewall.removed", family=family.save, actions=len(done))
         return 0
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_addr)
@@ -825,9 +817,9 @@ def main(argv: list[str] | None = None) -> int:
         sniffing.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
-    log.info("agent_started", node=args.node, workers=args.workers)
+    log.info("agent.started", node=args.node, workers=args.workers)
     agent.run()
     if sniffing is not None:
         sniffing.join(timeout=3)  # its open windows go to the spools
-    log.info("agent_stopped", node=args.node)
+    log.info("agent.stopped", node=args.node)
     return 0

@@ -80,7 +80,7 @@ class Sniffer:
         wanted = dict(self.lans())
         for bridge in sorted(set(self.captures) - set(wanted)):
             self.captures.pop(bridge).close()
-            log.info("sniffer_stopped", bridge=bridge)
+            log.info("sniffer.stopped", bridge=bridge)
         for bridge, view in sorted(wanted.items()):
             if bridge in self.captures:
                 continue
@@ -90,12 +90,12 @@ class Sniffer:
                 self.captures[bridge] = self.opener(bridge)
             except capture.CaptureError as error:
                 if self.failed.get(bridge) != str(error):
-                    log.warning("sniffer_capture_failed", bridge=bridge, error=str(error)[:300])
+                    log.warning("sniffer.capture_failed", bridge=bridge, error=str(error)[:300])
                     self.failed[bridge] = str(error)
                 continue
             self.failed.pop(bridge, None)
             log.info(
-                "sniffer_started",
+                "sniffer.started",
                 bridge=bridge,
                 lan=f"{view.namespace}/{view.name}",
                 subnet=view.subnet,
@@ -110,7 +110,7 @@ class Sniffer:
         try:
             frames = cap.read(READ_BATCH)
         except capture.CaptureError as error:
-            log.warning("sniffer_read_failed", bridge=bridge, error=str(error)[:300])
+            log.warning("sniffer.read_failed", bridge=bridge, error=str(error)[:300])
             self.captures.pop(bridge).close()  # reopened by the next reconcile if still wanted
             self._poke.set()
             return
@@ -131,7 +131,7 @@ class Sniffer:
             labels[scan.lan.key] = dict(scan.lan.labels)
         for key, records in by_lan.items():
             self.deliver(records, labels[key])
-            log.info("sniffer_scans", lan=f"{key[0]}/{key[1]}", events=len(records))
+            log.info("sniffer.scans", lan=f"{key[0]}/{key[1]}", events=len(records))
         dropped = self.aggregator.dropped_sources
         if dropped:
             SOURCES_DROPPED.inc(dropped)
@@ -145,12 +145,12 @@ class Sniffer:
             while not event.wait(0.5):
                 if self.stop.is_set():
                     return
-        log.info("sniffer_running", window=self.aggregator.window)
+        log.info("sniffer.running", window=self.aggregator.window)
         while not self.stop.is_set():
             try:
                 self._loop()
             except Exception:  # noqa: BLE001 - the sniffer must never take the agent down
-                log.exception("sniffer_crashed", retry_in=5)
+                log.exception("sniffer.crashed", retry_in=5)
                 self.stop.wait(5)
 
     def _loop(self) -> None:

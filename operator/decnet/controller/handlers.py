@@ -30,6 +30,7 @@ from lightkube.types import PatchType
 from decnet.api import v1alpha1
 from decnet.controller import (
     allocation,
+    leadership,
     lifecycle,
     metrics,
     mutation,
@@ -352,6 +353,7 @@ async def sweep_claims() -> int:
 
 
 async def _sweep_at_start() -> None:
+    await leadership.wait_active()  # a paused replica's indexes are not current
     try:
         await sweep_claims()
     except Exception:  # noqa: BLE001 - a failed sweep only delays; claims stay held
@@ -1024,6 +1026,8 @@ async def _loop() -> None:
             pass
         RT.wake.clear()
         RT.heartbeat = time.monotonic()
+        if not leadership.active():  # kopf paused this replica: so does its loop
+            continue
         try:
             live = live_nodes()
             changed = live ^ previous

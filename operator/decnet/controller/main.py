@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import kopf
-import structlog
 
+from decnet import logs
 from decnet.kube import names, probes
 
 if TYPE_CHECKING:
@@ -89,29 +88,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--log-level", default=env.get("DECNET_LOG_LEVEL", "INFO"))
     p.add_argument(
         "--log-format",
-        choices=["json", "console"],
+        choices=logs.FORMATS,
         default=env.get("DECNET_LOG_FORMAT", "json"),
         help="json for machines (default), console for humans",
     )
     return p.parse_args(argv)
-
-
-def _logging(level: str, fmt: str = "json") -> None:
-    level = level.upper()
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
-    logging.getLogger("decnet").setLevel(level)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.dev.ConsoleRenderer()
-            if fmt == "console"
-            else structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
 
 
 def _in_cluster_host(args: argparse.Namespace) -> None:
@@ -167,11 +148,17 @@ def _probes(
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse(argv)
-    _logging(args.log_level, args.log_format)
+    logs.configure(args.log_level, args.log_format)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it
 
-    from decnet.controller import handlers, login, runtime  # noqa: F401 - registers handlers
+    from decnet.controller import (  # noqa: F401 - registers handlers
+        census,  # noqa: F401 - the deckies-by-phase gauge
+        handlers,
+        leadership,
+        login,
+        runtime,
+    )
 
     handlers.RT.config = runtime.Config.from_env(args.kubeconfig)
     if not args.no_webhook:
@@ -194,10 +181,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = threading.Event()  # kopf raises it once the startup handlers are done
     if args.health_port:
         _probes(args.health_addr, args.health_port, handlers.RT, started, webhook)
+    standalone = args.standalone and not args.peering
+    # Leader election: kopf pauses every replica but the one of the highest priority, and
+    # leadership applies the same rule to the background loop (distinct priorities).
+    identity = leadership.own_identity(os.environ)
+    priority = leadership.own_priority(os.environ, time.time())
+    settings.peering.lifetime = leadership.own_lifetime(os.environ)
+    leadership.configure(
+        None if standalone else (args.peering or settings.peering.name), identity, priority
+    )
     kopf.run(
         clusterwide=True,
-        standalone=args.standalone and not args.peering,
+        standalone=standalone,
         peering_name=args.peering,
+        priority=priority,
+        identity=identity,  # type: ignore[arg-type]  # kopf's NewType of str
         settings=settings,
         ready_flag=started,
     )
