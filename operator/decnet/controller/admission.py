@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 from lightkube import ApiError
 
-from decnet.controller import allocation, handlers, metrics, validation, views
+from decnet.controller import allocation, indexes, metrics, state, validation, views
 from decnet.kube import client as kclient
 from decnet.kube import names
 
@@ -37,32 +37,32 @@ def _reject(kind: str, message: str, code: int) -> kopf.AdmissionError:
 
 
 def decky_problems(
+    st: state.State,
     body: Mapping[str, Any],
     lans: Mapping[str, views.Lan] | None = None,
     known: Mapping[str, views.Template] | None = None,
 ) -> tuple[int, str] | None:
     """(code, message) of the first problem of a Decky, or None."""
     decky = views.Decky.from_obj(body)
-    uid = (body.get("metadata") or {}).get("uid")
-    lans = handlers.lans_in(decky.namespace) if lans is None else lans
+    lans = indexes.lans_in(st, decky.namespace) if lans is None else lans
     for net in decky.networks:
         problem = validation.network(decky, net, lans)
         if problem is not None:
             return problem.code, problem.message
         if net.ip:
-            holder = _ip_holder(decky, net.lan, net.ip, uid)
+            holder = _ip_holder(st, decky, net.lan, net.ip)
             if holder:
                 return 409, f"{net.ip} on LAN {net.lan} is held by decky {holder}"
-    known = handlers.templates() if known is None else known
+    known = indexes.templates(st) if known is None else known
     problem = validation.services(decky, known) or validation.files(decky)
     return (problem.code, problem.message) if problem is not None else None
 
 
-def _ip_holder(decky: views.Decky, lan: str, ip: str, uid: str | None) -> str | None:
-    claim = handlers.RT.one("claim_idx", (decky.namespace, names.ip_claim_name(lan, ip)))
+def _ip_holder(st: state.State, decky: views.Decky, lan: str, ip: str) -> str | None:
+    claim = st.one("claim_idx", (decky.namespace, names.ip_claim_name(lan, ip)))
     if claim and claim["holder"].get("name") != decky.name:
         return str(claim["holder"].get("name"))
-    for (ns, name), other in handlers.RT.values("decky_idx"):
+    for (ns, name), other in st.values("decky_idx"):
         if ns != decky.namespace or name == decky.name:
             continue
         status = other.get("status") or {}
@@ -73,17 +73,14 @@ def _ip_holder(decky: views.Decky, lan: str, ip: str, uid: str | None) -> str | 
     return None
 
 
-def lan_problems(
-    body: Mapping[str, Any], limits: validation.Limits | None = None
-) -> tuple[int, str] | None:
+def lan_problems(st: state.State, body: Mapping[str, Any]) -> tuple[int, str] | None:
     lan = views.Lan.from_obj(body)
-    limits = handlers.RT.config.limits if limits is None else limits
-    problem = validation.lan(lan, limits)
+    problem = validation.lan(lan, st.config.limits)
     if problem is not None:
         return problem.code, problem.message
     if not lan.subnet:
         return None
-    for (ns, name), other in handlers.RT.values("lan_idx"):
+    for (ns, name), other in st.values("lan_idx"):
         if (ns, name) == (lan.namespace, lan.name):
             continue
         theirs = views.Lan.from_obj(other).effective_subnet
@@ -93,6 +90,7 @@ def lan_problems(
 
 
 async def _lookups(
+    st: state.State,
     body: Mapping[str, Any],
 ) -> tuple[dict[str, views.Lan], dict[str, views.Template]]:
     """The indexes, completed by live reads for what they have not seen yet.
@@ -101,24 +99,26 @@ async def _lookups(
     faster than the watch reaches the index; only the API server knows.
     """
     decky = views.Decky.from_obj(body)
-    lans = handlers.lans_in(decky.namespace)
-    known = handlers.templates()
+    lans = indexes.lans_in(st, decky.namespace)
+    known = indexes.templates(st)
     for net in decky.networks:
         if net.lan not in lans:
-            obj = await _get(kclient.LAN, net.lan, decky.namespace)
+            obj = await _get(st, kclient.LAN, net.lan, decky.namespace)
             if obj is not None:
                 lans[net.lan] = views.Lan.from_obj(obj)
     for svc in set(decky.services) | set(decky.service_config):
         if svc not in known:
-            obj = await _get(kclient.ServiceTemplate, svc, None)
+            obj = await _get(st, kclient.ServiceTemplate, svc, None)
             if obj is not None:
                 known[svc] = views.Template.from_obj(obj)
     return lans, known
 
 
-async def _get(kind: Any, name: str, namespace: str | None) -> dict[str, Any] | None:
+async def _get(
+    st: state.State, kind: Any, name: str, namespace: str | None
+) -> dict[str, Any] | None:
     try:
-        obj = await handlers.RT.client.get(kind, name, namespace=namespace)
+        obj = await st.client.get(kind, name, namespace=namespace)
     except ApiError as err:
         if err.status.code == 404:
             return None
@@ -129,19 +129,20 @@ async def _get(kind: Any, name: str, namespace: str | None) -> dict[str, Any] | 
 @kopf.on.validate(
     G, V, names.DECKIES, id="decky", operations=["CREATE", "UPDATE"], ignore_failures=True
 )
-async def validate_decky(*, body: kopf.Body, old: Any = None, **_: Any) -> None:
+async def validate_decky(*, body: kopf.Body, memo: Any, old: Any = None, **_: Any) -> None:
     if _skip(body, old):
         return
-    lans, known = await _lookups(body)
-    problem = decky_problems(body, lans, known)
+    st = state.of(memo)
+    lans, known = await _lookups(st, body)
+    problem = decky_problems(st, body, lans, known)
     if problem:
         raise _reject("Decky", problem[1], problem[0])
 
 
 @kopf.on.validate(G, V, names.LANS, id="lan", operations=["CREATE", "UPDATE"], ignore_failures=True)
-def validate_lan(*, body: kopf.Body, old: Any = None, **_: Any) -> None:
+def validate_lan(*, body: kopf.Body, memo: Any, old: Any = None, **_: Any) -> None:
     if _skip(body, old):
         return
-    problem = lan_problems(body)
+    problem = lan_problems(state.of(memo), body)
     if problem:
         raise _reject("LAN", problem[1], problem[0])

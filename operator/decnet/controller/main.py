@@ -22,7 +22,7 @@ from decnet import logs
 from decnet.kube import names, probes
 
 if TYPE_CHECKING:
-    from decnet.controller import runtime
+    from decnet.controller import state
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -127,7 +127,7 @@ def _webhook(args: argparse.Namespace) -> kopf.WebhookServer:
 def _probes(
     addr: str,
     port: int,
-    rt: runtime.Runtime,
+    st: state.State,
     started: threading.Event,
     webhook: kopf.WebhookServer | None,
 ) -> probes.Server:
@@ -141,9 +141,23 @@ def _probes(
     return probes.serve(
         addr,
         port,
-        live=lambda: health.live(rt.heartbeat, time.monotonic()),
-        ready=lambda: health.ready(started.is_set(), rt.heartbeat, time.monotonic(), serving),
+        live=lambda: health.live(st.heartbeat, time.monotonic()),
+        ready=lambda: health.ready(started.is_set(), st.heartbeat, time.monotonic(), serving),
     )
+
+
+def _settings() -> kopf.OperatorSettings:
+    """Every kopf setting of the operator, in one place.
+
+    Only event, index and validation handlers are registered: kopf keeps no
+    progress, diff-base or finalizer of its own on our objects.
+    """
+    settings = kopf.OperatorSettings()
+    settings.posting.level = logging.CRITICAL  # our Events are posted by controller/events.py
+    settings.batching.batch_window = 0.05
+    settings.batching.idle_timeout = 60.0
+    settings.watching.server_timeout = 300
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -152,22 +166,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it
 
-    from decnet.controller import (  # noqa: F401 - registers handlers
-        census,  # noqa: F401 - the deckies-by-phase gauge
-        handlers,
+    # importing them registers the handlers
+    from decnet.controller import (  # noqa: F401
+        census,  # the deckies-by-phase gauge
+        deckies,
+        lans,
         leadership,
         login,
-        runtime,
+        loop,
+        state,
+        topologies,
     )
 
-    handlers.RT.config = runtime.Config.from_env(args.kubeconfig)
+    st = state.State(state.Config.from_env(args.kubeconfig))
     if not args.no_webhook:
         from decnet.controller import admission  # noqa: F401 - registers the validators
 
     webhook: kopf.WebhookServer | None = None
-    settings = kopf.OperatorSettings()
-    settings.posting.level = logging.CRITICAL
-    settings.batching.batch_window = 0.05
+    settings = _settings()
     if not args.no_webhook:
         webhook = _webhook(args)
         settings.admission.server = webhook
@@ -180,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_addr)
     started = threading.Event()  # kopf raises it once the startup handlers are done
     if args.health_port:
-        _probes(args.health_addr, args.health_port, handlers.RT, started, webhook)
+        _probes(args.health_addr, args.health_port, st, started, webhook)
     standalone = args.standalone and not args.peering
     # Leader election: kopf pauses every replica but the one of the highest priority, and
     # leadership applies the same rule to the background loop (distinct priorities).
@@ -197,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         priority=priority,
         identity=identity,  # type: ignore[arg-type]  # kopf's NewType of str
         settings=settings,
+        memo=kopf.Memo(state=st),
         ready_flag=started,
     )
 

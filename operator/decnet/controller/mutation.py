@@ -12,8 +12,11 @@ from __future__ import annotations
 import datetime
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from decnet.api import v1alpha1
+from decnet.controller import lifecycle
+from decnet.kube import conditions
 
 MAX_PICK = 3
 MAX_TRIES = 20
@@ -87,12 +90,6 @@ def due(
     return now >= last + datetime.timedelta(minutes=interval)
 
 
-def next_due(*, interval: float, last: datetime.datetime | None) -> datetime.datetime | None:
-    if interval <= 0 or last is None:
-        return None
-    return last + datetime.timedelta(minutes=interval)
-
-
 def quiet(
     *,
     last_contact: datetime.datetime | None,
@@ -107,3 +104,32 @@ def quiet(
         return True
     period = max(period, MIN_QUIET_SECONDS)
     return now >= last_contact + datetime.timedelta(seconds=period)
+
+
+def scheduled(
+    policy: Mapping[str, Any] | None,
+    status: Mapping[str, Any],
+    *,
+    default_interval: float,
+    now: datetime.datetime,
+) -> bool:
+    """Is a scheduled mutation due? The one answer the loop and the reconcile share.
+
+    policy is spec.mutation. Due once the interval has passed since the last mutation
+    (else since the start of the last operation, which must have succeeded), and only
+    while the decky is quiet (no attacker contact within its quiet period).
+    """
+    policy = policy or {}
+    interval = interval_minutes(policy.get("intervalMinutes"), default_interval)
+    rec = status.get("lifecycle") or {}
+    if interval <= 0 or rec.get("phase") != lifecycle.SUCCEEDED:
+        return False
+    since = conditions.parse_time(
+        (status.get("lastMutation") or {}).get("at") or rec.get("startedAt")
+    )
+    activity = status.get("activity") or {}
+    return due(interval=interval, last=since, now=now) and quiet(
+        last_contact=conditions.parse_time(activity.get("lastContact")),
+        now=now,
+        quiet_seconds=policy.get("quietSeconds"),
+    )

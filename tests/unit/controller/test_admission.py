@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from decnet.controller import admission, handlers, views
+from decnet.controller import admission, state, views
 from decnet.kube import names
 
 
@@ -15,11 +15,13 @@ def body(name: str, ns: str = "ns", **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}"}, "spec": spec}
 
 
+ST = state.State(state.Config())
+
+
 @pytest.fixture(autouse=True)
 def indexes() -> Iterator[None]:
-    saved = handlers.RT.indices
     schema = {"type": "object", "properties": {"port": {"type": "integer"}}}
-    handlers.RT.indices = {
+    ST.indices = {
         "lan_idx": {
             ("ns", "office"): [
                 {
@@ -47,14 +49,14 @@ def indexes() -> Iterator[None]:
         },
     }
     yield
-    handlers.RT.indices = saved
+    ST.indices = {}
 
 
 def test_a_valid_decky_passes() -> None:
-    assert admission.decky_problems(body("ok")) is None
+    assert admission.decky_problems(ST, body("ok")) is None
     assert (
         admission.decky_problems(
-            body("ok", services=["http"], serviceConfig={"http": {"port": 80}})
+            ST, body("ok", services=["http"], serviceConfig={"http": {"port": 80}})
         )
         is None
     )
@@ -62,18 +64,18 @@ def test_a_valid_decky_passes() -> None:
 
 def test_a_claimed_or_pinned_ip_is_a_409_naming_the_holder() -> None:
     claimed = body("ws-03", networks=[{"lan": "office", "ip": "10.0.3.7"}])
-    assert admission.decky_problems(claimed) == (
+    assert admission.decky_problems(ST, claimed) == (
         409,
         "10.0.3.7 on LAN office is held by decky ws-02",
     )
     pinned = body("ws-04", networks=[{"lan": "office", "ip": "10.0.3.9"}])
-    assert admission.decky_problems(pinned) == (
+    assert admission.decky_problems(ST, pinned) == (
         409,
         "10.0.3.9 on LAN office is held by decky ws-05",
     )
     # The holder itself may be updated.
     assert (
-        admission.decky_problems(body("ws-02", networks=[{"lan": "office", "ip": "10.0.3.7"}]))
+        admission.decky_problems(ST, body("ws-02", networks=[{"lan": "office", "ip": "10.0.3.7"}]))
         is None
     )
 
@@ -91,18 +93,18 @@ def test_a_claimed_or_pinned_ip_is_a_409_naming_the_holder() -> None:
     ],
 )
 def test_bad_references_are_422(spec: dict[str, Any], text: str) -> None:
-    problem = admission.decky_problems(body("bad", **spec))
+    problem = admission.decky_problems(ST, body("bad", **spec))
     assert problem is not None and problem[0] == 422 and text in problem[1]
 
 
 def test_overlapping_lan_subnet_is_a_409_naming_the_lan() -> None:
     lan = {"metadata": {"name": "lab", "namespace": "other"}, "spec": {"subnet": "10.0.0.0/16"}}
-    assert admission.lan_problems(lan) == (
+    assert admission.lan_problems(ST, lan) == (
         409,
         "subnet 10.0.0.0/16 overlaps 10.0.3.0/24 of LAN ns/office",
     )
     free = {"metadata": {"name": "lab", "namespace": "ns"}, "spec": {"subnet": "10.1.0.0/24"}}
-    assert admission.lan_problems(free) is None
+    assert admission.lan_problems(ST, free) is None
 
 
 def test_only_spec_changes_are_judged() -> None:

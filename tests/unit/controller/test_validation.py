@@ -89,7 +89,7 @@ def test_the_older_lan_keeps_an_overlapping_subnet() -> None:
 
 
 def test_claims_whose_holder_is_gone_are_orphans() -> None:
-    from decnet.controller import handlers
+    from decnet.controller import claims
 
     def claim(name: str, uid: str) -> dict[str, Any]:
         return {
@@ -97,22 +97,22 @@ def test_claims_whose_holder_is_gone_are_orphans() -> None:
             "spec": {"holder": {"kind": "Decky", "name": name, "uid": uid}},
         }
 
-    claims = [claim("a", "u1"), claim("b", "u2"), {"metadata": {"namespace": "d", "name": "c"}}]
-    assert handlers.orphaned_claims(claims, {"u1"}) == [("d", "b"), ("d", "c")]
+    held = [claim("a", "u1"), claim("b", "u2"), {"metadata": {"namespace": "d", "name": "c"}}]
+    assert claims.orphaned(held, {"u1"}) == [("d", "b"), ("d", "c")]
 
 
 def test_the_operator_reads_its_system_namespace_and_limits_from_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from decnet.controller import runtime
+    from decnet.controller import state
 
     for key in ("DECNET_SYSTEM_NAMESPACE", "DECNET_MACVLAN_PARENTS", "DECNET_SUBNET_POOLS"):
         monkeypatch.delenv(key, raising=False)
-    config = runtime.Config.from_env()
+    config = state.Config.from_env()
     assert config.system_namespace == "decnet-system"  # local default
     assert config.limits == validation.Limits()
     monkeypatch.setenv("DECNET_SYSTEM_NAMESPACE", "decnet-prod")
     monkeypatch.setenv("DECNET_MACVLAN_PARENTS", "")
-    config = runtime.Config.from_env()
+    config = state.Config.from_env()
     assert config.system_namespace == "decnet-prod"
     assert config.limits.macvlan_parents == ()

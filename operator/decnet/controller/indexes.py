@@ -1,0 +1,185 @@
+"""kopf's in-memory indexes of every kind the controller reads, and the questions asked of them.
+
+kopf lists and watches each kind once; handlers and the loop read these indexes
+(through the State) instead of the API server. Bodies are kept without
+managedFields.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from decnet.controller import scheduling, state, validation, views, workqueue
+from decnet.kube import conditions, names
+
+G, V = names.GROUP, names.VERSION
+LEASE_GROUP, LEASE_VERSION = "coordination.k8s.io", "v1"
+NAMES = ("decky_idx", "lan_idx", "template_idx", "claim_idx", "lease_idx", "topo_idx")
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def compact(body: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(body))
+    meta = dict(out.get("metadata") or {})
+    meta.pop("managedFields", None)
+    out["metadata"] = meta
+    return out
+
+
+def key(kind: workqueue.Kind, body: Mapping[str, Any]) -> workqueue.Key:
+    meta = body.get("metadata") or {}
+    return workqueue.Key(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+def in_system(namespace: str | None, memo: Any, **_: Any) -> bool:
+    return namespace == state.of(memo).config.system_namespace
+
+
+# -- the indexes ---------------------------------------------------------------------
+
+
+@kopf.index(
+    LEASE_GROUP,
+    LEASE_VERSION,
+    "leases",
+    labels={names.LABEL_AGENT_LEASE: kopf.PRESENT},
+    when=in_system,
+)
+def lease_idx(spec: Mapping[str, Any], labels: Mapping[str, str], **_: Any) -> Any:
+    node = labels.get(names.LABEL_AGENT_LEASE) or spec.get("holderIdentity")
+    renew = conditions.parse_time(spec.get("renewTime") or spec.get("acquireTime"))
+    return {node: scheduling.Lease(str(node), renew, int(spec.get("leaseDurationSeconds") or 40))}
+
+
+@kopf.index(G, V, names.DECKIES)
+def decky_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+    return {(namespace or "", name): compact(body)}
+
+
+@kopf.index(G, V, names.LANS)
+def lan_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+    return {(namespace or "", name): compact(body)}
+
+
+@kopf.index(G, V, names.TOPOLOGIES)
+def topo_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+    return {(namespace or "", name): compact(body)}
+
+
+@kopf.index(G, V, names.SERVICE_TEMPLATES)
+def template_idx(body: kopf.Body, name: str, **_: Any) -> Any:
+    return {name: views.Template.from_obj(body)}
+
+
+@kopf.index(G, V, names.ADDRESS_CLAIMS)
+def claim_idx(*, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any) -> Any:
+    holder = dict(spec.get("holder") or {})
+    return {
+        (namespace, name): {
+            "address": spec.get("address"),
+            "lan": spec.get("lan"),
+            "holder": holder,
+            "name": name,
+            "namespace": namespace,
+        }
+    }
+
+
+# -- questions -----------------------------------------------------------------------
+
+
+def templates(st: state.State) -> dict[str, views.Template]:
+    return {str(k): v for k, v in st.values("template_idx")}
+
+
+def lans_in(st: state.State, namespace: str) -> dict[str, views.Lan]:
+    return {
+        key[1]: views.Lan.from_obj(body)
+        for key, body in st.values("lan_idx")
+        if key[0] == namespace
+    }
+
+
+def deckies_in(st: state.State, namespace: str) -> list[dict[str, Any]]:
+    return [body for (ns, _), body in st.values("decky_idx") if ns == namespace]
+
+
+def on_lan(body: Mapping[str, Any], lan: str) -> bool:
+    return any(n.get("lan") == lan for n in (body.get("spec") or {}).get("networks") or ())
+
+
+def deckies_on(st: state.State, namespace: str, lan: str) -> list[workqueue.Key]:
+    return [
+        workqueue.Key(workqueue.Kind.DECKY, ns, name)
+        for (ns, name), body in st.values("decky_idx")
+        if ns == namespace and on_lan(body, lan)
+    ]
+
+
+def topologies_in(st: state.State, namespace: str) -> list[workqueue.Key]:
+    return [
+        workqueue.Key(workqueue.Kind.TOPOLOGY, ns, name)
+        for (ns, name), _ in st.values("topo_idx")
+        if ns == namespace
+    ]
+
+
+def live_nodes(st: state.State) -> set[str]:
+    at = now()
+    live = scheduling.live_nodes((lease for _, lease in st.values("lease_idx")), at)
+    for node in live:
+        st.last_live[node] = at
+    return live
+
+
+def lease_of(st: state.State, node: str) -> scheduling.Lease | None:
+    value = st.one("lease_idx", node)
+    return value if isinstance(value, scheduling.Lease) else None
+
+
+def node_gone(st: state.State, node: str) -> bool:
+    lease = lease_of(st, node)
+    since = st.last_live.get(node, st.started)
+    if lease is not None and lease.renew_time is not None:
+        since = max(since, lease.renew_time + datetime.timedelta(seconds=lease.duration_seconds))
+    return (now() - since).total_seconds() > st.config.node_gone_seconds
+
+
+def claims_on(st: state.State, namespace: str, lan: str) -> dict[str, dict[str, Any]]:
+    """Held IP addresses on one LAN: address -> claim."""
+    return {
+        str(c["address"]): c
+        for (ns, _), c in st.values("claim_idx")
+        if ns == namespace and c.get("lan") == lan
+    }
+
+
+def _holder(body: Mapping[str, Any], subnet: str) -> validation.SubnetHolder:
+    meta = body.get("metadata") or {}
+    return validation.SubnetHolder(
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+        subnet,
+        str(meta.get("creationTimestamp") or ""),
+    )
+
+
+def lan_overlap(st: state.State, body: Mapping[str, Any]) -> validation.Problem | None:
+    """A pinned subnet overlapping an older LAN's, in any namespace."""
+    subnet = views.Lan.from_obj(body).subnet
+    if not subnet:
+        return None
+    others = [
+        _holder(other, theirs)
+        for _, other in st.values("lan_idx")
+        if (theirs := views.Lan.from_obj(other).effective_subnet)
+    ]
+    return validation.subnet_overlap(_holder(body, subnet), others)

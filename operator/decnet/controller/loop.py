@@ -1,0 +1,153 @@
+"""The operator's background work: startup, the loop that drains the work queue, cleanup.
+
+Watch events reconcile at once or add keys to the queue (controller/workqueue.py);
+this loop wakes on a new key or every tick, takes what is ready, adds deckies that
+need a visit without any event (a node came or went, a deletion on a lost node, a
+scheduled mutation due), and reconciles each key on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import structlog
+
+from decnet.controller import (
+    claims,
+    deckies,
+    events,
+    indexes,
+    lans,
+    leadership,
+    metrics,
+    mutation,
+    state,
+    topologies,
+    workqueue,
+)
+from decnet.kube import client as kclient
+from decnet.kube import names
+
+log = structlog.get_logger("decnet.controller")
+
+
+@kopf.on.startup()
+async def startup(memo: Any, **kwargs: Any) -> None:
+    st = state.of(memo)
+    st.client = kclient.async_client(st.config.kubeconfig, names.OPERATOR_MANAGER)
+    st.indices = {k: kwargs[k] for k in indexes.NAMES}
+    st.loop_task = asyncio.get_running_loop().create_task(run(st))
+    events.background(st, claims.sweep_at_start(st))
+    log.info("operator.started", base_image=st.config.base_image)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    st = state.of(memo)
+    if st.loop_task is not None:
+        st.loop_task.cancel()
+    if st.client is not None:
+        await st.client.close()
+
+
+@kopf.on.event(indexes.G, indexes.V, names.SERVICE_TEMPLATES)
+async def template_event(memo: Any, **_: Any) -> None:
+    st = state.of(memo)
+    st.queue.add(
+        *[workqueue.Key(workqueue.Kind.DECKY, *k) for k, _ in st.values("decky_idx")],
+        *[workqueue.Key(workqueue.Kind.TOPOLOGY, *k) for k, _ in st.values("topo_idx")],
+    )
+
+
+@kopf.on.event(
+    indexes.LEASE_GROUP,
+    indexes.LEASE_VERSION,
+    "leases",
+    labels={names.LABEL_AGENT_LEASE: kopf.PRESENT},
+    when=indexes.in_system,
+)
+async def lease_event(memo: Any, **_: Any) -> None:
+    state.of(memo).queue.kick()
+
+
+def due(st: state.State, body: Mapping[str, Any], live: set[str], changed: set[str]) -> bool:
+    """Does this decky need a reconcile without a watch event?"""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    node = status.get("node")
+    if not node:
+        return bool(changed) or bool(meta.get("deletionTimestamp"))
+    if node in changed:
+        return True
+    if meta.get("deletionTimestamp"):
+        return node not in live and indexes.node_gone(st, str(node))
+    return mutation.scheduled(
+        (body.get("spec") or {}).get("mutation"),
+        status,
+        default_interval=st.config.mutation_interval_minutes,
+        now=indexes.now(),
+    )
+
+
+def due_deckies(st: state.State, live: set[str], changed: set[str]) -> set[workqueue.Key]:
+    keys = set()
+    for (ns, name), body in st.values("decky_idx"):
+        key = workqueue.Key(workqueue.Kind.DECKY, ns, name)
+        try:
+            if due(st, st.latest(key, body), live, changed):
+                keys.add(key)
+        except Exception:  # noqa: BLE001 - a body we cannot judge is reconciled, not skipped
+            log.exception("due.failed", object=str(key))
+            keys.add(key)
+    return keys
+
+
+async def reconcile(st: state.State, key: workqueue.Key) -> None:
+    """One key of the queue, whatever its kind, from the freshest body the indexes hold."""
+    index = {
+        workqueue.Kind.DECKY: "decky_idx",
+        workqueue.Kind.LAN: "lan_idx",
+        workqueue.Kind.TOPOLOGY: "topo_idx",
+    }[key.kind]
+    body = st.one(index, (key.namespace, key.name))
+    if body is None:
+        return  # gone: its deletion was handled by its watch event
+    with metrics.counting_errors(key.kind):
+        if key.kind is workqueue.Kind.DECKY:
+            await deckies.reconcile(st, body)
+        elif key.kind is workqueue.Kind.LAN:
+            await lans.reconcile(st, body)
+        else:
+            await topologies.reconcile(st, key)
+
+
+async def run(st: state.State) -> None:
+    previous: set[str] = set()
+    while True:
+        try:
+            await asyncio.wait_for(st.queue.wake.wait(), timeout=st.config.tick_seconds)
+        except TimeoutError:
+            pass
+        st.queue.wake.clear()
+        st.heartbeat = time.monotonic()
+        if not leadership.active():  # kopf paused this replica: so does its loop
+            continue
+        try:
+            live = indexes.live_nodes(st)
+            changed = live ^ previous
+            previous = live
+            keys = st.queue.take(time.monotonic()) | due_deckies(st, live, changed)
+
+            async def one(key: workqueue.Key) -> None:
+                await reconcile(st, key)
+
+            await workqueue.run(st.queue, keys, one)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the loop must survive anything
+            log.exception("loop.failed")
+            await asyncio.sleep(1)

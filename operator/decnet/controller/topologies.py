@@ -1,0 +1,89 @@
+"""Topology: validate the maze of LANs and deckies it groups, and place it on one node.
+
+The pure decisions are controller/topology.py (the graph's issues), controller/
+topostatus.py (the status) and controller/scheduling.py (the node). A change of
+node requeues its deckies, which follow their topology's node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from decnet.controller import (
+    indexes,
+    metrics,
+    scheduling,
+    state,
+    topology,
+    topostatus,
+    views,
+    workqueue,
+)
+from decnet.kube import client as kclient
+from decnet.kube import conditions, names
+
+KIND = workqueue.Kind.TOPOLOGY
+
+
+def node_of(st: state.State, spec: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
+    """The pinned node, else the one it has, else the least-loaded live node (or none yet)."""
+    decision = scheduling.choose(
+        current=spec.get("nodeName") or current.get("node") or None,
+        topology_node=None,
+        pinned=None,
+        live=indexes.live_nodes(st),
+        load=st.load(),
+    )
+    return decision.node
+
+
+async def reconcile(st: state.State, key: workqueue.Key) -> None:
+    ns, name = key.namespace, key.name
+    body = st.one("topo_idx", (ns, name))
+    if body is None:
+        return
+    async with st.locks[key]:
+        spec = body.get("spec") or {}
+        current = dict(body.get("status") or {})
+        all_lans = list(indexes.lans_in(st, ns).values())
+        decky_bodies = indexes.deckies_in(st, ns)
+        all_deckies = [views.Decky.from_obj(b) for b in decky_bodies]
+        lans, deckies = topology.members(name, all_lans, all_deckies)
+        # Live once a member runs: from then on shape rules only degrade it.
+        member_names = {d.name for d in deckies}
+        live = any(
+            conditions.is_true((b.get("status") or {}).get("conditions"), conditions.READY)
+            for b in decky_bodies
+            if b["metadata"]["name"] in member_names
+        )
+        issues = topology.validate(lans, deckies, indexes.templates(st), live=live)
+        node = node_of(st, spec, current)
+        wanted = topostatus.status(
+            current=current,
+            generation=int(body["metadata"].get("generation") or 1),
+            issues=issues,
+            lans=len(lans),
+            deckies=len(deckies),
+            node=node,
+        )
+        if topostatus.changed(current, wanted):
+            await kclient.apply_status_async(
+                st.client, "Topology", name, ns, wanted, names.OPERATOR_MANAGER
+            )
+            metrics.WRITES.labels("status").inc()
+            if current.get("node") != node:
+                st.queue.add(*[workqueue.Key(workqueue.Kind.DECKY, ns, d.name) for d in deckies])
+
+
+@kopf.on.event(indexes.G, indexes.V, names.TOPOLOGIES)
+async def topology_event(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
+    st = state.of(memo)
+    key = indexes.key(KIND, body)
+    if event.get("type") == "DELETED":
+        st.queue.forget(key)
+        return
+    metrics.RECONCILES.labels(KIND).inc()
+    st.queue.add(key)
