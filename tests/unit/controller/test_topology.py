@@ -141,7 +141,9 @@ def test_members_are_its_lans_and_the_deckies_attached_or_labelled() -> None:
 
 def test_config_for_an_archetype_or_pool_service_is_valid() -> None:
     by_archetype = decky("db", ("inner", None), archetype="linux-server", config={"http": {}})
-    by_pool = decky("p", ("inner", None), services=("ssh",), pool=("ssh", "http"), config={"http": {}})
+    by_pool = decky(
+        "p", ("inner", None), services=("ssh",), pool=("ssh", "http"), config={"http": {}}
+    )
     issues = topology.validate(GOOD_LANS, [*GOOD_DECKIES, by_archetype, by_pool], TEMPLATES)
     assert issues == []
 
