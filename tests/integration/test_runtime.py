@@ -390,25 +390,6 @@ def test_macvlan_lan_on_a_veth_parent(
     assert office.ip in sh(docker_client, want.service_name("smb"), "ip -4 addr")
 
 
-def test_an_image_is_built_from_its_context_when_asked(
-    docker_client: Any, eng: runtime.Engine, tmp_path: Any, test_image: str
-) -> None:
-    tag = f"decnet-test/agent-build:{uuid.uuid4().hex[:8]}"
-    (tmp_path / "Dockerfile").write_text(f"FROM {test_image}\nRUN echo built > /built\n")
-    try:
-        eng.build_image(tag, str(tmp_path))
-        out = docker_client.containers.run(tag, ["cat", "/built"], remove=True)
-        assert out == b"built\n"
-        with pytest.raises(runtime.DockerError, match="building image"):
-            eng.build_image(tag + "-broken", str(tmp_path / "missing"))
-    finally:
-        for t in (tag, tag + "-broken"):
-            try:
-                docker_client.images.remove(t, force=True)
-            except Exception:  # noqa: BLE001 - the broken one never existed
-                pass
-
-
 @pytest.mark.parametrize("sep", ["-", "."], ids=["dash-scheme", "dotted-scheme"])
 def test_a_decky_under_old_names_is_replaced_under_neutral_ones(
     docker_client: Any, docker_ns: str, eng: runtime.Engine, sep: str

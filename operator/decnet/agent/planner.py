@@ -568,25 +568,6 @@ def plan_gc(
     return actions
 
 
-def plan_actions(
-    desired: Sequence[DeckyWant],
-    observed: Observed,
-    live_uids: Iterable[str] | None = None,
-    orphan_first_seen: Mapping[str, float] | None = None,
-    now: float = 0.0,
-    grace_seconds: float = 60.0,
-) -> list[Action]:
-    """The whole node at once: every decky's actions, then garbage collection."""
-    actions: list[Action] = []
-    for want in desired:
-        actions.extend(plan_decky(want, observed))
-    planned = {n.network for d in desired for n in d.networks}
-    actions.extend(
-        plan_gc(planned, observed, live_uids, orphan_first_seen or {}, now, grace_seconds)
-    )
-    return actions
-
-
 Created = ContainerSeen | NetworkSeen
 
 # Actions whose effect on Docker is fully known from Docker's answer to them.

@@ -45,10 +45,6 @@ def candidate_subnets(pool: str, held: Iterable[str], prefix: int = 24) -> Itera
             yield str(net)
 
 
-def free_subnet(pool: str, held: Iterable[str], prefix: int = 24) -> str | None:
-    return next(candidate_subnets(pool, held, prefix), None)
-
-
 def candidate_ips(subnet: str, held: Iterable[str]) -> Iterator[str]:
     """Host addresses of the subnet, lowest first, minus reserved and held ones."""
     skip = reserved(subnet) | {str(ipaddress.ip_address(h)) for h in held}
@@ -57,7 +53,3 @@ def candidate_ips(subnet: str, held: Iterable[str]) -> Iterator[str]:
         text = str(host)
         if text not in skip:
             yield text
-
-
-def free_ip(subnet: str, held: Iterable[str]) -> str | None:
-    return next(candidate_ips(subnet, held), None)

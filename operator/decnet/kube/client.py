@@ -48,10 +48,6 @@ def config(kubeconfig: str | None = None) -> KubeConfig:
     return KubeConfig.from_env()
 
 
-def sync_client(kubeconfig: str | None = None, field_manager: str | None = None) -> Any:
-    return lightkube.Client(config(kubeconfig), field_manager=field_manager)
-
-
 def async_client(kubeconfig: str | None = None, field_manager: str | None = None) -> Any:
     return lightkube.AsyncClient(config(kubeconfig), field_manager=field_manager)
 

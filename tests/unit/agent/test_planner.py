@@ -512,15 +512,6 @@ def test_networks_stay_while_used_or_planned() -> None:
     assert actions == [p.RemoveNetwork(LAB.network, f"{LAB.network}-id")]
 
 
-def test_plan_actions_covers_every_decky_then_garbage() -> None:
-    a = want()
-    b = want(name="ws-02", uid="uid-2")
-    actions = p.plan_actions(
-        [a, b], p.Observed(networks=networks_of(OFFICE, LAB)), {"uid-1", "uid-2"}
-    )
-    assert kinds(actions) == ["CreateBase", "CreateBase", "RemoveNetwork"]
-
-
 def test_a_simulated_deploy_reaches_a_fixed_point() -> None:
     """Apply each round's actions to a model of Docker: the planner converges in 3 rounds."""
     w = want(networks=(OFFICE, LAB), files=(lure(),))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from decnet.agent import desired, images, planner, reporter
+from decnet.agent import desired, planner, reporter
 from decnet.api import v1alpha1
 from decnet.kube import names
 
@@ -175,32 +175,6 @@ def test_the_apply_body_carries_only_the_agents_fields() -> None:
     assert body["apiVersion"] == names.API_VERSION and body["kind"] == "Decky"
     assert set(body["status"]) == {"containers", "agent"}
     assert body["metadata"] == {"name": NAME, "namespace": NS}
-
-
-BUILDKIT_RO = (
-    "ERROR: failed to update builder last activity time: open "
-    "/root/.docker/buildx/activity/default: read-only file system"
-)
-
-
-@pytest.mark.parametrize(
-    ("output", "expected"),
-    [
-        (BUILDKIT_RO, True),
-        (BUILDKIT_RO.upper(), True),
-        ("failed to update builder last activity time: permission denied", False),
-        ("open /x: read-only file system", False),
-        ("pull access denied for decnet/smb", False),
-        ("", False),
-    ],
-)
-def test_buildkit_read_only_activity_error_detection(output: str, expected: bool) -> None:
-    assert images.is_buildkit_readonly_activity_error(output) is expected
-
-
-def test_the_legacy_builder_env_disables_buildkit_only() -> None:
-    env = images.legacy_builder_env({"PATH": "/bin", "DOCKER_BUILDKIT": "1"})
-    assert env == {"PATH": "/bin", "DOCKER_BUILDKIT": "0"}
 
 
 def test_a_judged_failure_carries_its_reason_and_a_later_success_drops_it() -> None:

@@ -1,11 +1,21 @@
 """Allocation proposes addresses that are free, in a stable order."""
 
+from collections.abc import Iterable
+
 from decnet.controller import allocation
 
 
-def test_free_ip_skips_network_broadcast_gateway_and_held() -> None:
-    assert allocation.free_ip("10.0.3.0/24", []) == "10.0.3.2"
-    assert allocation.free_ip("10.0.3.0/24", ["10.0.3.2", "10.0.3.3"]) == "10.0.3.4"
+def first_ip(subnet: str, held: Iterable[str]) -> str | None:
+    return next(allocation.candidate_ips(subnet, held), None)
+
+
+def first_subnet(pool: str, held: Iterable[str]) -> str | None:
+    return next(allocation.candidate_subnets(pool, held), None)
+
+
+def test_the_first_candidate_ip_skips_network_broadcast_gateway_and_held() -> None:
+    assert first_ip("10.0.3.0/24", []) == "10.0.3.2"
+    assert first_ip("10.0.3.0/24", ["10.0.3.2", "10.0.3.3"]) == "10.0.3.4"
     ips = list(allocation.candidate_ips("10.0.3.0/24", ["10.0.3.7"]))
     assert "10.0.3.0" not in ips and "10.0.3.1" not in ips and "10.0.3.255" not in ips
     assert "10.0.3.7" not in ips
@@ -13,15 +23,15 @@ def test_free_ip_skips_network_broadcast_gateway_and_held() -> None:
 
 
 def test_full_subnet_has_no_free_ip() -> None:
-    assert allocation.free_ip("10.0.0.0/30", ["10.0.0.2"]) is None
+    assert first_ip("10.0.0.0/30", ["10.0.0.2"]) is None
 
 
-def test_free_subnet_skips_overlapping_held_subnets() -> None:
+def test_candidate_subnets_skip_overlapping_held_subnets() -> None:
     pool = "172.16.0.0/12"
-    assert allocation.free_subnet(pool, []) == "172.16.0.0/24"
-    assert allocation.free_subnet(pool, ["172.16.0.0/23"]) == "172.16.2.0/24"
-    assert allocation.free_subnet(pool, ["172.16.0.128/25", "172.16.1.0/24"]) == "172.16.2.0/24"
-    assert allocation.free_subnet("10.0.0.0/24", ["10.0.0.0/16"]) is None
+    assert first_subnet(pool, []) == "172.16.0.0/24"
+    assert first_subnet(pool, ["172.16.0.0/23"]) == "172.16.2.0/24"
+    assert first_subnet(pool, ["172.16.0.128/25", "172.16.1.0/24"]) == "172.16.2.0/24"
+    assert first_subnet("10.0.0.0/24", ["10.0.0.0/16"]) is None
 
 
 def test_gateway_and_membership() -> None:

@@ -9,7 +9,6 @@ never conclude that anything is gone).
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,7 +19,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from decnet.agent import hardening, images, lures, planner
+from decnet.agent import hardening, lures, planner
 from decnet.kube import names
 
 # The base container: PID 1 is a shell that sleeps and exits at once on SIGTERM.
@@ -381,27 +380,6 @@ class Engine:
             raise DockerError(_explain(error)) from error
         except requests.exceptions.ConnectionError as error:
             raise EngineUnavailable(str(error)) from error
-
-    # ------------------------------------------------------------------ images built from a context
-
-    def build_image(self, tag: str, context: str, dockerfile: str = "") -> None:
-        """`docker build`, retried once with the legacy builder on BuildKit's read-only error."""
-        args = ["docker", "build", "-q", "-t", tag]
-        if dockerfile:
-            args += ["-f", dockerfile]
-        args.append(context)
-        result = subprocess.run(args, capture_output=True, text=True, timeout=1800)
-        if result.returncode == 0:
-            return
-        output = result.stdout + result.stderr
-        if images.is_buildkit_readonly_activity_error(output):
-            images.log_legacy_builder_fallback(tag)
-            env = images.legacy_builder_env()
-            result = subprocess.run(args, capture_output=True, text=True, timeout=1800, env=env)
-            if result.returncode == 0:
-                return
-            output = result.stdout + result.stderr
-        raise DockerError(f"building image {tag} from {context} failed: {output.strip()}")
 
 
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
