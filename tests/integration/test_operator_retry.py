@@ -143,9 +143,11 @@ def test_a_decky_whose_first_reconcile_fails_still_goes_ready(
         operator,
     )
     assert ready
-    assert h.fetch_decky(kube_client, namespace, "flaky")["status"]["lifecycle"]["phase"] == (
-        "succeeded"
-    )
+    final = h.fetch_decky(kube_client, namespace, "flaky")
+    assert final["status"]["lifecycle"]["phase"] == "succeeded"
+    # kopf keeps nothing of its own on the object: no progress, diff-base or finalizer
+    assert final["metadata"]["finalizers"] == ["decnet.io/teardown"]
+    assert not [a for a in final["metadata"].get("annotations") or {} if "kopf" in a]
 
 
 def test_a_lan_whose_first_reconcile_fails_still_gets_its_subnet(
