@@ -17,49 +17,20 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness import Cluster, wait_for
+from tests.integration import test_operator_harness
 
 LABEL = "e2e.decnet.io/refuse-status"
 
 
 def refusing_policy(name: str, namespace: str) -> list[dict[str, Any]]:
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": ["decnet.io"],
-                        "apiVersions": ["*"],
-                        "operations": ["UPDATE"],
-                        "resources": ["deckies/status"],
-                    }
-                ]
-            },
-            "validations": [
-                {
-                    "expression": f"!has(object.metadata.labels) || "
-                    f"!('{LABEL}' in object.metadata.labels)",
-                    "message": "refused by the test: status writes fail for now",
-                }
-            ],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-            },
-        },
-    }
-    return [policy, binding]
+    return test_operator_harness.refusing_policy(
+        name,
+        namespace,
+        "deckies/status",
+        "UPDATE",
+        f"!has(object.metadata.labels) || !('{LABEL}' in object.metadata.labels)",
+        "refused by the test: status writes fail for now",
+    )
 
 
 @contextlib.contextmanager

@@ -287,3 +287,43 @@ def fetch_decky(kube_client: Any, ns: str, name: str) -> dict[str, Any]:
     assert obj is not None
     obj.setdefault("status", {})
     return obj
+
+
+def refusing_policy(
+    name: str, namespace: str, resource: str, operation: str, expression: str, message: str
+) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and its binding: the API server refuses `operation` on
+    decnet.io `resource` in `namespace` wherever `expression` is false. A real failure
+    for the operator's API calls, injected without mocking anything."""
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["decnet.io"],
+                        "apiVersions": ["*"],
+                        "operations": [operation],
+                        "resources": [resource],
+                    }
+                ]
+            },
+            "validations": [{"expression": expression, "message": message}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    return [policy, binding]

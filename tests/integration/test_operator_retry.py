@@ -35,49 +35,19 @@ def operator(identities: Any, kubectl: Any, crds: list[str], node: str) -> Itera
     yield from h.start(identities, kubectl, DECNET_MUTATION_INTERVAL_MINUTES="0")
 
 
-def refusing_policy(name: str, namespace: str, holder: str) -> list[dict[str, Any]]:
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": ["decnet.io"],
-                        "apiVersions": ["*"],
-                        "operations": ["CREATE"],
-                        "resources": ["addressclaims"],
-                    }
-                ]
-            },
-            "validations": [
-                {"expression": f"object.spec.holder.name != '{holder}'", "message": REFUSAL}
-            ],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-            },
-        },
-    }
-    return [policy, binding]
-
-
 @contextlib.contextmanager
 def claims_refused(kubectl: Any, op: h.Operator, namespace: str, holder: str) -> Iterator[None]:
     """Inside, the API server refuses every AddressClaim for `holder`; on leaving, the
     operator has been refused at least once and the policy is gone."""
     name = f"it-refuse-{uuid.uuid4().hex[:6]}"
-    items = refusing_policy(name, namespace, holder)
+    items = h.refusing_policy(
+        name,
+        namespace,
+        "addressclaims",
+        "CREATE",
+        f"object.spec.holder.name != '{holder}'",
+        REFUSAL,
+    )
     objects = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
     kubectl("apply", "-f", "-", input=objects)
     # The API server loads the policy asynchronously: prove it is in force before the test.

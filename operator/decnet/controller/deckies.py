@@ -21,7 +21,6 @@ from lightkube.types import PatchType
 from decnet.api import v1alpha1
 from decnet.controller import (
     claims,
-    events,
     indexes,
     lifecycle,
     metrics,
@@ -32,6 +31,7 @@ from decnet.controller import (
     validation,
     views,
     workqueue,
+    writes,
 )
 from decnet.kube import client as kclient
 from decnet.kube import conditions, names
@@ -112,7 +112,7 @@ def mutate(
     new_token = token if trigger == mutation.MANUAL else handled
     at = conditions.now_rfc3339()
     if chosen is None:
-        events.post(
+        writes.event(
             st,
             body,
             "Warning",
@@ -122,7 +122,7 @@ def mutate(
         record = {"trigger": trigger, "at": at, "from": active, "to": active}
         return active, record, new_token, False
     record = {"trigger": trigger, "at": at, "from": active, "to": chosen}
-    events.post(st, body, "Normal", "Mutated", f"{trigger} mutation: {active} -> {chosen}")
+    writes.event(st, body, "Normal", "Mutated", f"{trigger} mutation: {active} -> {chosen}")
     return chosen, record, new_token, True
 
 
@@ -280,10 +280,7 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
         body = fresh
 
     if out.changed(status):
-        obj = await kclient.apply_status_async(
-            st.client, "Decky", decky.name, decky.namespace, out.status, names.OPERATOR_MANAGER
-        )
-        metrics.WRITES.labels("status").inc()
+        obj = await writes.status(st, "Decky", decky.name, decky.namespace, out.status)
         st.remember(key, body, obj.to_dict())
         rec = out.status.get("lifecycle") or {}
         before = lifecycle.owned(status)
@@ -300,7 +297,7 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
             node=node,
         )
     for kind, reason, message in out.events:
-        events.post(st, body, kind, reason, message)
+        writes.event(st, body, kind, reason, message)
 
     if not deleting:
         await claims.release_stale(st, decky.namespace, uid, addresses)
@@ -328,11 +325,5 @@ async def decky_event(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_:
         st.queue.forget(key)
     else:
         given = indexes.compact(body)
-        metrics.RECONCILES.labels(KIND).inc()
-
-        async def run(_: workqueue.Key) -> None:
-            with metrics.counting_errors(KIND):
-                await reconcile(st, given)
-
-        await workqueue.attempt(st.queue, key, run)
+        await workqueue.attempt(st.queue, key, lambda _: reconcile(st, given))
     st.queue.add(*indexes.topologies_in(st, key.namespace))

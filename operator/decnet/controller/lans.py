@@ -18,13 +18,12 @@ from decnet.controller import (
     claims,
     indexes,
     lanstatus,
-    metrics,
     state,
     validation,
     views,
     workqueue,
+    writes,
 )
-from decnet.kube import client as kclient
 from decnet.kube import names
 
 KIND = workqueue.Kind.LAN
@@ -82,10 +81,7 @@ async def reconcile(st: state.State, given: Mapping[str, Any]) -> None:
             topology=lan.topology,
         )
         if lanstatus.changed(current, wanted):
-            await kclient.apply_status_async(
-                st.client, "LAN", lan.name, lan.namespace, wanted, names.OPERATOR_MANAGER
-            )
-            metrics.WRITES.labels("status").inc()
+            await writes.status(st, "LAN", lan.name, lan.namespace, wanted)
 
 
 async def release(st: state.State, body: Mapping[str, Any]) -> None:
@@ -109,13 +105,7 @@ async def lan_event(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: A
         await release(st, body)
     else:
         given = indexes.compact(body)
-        metrics.RECONCILES.labels(KIND).inc()
-
-        async def run(_: workqueue.Key) -> None:
-            with metrics.counting_errors(KIND):
-                await reconcile(st, given)
-
-        await workqueue.attempt(st.queue, key, run)
+        await workqueue.attempt(st.queue, key, lambda _: reconcile(st, given))
     st.queue.add(
         *indexes.deckies_on(st, key.namespace, key.name),
         *indexes.topologies_in(st, key.namespace),

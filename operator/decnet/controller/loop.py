@@ -19,15 +19,14 @@ import structlog
 from decnet.controller import (
     claims,
     deckies,
-    events,
     indexes,
     lans,
     leadership,
-    metrics,
     mutation,
     state,
     topologies,
     workqueue,
+    writes,
 )
 from decnet.kube import client as kclient
 from decnet.kube import names
@@ -41,7 +40,7 @@ async def startup(memo: Any, **kwargs: Any) -> None:
     st.client = kclient.async_client(st.config.kubeconfig, names.OPERATOR_MANAGER)
     st.indices = {k: kwargs[k] for k in indexes.NAMES}
     st.loop_task = asyncio.get_running_loop().create_task(run(st))
-    events.background(st, claims.sweep_at_start(st))
+    writes.background(st, claims.sweep_at_start(st))
     log.info("operator.started", base_image=st.config.base_image)
 
 
@@ -116,13 +115,12 @@ async def reconcile(st: state.State, key: workqueue.Key) -> None:
     body = st.one(index, (key.namespace, key.name))
     if body is None:
         return  # gone: its deletion was handled by its watch event
-    with metrics.counting_errors(key.kind):
-        if key.kind is workqueue.Kind.DECKY:
-            await deckies.reconcile(st, body)
-        elif key.kind is workqueue.Kind.LAN:
-            await lans.reconcile(st, body)
-        else:
-            await topologies.reconcile(st, key)
+    if key.kind is workqueue.Kind.DECKY:
+        await deckies.reconcile(st, body)
+    elif key.kind is workqueue.Kind.LAN:
+        await lans.reconcile(st, body)
+    else:
+        await topologies.reconcile(st, key)
 
 
 async def run(st: state.State) -> None:

@@ -14,15 +14,14 @@ import kopf
 
 from decnet.controller import (
     indexes,
-    metrics,
     scheduling,
     state,
     topology,
     topostatus,
     views,
     workqueue,
+    writes,
 )
-from decnet.kube import client as kclient
 from decnet.kube import conditions, names
 
 KIND = workqueue.Kind.TOPOLOGY
@@ -70,10 +69,7 @@ async def reconcile(st: state.State, key: workqueue.Key) -> None:
             node=node,
         )
         if topostatus.changed(current, wanted):
-            await kclient.apply_status_async(
-                st.client, "Topology", name, ns, wanted, names.OPERATOR_MANAGER
-            )
-            metrics.WRITES.labels("status").inc()
+            await writes.status(st, "Topology", name, ns, wanted)
             if current.get("node") != node:
                 st.queue.add(*[workqueue.Key(workqueue.Kind.DECKY, ns, d.name) for d in deckies])
 
@@ -85,5 +81,4 @@ async def topology_event(event: Mapping[str, Any], body: kopf.Body, memo: Any, *
     if event.get("type") == "DELETED":
         st.queue.forget(key)
         return
-    metrics.RECONCILES.labels(KIND).inc()
     st.queue.add(key)

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import structlog
 
+from decnet.controller import metrics
+
 log = structlog.get_logger("decnet.controller")
 
 RETRY_FIRST_SECONDS = 1.0
@@ -102,9 +104,11 @@ async def attempt(
     reconcile: Callable[[Key], Awaitable[None]],
     clock: Callable[[], float] = time.monotonic,
 ) -> bool:
-    """Run one key's reconcile; on failure schedule its retry. True when it succeeded."""
+    """Run one key's reconcile, counted; on failure schedule its retry. True on success."""
+    metrics.RECONCILES.labels(key.kind).inc()
     try:
-        await reconcile(key)
+        with metrics.counting_errors(key.kind):
+            await reconcile(key)
     except asyncio.CancelledError:
         raise
     except Exception:  # noqa: BLE001 - retried with backoff, never lost

@@ -1,7 +1,9 @@
-"""Kubernetes Events on the controller's objects, posted in the background (best effort).
+"""The operator's writes besides AddressClaims: status, and Events (each counted).
 
-Posted directly rather than with kopf.event(), which only works inside a kopf
-handler's context, not from the background loop. An Event never fails a reconcile.
+Status is written with server-side apply on the status subresource under the
+operator's field manager. Events are posted in the background, best effort,
+directly rather than with kopf.event(), which only works inside a kopf handler's
+context, not from the background loop; an Event never fails a reconcile.
 """
 
 from __future__ import annotations
@@ -16,13 +18,25 @@ from lightkube.models import core_v1, meta_v1
 from lightkube.resources import core_v1 as core_resources
 
 from decnet.controller import indexes, metrics, state
+from decnet.kube import client as kclient
 from decnet.kube import names
 
 log = structlog.get_logger("decnet.controller")
 MESSAGE_CAP = 1024
 
 
-def post(st: state.State, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+async def status(
+    st: state.State, kind: str, name: str, namespace: str, body: dict[str, Any]
+) -> Any:
+    """Apply the operator-owned status; returns the object the API server answers with."""
+    obj = await kclient.apply_status_async(
+        st.client, kind, name, namespace, body, names.OPERATOR_MANAGER
+    )
+    metrics.WRITES.labels("status").inc()
+    return obj
+
+
+def event(st: state.State, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
     """Post a core/v1 Event on the object, without waiting for it."""
     meta = body.get("metadata") or {}
     stamp = indexes.now()
