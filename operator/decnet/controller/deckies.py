@@ -193,6 +193,9 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
             pinned=decky.node_name,
             live=live,
             load=st.load(),
+            node_loss=None
+            if deleting
+            else indexes.node_loss(st, decky, status.get("node") or None, live),
         )
     if decision.node and not deleting:
         st.placement[uid] = decision.node

@@ -145,12 +145,29 @@ def lease_of(st: state.State, node: str) -> scheduling.Lease | None:
     return value if isinstance(value, scheduling.Lease) else None
 
 
-def node_gone(st: state.State, node: str) -> bool:
+def lost_seconds(st: state.State, node: str) -> float:
+    """How long the node has been without a live agent: since its Lease expired, or since it
+    was last seen live (or the operator started) when that is later."""
     lease = lease_of(st, node)
     since = st.last_live.get(node, st.started)
     if lease is not None and lease.renew_time is not None:
         since = max(since, lease.renew_time + datetime.timedelta(seconds=lease.duration_seconds))
-    return (now() - since).total_seconds() > st.config.node_gone_seconds
+    return max(0.0, (now() - since).total_seconds())
+
+
+def node_gone(st: state.State, node: str) -> bool:
+    return lost_seconds(st, node) > st.config.node_gone_seconds
+
+
+def node_loss(
+    st: state.State, decky: views.Decky, node: str | None, live: set[str]
+) -> scheduling.NodeLoss:
+    """The decky's node-loss policy, with how long its node has been lost (None: live)."""
+    return scheduling.NodeLoss(
+        policy=decky.node_loss_policy,
+        grace_seconds=decky.node_loss_grace_seconds,
+        lost_seconds=lost_seconds(st, node) if node and node not in live else None,
+    )
 
 
 def claims_on(st: state.State, namespace: str, lan: str) -> dict[str, dict[str, Any]]:

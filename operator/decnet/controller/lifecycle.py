@@ -3,7 +3,8 @@
 Pure, so every transition is unit-tested without a cluster. The handler
 computes placement, addresses, the plan and any mutation; this module turns
 them plus the agent's report into the operator-owned part of status: the
-lifecycle record (pending -> running -> succeeded | failed; terminal records
+lifecycle record (deploy, update, mutate, reschedule, teardown; each
+pending -> running -> succeeded | failed; terminal records
 never edited), a short history, and the four kstatus conditions. When the
 result equals what is already in status the handler writes nothing, which
 is what keeps an idle fleet at zero API writes.
@@ -22,6 +23,7 @@ from decnet.kube import conditions
 DEPLOY = "deploy"
 UPDATE = "update"
 MUTATE = "mutate"
+RESCHEDULE = "reschedule"
 TEARDOWN = "teardown"
 
 PENDING = "pending"
@@ -121,7 +123,10 @@ class _Machine:
         self.old_hash: str | None = status.get("planHash") or None
         self.plan = want.plan or status.get("plan")
         self.hash: str | None = (want.plan or {}).get("hash") or self.old_hash
-        self.agent: Mapping[str, Any] = status.get("agent") or {}
+        # The agent's report counts only when it comes from the decky's node: after a
+        # reschedule the old node's last report (converged, same plan) says nothing.
+        report: Mapping[str, Any] = status.get("agent") or {}
+        self.agent = report if report.get("node") == want.schedule.node else {}
 
     # -- records ---------------------------------------------------------------
 
@@ -201,6 +206,8 @@ class _Machine:
         new_plan = want.plan is not None and want.plan.get("hash") != self.old_hash
         if rec is None:
             self._open(DEPLOY, RUNNING if ready_to_run else PENDING)
+        elif want.schedule.moved_from:
+            self._open(RESCHEDULE, RUNNING if ready_to_run else PENDING)
         elif rec["phase"] == PENDING:
             # Never handed to an agent: a newer plan simply becomes this record's plan.
             if ready_to_run:

@@ -25,6 +25,7 @@ from decnet.controller import (
     mutation,
     state,
     topologies,
+    views,
     workqueue,
     writes,
 )
@@ -84,6 +85,9 @@ def due(st: state.State, body: Mapping[str, Any], live: set[str], changed: set[s
         return True
     if meta.get("deletionTimestamp"):
         return node not in live and indexes.node_gone(st, str(node))
+    if node not in live:
+        # a Reschedule policy whose grace period has run out moves the decky now
+        return indexes.node_loss(st, views.Decky.from_obj(body), str(node), live).due()
     return mutation.scheduled(
         (body.get("spec") or {}).get("mutation"),
         status,

@@ -86,6 +86,8 @@ class Decky:
     files: tuple[Mapping[str, Any], ...]
     topology_label: str | None
     deleting: bool = False
+    node_loss_policy: str = v1alpha1.NODE_LOSS_WAIT
+    node_loss_grace_seconds: int = v1alpha1.DEFAULT_NODE_LOSS_GRACE_SECONDS
 
     @property
     def default_services(self) -> tuple[str, ...]:
@@ -105,6 +107,7 @@ class Decky:
         meta = _meta(obj)
         spec = _spec(obj)
         mutation = spec.get("mutation") or {}
+        node_loss = spec.get("nodeLoss") or {}
         name = str(meta.get("name", ""))
         namespace = str(meta.get("namespace", ""))
         labels = meta.get("labels") or {}
@@ -131,6 +134,10 @@ class Decky:
             files=tuple(spec.get("files") or ()),
             topology_label=labels.get("decnet.io/topology") or None,
             deleting=bool(meta.get("deletionTimestamp")),
+            node_loss_policy=str(node_loss.get("policy") or v1alpha1.NODE_LOSS_WAIT),
+            node_loss_grace_seconds=int(
+                node_loss.get("graceSeconds", v1alpha1.DEFAULT_NODE_LOSS_GRACE_SECONDS)
+            ),
         )
 
 

@@ -44,8 +44,11 @@ def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return dict(found)
 
 
-def report(status: dict[str, Any], state: str, plan_hash: str = "aaaa", msg: str = "") -> dict:
-    return {**status, "agent": {"planHash": plan_hash, "state": state, "message": msg}}
+def report(
+    status: dict[str, Any], state: str, plan_hash: str = "aaaa", msg: str = "", node: str = "node-a"
+) -> dict:
+    agent = {"node": node, "planHash": plan_hash, "state": state, "message": msg}
+    return {**status, "agent": agent}
 
 
 def test_first_visit_opens_a_running_deploy_and_sets_all_four_conditions() -> None:
@@ -213,3 +216,33 @@ def test_a_ready_decky_whose_agent_then_fails_is_no_longer_ready() -> None:
 def test_a_failure_without_an_agent_reason_is_agent_failed() -> None:
     out = step(report(step({}).status, "failed", msg="no such image"))
     assert cond(out.status, "Ready")["reason"] == "AgentFailed"
+
+
+MOVED = scheduling.Decision(
+    "node-b",
+    scheduling.RESCHEDULED,
+    "rescheduled to node node-b: node node-a had no live agent for 300 s",
+    moved_from="node-a",
+)
+THERE = scheduling.Decision("node-b", scheduling.SCHEDULED, "scheduled to node node-b")
+
+
+def test_a_reschedule_opens_its_own_record_and_ignores_the_old_nodes_report() -> None:
+    done = step(report(step({}).status, "converged"), t="T2")
+    assert cond(done.status, "Ready")["status"] == "True"
+    moved = step(report(done.status, "converged"), sched=MOVED, t="T3")
+    rec = moved.status["lifecycle"]
+    assert rec["operation"] == "reschedule" and rec["phase"] == "running"
+    assert moved.status["node"] == "node-b"
+    assert moved.status["history"][-1]["operation"] == "deploy"
+    assert ("Normal", "RescheduleRunning") in [(k, r) for k, r, _ in moved.events]
+    # the old node's converged report (same plan) does not finish it, nor make it Ready
+    assert cond(moved.status, "Ready")["status"] == "False"
+    assert cond(moved.status, "Scheduled")["reason"] == "Rescheduled"
+    stale = step(report(moved.status, "converged", node="node-a"), sched=THERE, t="T4")
+    assert stale.status["lifecycle"]["phase"] == "running"
+    assert cond(stale.status, "Ready")["status"] == "False"
+    # the new node's agent converges it
+    fresh = step(report(stale.status, "converged", node="node-b"), sched=THERE, t="T5")
+    assert fresh.status["lifecycle"]["phase"] == "succeeded"
+    assert cond(fresh.status, "Ready")["reason"] == "Converged"

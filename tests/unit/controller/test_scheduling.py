@@ -1,6 +1,7 @@
 """Scheduling places deckies only on nodes whose agent holds a live lease."""
 
 import datetime
+from typing import Any
 
 from decnet.controller import scheduling
 
@@ -52,3 +53,50 @@ def test_the_message_does_not_change_once_placed() -> None:
     first = scheduling.choose(current=None, topology_node=None, pinned="p", live={"p"}, load={})
     later = scheduling.choose(current="p", topology_node=None, pinned="p", live={"p"}, load={})
     assert first == later
+
+
+def lost(seconds: float | None, policy: str = "Reschedule", grace: float = 300) -> Any:
+    return scheduling.NodeLoss(policy=policy, grace_seconds=grace, lost_seconds=seconds)
+
+
+def test_a_decky_on_a_lost_node_waits_by_default() -> None:
+    d = scheduling.choose(
+        current="a", topology_node=None, pinned=None, live={"b"}, load={},
+        node_loss=lost(3600, policy="Wait"),
+    )
+    assert d.node == "a" and d.moved_from is None
+
+
+def test_reschedule_waits_for_the_grace_period_then_moves_to_the_least_loaded_live_node() -> None:
+    def at(seconds: float | None) -> Any:
+        return scheduling.choose(
+            current="a", topology_node=None, pinned=None, live={"b", "c"},
+            load={"b": 5, "c": 2}, node_loss=lost(seconds),
+        )
+
+    assert at(None).node == "a"
+    assert at(299).node == "a"
+    moved = at(300)
+    assert moved.node == "c" and moved.moved_from == "a"
+    assert moved.reason == scheduling.RESCHEDULED and "node a" in moved.message
+
+
+def test_reschedule_stays_when_no_other_node_is_live_or_the_node_is_back() -> None:
+    alone = scheduling.choose(
+        current="a", topology_node=None, pinned=None, live=set(), load={}, node_loss=lost(900)
+    )
+    assert alone.node == "a" and alone.moved_from is None
+    back = scheduling.choose(
+        current="a", topology_node=None, pinned=None, live={"a", "b"}, load={},
+        node_loss=lost(900),
+    )
+    assert back.node == "a" and back.moved_from is None
+
+
+def test_pinned_and_topology_deckies_never_move_on_their_own() -> None:
+    for pinned, topo in (("a", None), (None, "a")):
+        d = scheduling.choose(
+            current="a", topology_node=topo, pinned=pinned, live={"b"}, load={},
+            node_loss=lost(900),
+        )
+        assert d.node == "a" and d.moved_from is None

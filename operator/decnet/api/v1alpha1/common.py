@@ -53,7 +53,7 @@ AGENT_REASONS = (
 MESSAGE_MAX = 2000
 
 AgentReason = Literal["", "ServiceExited", "BaseExited", "FirewallFailed"]
-Operation = Literal["deploy", "update", "mutate", "teardown"]
+Operation = Literal["deploy", "update", "mutate", "reschedule", "teardown"]
 Phase = Literal["pending", "running", "succeeded", "failed"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 

@@ -73,6 +73,35 @@ class MutationPolicy(Model):
     )
 
 
+NODE_LOSS_WAIT = "Wait"
+NODE_LOSS_RESCHEDULE = "Reschedule"
+DEFAULT_NODE_LOSS_GRACE_SECONDS = 300
+
+
+class NodeLossPolicy(Model):
+    """What happens to the decky when its node's agent loses its Lease."""
+
+    policy: Literal["Wait", "Reschedule"] = Field(
+        default=NODE_LOSS_WAIT,
+        description=(
+            "Wait (default): the decky stays bound to its node (Ready=Unknown, reason AgentLost)"
+            " until the agent returns. Reschedule: after graceSeconds without the agent, the"
+            " operator moves it to another live node, keeping its addresses; the old node's"
+            " agent removes its containers when it returns. Not allowed with spec.nodeName."
+        ),
+    )
+    grace_seconds: int = Field(
+        default=DEFAULT_NODE_LOSS_GRACE_SECONDS,
+        description=(
+            "How long after the Lease expired the operator waits before rescheduling"
+            f" (default {DEFAULT_NODE_LOSS_GRACE_SECONDS}); short outages such as an agent"
+            " upgrade should not move decoys."
+        ),
+        ge=0,
+        le=86400,
+    )
+
+
 class KeyRef(Model):
     """A key of a Secret or ConfigMap in the decky's namespace."""
 
@@ -149,6 +178,11 @@ class DeckySpec(Model):
                 "spec.mutation.pool must not be empty when spec.mutation.intervalMinutes is set"
                 " and spec.archetype is not",
             ),
+            common.cel(
+                "!has(self.nodeName) || !has(self.nodeLoss) || self.nodeLoss.policy != 'Reschedule'",
+                "spec.nodeLoss.policy Reschedule cannot move a decky pinned with spec.nodeName:"
+                " remove nodeName or use policy Wait",
+            ),
         )
     )
 
@@ -208,6 +242,10 @@ class DeckySpec(Model):
         default=None, description="Pin the decky to this node; otherwise the operator picks one."
     )
     mutation: MutationPolicy | None = Field(default=None, description="Automatic mutation policy.")
+    node_loss: NodeLossPolicy | None = Field(
+        default=None,
+        description="What happens when the decky's node loses its agent; absent = Wait.",
+    )
     files: list[FileSpec] | None = Field(
         default=None,
         description="Lure files placed inside the decky.",
@@ -254,7 +292,7 @@ class Lifecycle(Model):
     """One operation on the decky; a terminal record is never edited."""
 
     id: str = Field(description="Operation id (uuid).")
-    operation: Operation = Field(description="deploy, update, mutate or teardown.")
+    operation: Operation = Field(description="deploy, update, mutate, reschedule or teardown.")
     phase: Phase = Field(description="pending, running, succeeded or failed.")
     message: str = Field(
         default="", description="Error text when failed (capped).", max_length=common.MESSAGE_MAX
