@@ -45,11 +45,18 @@ GRACE = 3.0
 class AgentProc:
     """An agent we started; stopped only by its own pid."""
 
-    def __init__(self, kubeconfig: str, node: str, logdir: Path, system_namespace: str) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        node: str,
+        logdir: Path,
+        system_namespace: str,
+        orphan_grace: float = GRACE,
+    ) -> None:
         self.node = node
         self.log = logdir / f"agent-{node}.log"
         self.argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", "0"]
-        self.argv += ["--resync-seconds", str(RESYNC), "--orphan-grace-seconds", str(GRACE)]
+        self.argv += ["--resync-seconds", str(RESYNC), "--orphan-grace-seconds", str(orphan_grace)]
         self.env = dict(os.environ, KUBECONFIG=kubeconfig, PYTHONUNBUFFERED="1")
         self.env[names.SYSTEM_NAMESPACE_ENV] = system_namespace
         self.env["PYTHONPATH"] = f"{ROOT / 'operator'}:{self.env.get('PYTHONPATH', '')}"
@@ -88,10 +95,10 @@ def start_agent(
     default_node = f"node-{uuid.uuid4().hex[:6]}"
     started: list[AgentProc] = []
 
-    def start(node: str | None = None) -> AgentProc:
+    def start(node: str | None = None, orphan_grace: float = GRACE) -> AgentProc:
         node = node or default_node
         kubeconfig = identities.agent_kubeconfig(node)
-        proc = AgentProc(kubeconfig, node, logdir, identities.namespace)
+        proc = AgentProc(kubeconfig, node, logdir, identities.namespace, orphan_grace)
         proc.start()
         started.append(proc)
         return proc
@@ -500,34 +507,86 @@ def test_deletion_removes_containers_then_networks_and_reports_removed(
     )
 
 
-def test_orphans_are_reaped_after_the_grace_period(
-    start_agent: Callable[[], AgentProc],
+def test_a_container_whose_decky_cannot_be_named_is_reaped_only_after_the_grace_period(
+    start_agent: Callable[..., AgentProc],
+    docker_client: Any,
+    test_image: str,
+    namespace: str,
+) -> None:
+    agent = start_agent()
+    # ours by its labels, but no decky name: the API server cannot confirm it is gone
+    labels = {
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+        names.LABEL_AGENT_NODE: agent.node,
+        names.LABEL_UID: str(uuid.uuid4()),
+        names.LABEL_ROLE: names.ROLE_SERVICE,
+        names.LABEL_NAMESPACE: namespace,
+    }
+    stray = docker_client.containers.create(
+        test_image, SLEEP, labels=labels, name=f"stray-{uuid.uuid4().hex[:8]}"
+    )
+    seen_at = time.monotonic()
+    try:
+        wait_for(
+            lambda: docker_ids(docker_client, namespace) == {},
+            GRACE + RESYNC * 3 + 10,
+            "the stray container reaped",
+            agent,
+        )
+        assert time.monotonic() - seen_at >= GRACE - 0.5
+    finally:
+        try:
+            stray.remove(force=True)
+        except Exception:  # noqa: BLE001 - already reaped
+            pass
+
+
+def test_a_returning_agent_removes_at_once_what_was_deleted_or_moved_while_it_was_down(
+    start_agent: Callable[..., AgentProc],
     fleet_factory: Callable[[AgentProc], Fleet],
     docker_client: Any,
     kube_client: Any,
     namespace: str,
 ) -> None:
-    agent = start_agent()
+    # an orphan grace far beyond the test: only the API server's confirmation removes them
+    agent = start_agent(orphan_grace=3600)
     fleet = fleet_factory(agent)
-    fleet.create("ws-01")
-    h1 = fleet.plan("ws-01", ["smb"], [fleet.net()])
-    fleet.wait_state("ws-01", "converged", h1, agent)
-    # deleted without any finalizer: the agent never sees a deletionTimestamp
-    kube_client.delete(Decky, "ws-01", namespace=namespace)
-    gone_at = time.monotonic()
-    wait_for(
-        lambda: docker_ids(docker_client, namespace) == {},
-        GRACE + RESYNC * 3 + 10,
-        "orphans reaped",
-        agent,
+    for name, host in (("stays", 10), ("moved", 11), ("deleted", 12)):
+        fleet.create(name, spec={"services": ["smb"], "networks": [{"lan": "office"}]})
+        plan_hash = fleet.plan(name, ["smb"], [fleet.net(host=host)])
+        fleet.wait_state(name, "converged", plan_hash, agent)
+    before = docker_ids(docker_client, namespace)
+    assert len(before) == 6
+
+    agent.kill()  # the node is lost: its containers keep running
+    # meanwhile the operator moved one decky to another node and released a deleted one
+    kube_client.patch(
+        Decky,
+        "moved",
+        {"metadata": {"labels": {names.LABEL_NODE: "node-elsewhere"}}},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
     )
-    assert time.monotonic() - gone_at >= GRACE - 0.5
-    label = f"{names.LABEL_NAMESPACE}={namespace}"
+    fleet.plan("moved", ["smb"], [fleet.net(host=11)], node="node-elsewhere")
+    kube_client.delete(Decky, "deleted", namespace=namespace)
+
+    back = start_agent(orphan_grace=3600)  # the same node's agent returns
     wait_for(
-        lambda: docker_client.networks.list(filters={"label": label}) == [],
-        RESYNC * 3,
-        "network reaped",
+        lambda: (
+            set(docker_ids(docker_client, namespace))
+            == {n for n in before if n.startswith(names.base_container_name(namespace, "stays"))}
+        ),
+        30,
+        "the moved and the deleted decky's containers removed",
+        back,
     )
+    # what stays on the node was not touched
+    assert {n: i for n, i in docker_ids(docker_client, namespace).items()} == {
+        n: i
+        for n, i in before.items()
+        if n.startswith(names.base_container_name(namespace, "stays"))
+    }
+    assert "orphan_confirmed" in back.text()
 
 
 def test_a_docker_error_is_reported_as_failed_with_its_text(

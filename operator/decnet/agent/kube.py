@@ -45,6 +45,22 @@ def list_deckies(client: Client, node: str) -> tuple[list[dict[str, Any]], str]:
     return items, listing.resourceVersion
 
 
+def not_on_node(client: Client, namespace: str, name: str, uid: str, node: str) -> bool:
+    """True only when the API server says the decky (by uid) is not this node's: it is
+    deleted, replaced by a new object of that name, or labelled for another node.
+    Any other answer (an API error included) is False: nothing is removed on doubt."""
+    try:
+        obj = _as_dict(client.get(Decky, name, namespace=namespace))
+    except ApiError as error:
+        return error.status.code == 404
+    except Exception:  # noqa: BLE001 - unreachable: no verdict
+        return False
+    meta = obj.get("metadata") or {}
+    if meta.get("uid") != uid:
+        return True
+    return (meta.get("labels") or {}).get(names.LABEL_NODE) != node
+
+
 def watch_deckies(
     client: Client, node: str, resource_version: str
 ) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -115,6 +115,9 @@ class Agent:
         self._retry: dict[str, tuple[float, float]] = {}  # uid -> (due, last delay)
         self._orphan_first_seen: dict[str, float] = {}
         self._listed = threading.Event()
+        # set after the first list and whenever a decky leaves this node's watch: its
+        # containers may belong to a decky deleted or rescheduled while this agent was away
+        self._reap_soon = threading.Event()
         # uids of the first list still to be visited: when it empties, the agent has adopted
         # (or repaired) everything that was on its node when it started.
         self._initial: set[str] | None = None
@@ -356,6 +359,7 @@ class Agent:
                 for uid in uids:
                     self.enqueue(uid, force=first)
                 self._listed.set()
+                self._reap_soon.set()
                 if first and not uids:
                     log.info("sync.initial_done", deckies=0, seconds=0.0)
                 delay = 1.0
@@ -369,6 +373,7 @@ class Agent:
                             self._done.pop(uid, None)
                             self._failed.pop(uid, None)
                             self._retry.pop(uid, None)
+                        self._reap_soon.set()
                         continue
                     with self._lock:
                         self._objects[uid] = obj
@@ -418,12 +423,51 @@ class Agent:
                 self._orphan_first_seen,
                 now,
                 self.orphan_grace_seconds,
+                gone_uids=self._confirmed_gone(found),
             )
             self._run_gc(actions)
             # lure directories of deckies that are gone (their containers went above)
             with_containers = {c.uid for c in observed.containers}
             for uid in self.engine.lures.prune(live | with_containers):
                 log.info("gc.done", action=f"lure files of {uid}")
+
+    def reap_moved(self) -> None:
+        """Containers whose decky the API server confirms is not this node's any more
+        (deleted, or rescheduled to another node while this agent was down or cut off) are
+        removed at once, not after the orphan grace period: the decoy may already run on
+        its new node, and one address must never answer from two hosts."""
+        with self._lock:
+            live = set(self._objects)
+        try:
+            observed = self.engine.observe_node()
+        except (runtime.DockerError, runtime.EngineUnavailable) as error:
+            log.warning("reap_docker_failed", error=str(error)[:300])
+            return
+        found = planner.find_orphans(observed, live)
+        gone = self._confirmed_gone(found)
+        if not gone:
+            return
+        actions = planner.plan_gc(
+            self._planned_networks(), observed, live, {}, time.monotonic(), float("inf"), gone
+        )
+        self._run_gc(actions)
+
+    def _confirmed_gone(self, orphans: list[planner.ContainerSeen]) -> set[str]:
+        """Orphans' deckies the API server confirms are no longer this node's (deleted, or
+        rescheduled away while this agent was down): one GET per decky, not per container."""
+        deckies = {
+            c.uid: (c.labels.get(names.LABEL_NAMESPACE, ""), c.labels.get(names.LABEL_DECKY, ""))
+            for c in orphans
+            if c.uid
+        }
+        gone = set()
+        for uid, (namespace, name) in deckies.items():
+            if not (namespace and name):
+                continue
+            if kube.not_on_node(self.client, namespace, name, uid, self.node):
+                log.info("orphan_confirmed", decky=f"{namespace}/{name}", uid=uid)
+                gone.add(uid)
+        return gone
 
     @property
     def firewall_error(self) -> str | None:
@@ -576,6 +620,12 @@ class Agent:
                 FAILING.set(len(self._failed))
             for uid in self._due_retries():
                 self.enqueue(uid, force=True)
+            if self._reap_soon.is_set() and self._listed.is_set():
+                self._reap_soon.clear()
+                try:
+                    self.reap_moved()
+                except Exception:  # noqa: BLE001 - the resync reaps them later
+                    log.exception("reap_moved_crashed")
             if time.monotonic() >= next_resync and self._listed.is_set():
                 try:
                     self.resync()

@@ -543,21 +543,25 @@ def plan_gc(
     orphan_first_seen: Mapping[str, float],
     now: float,
     grace_seconds: float,
+    gone_uids: Iterable[str] = (),
 ) -> list[Action]:
     """Reap orphans past their grace period, then networks nobody uses or plans.
 
     `live_uids` is None when the API server could not be listed just now:
-    nothing is deleted on uncertainty.
+    nothing is deleted on uncertainty. `gone_uids` are orphans the API server
+    confirmed, one by one, are not this node's (deleted, or rescheduled to another
+    node): they go at once, since the same decoy may already run elsewhere.
     """
     if live_uids is None:
         return []
     actions: list[Action] = []
     removed: set[str] = set()
     orphans = find_orphans(observed, live_uids)
+    gone = set(gone_uids)
     # Services before bases, so a base never goes while a sibling holds its namespace.
     for c in sorted(orphans, key=lambda c: c.role == names.ROLE_BASE):
         first = orphan_first_seen.get(c.id)
-        if first is not None and now - first >= grace_seconds:
+        if c.uid in gone or (first is not None and now - first >= grace_seconds):
             actions.append(RemoveContainer(c.name, c.id, "orphan"))
             removed.add(c.id)
     used = {net for c in observed.containers if c.id not in removed for net in c.networks}

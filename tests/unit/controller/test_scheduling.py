@@ -61,7 +61,11 @@ def lost(seconds: float | None, policy: str = "Reschedule", grace: float = 300) 
 
 def test_a_decky_on_a_lost_node_waits_by_default() -> None:
     d = scheduling.choose(
-        current="a", topology_node=None, pinned=None, live={"b"}, load={},
+        current="a",
+        topology_node=None,
+        pinned=None,
+        live={"b"},
+        load={},
         node_loss=lost(3600, policy="Wait"),
     )
     assert d.node == "a" and d.moved_from is None
@@ -70,8 +74,12 @@ def test_a_decky_on_a_lost_node_waits_by_default() -> None:
 def test_reschedule_waits_for_the_grace_period_then_moves_to_the_least_loaded_live_node() -> None:
     def at(seconds: float | None) -> Any:
         return scheduling.choose(
-            current="a", topology_node=None, pinned=None, live={"b", "c"},
-            load={"b": 5, "c": 2}, node_loss=lost(seconds),
+            current="a",
+            topology_node=None,
+            pinned=None,
+            live={"b", "c"},
+            load={"b": 5, "c": 2},
+            node_loss=lost(seconds),
         )
 
     assert at(None).node == "a"
@@ -87,7 +95,11 @@ def test_reschedule_stays_when_no_other_node_is_live_or_the_node_is_back() -> No
     )
     assert alone.node == "a" and alone.moved_from is None
     back = scheduling.choose(
-        current="a", topology_node=None, pinned=None, live={"a", "b"}, load={},
+        current="a",
+        topology_node=None,
+        pinned=None,
+        live={"a", "b"},
+        load={},
         node_loss=lost(900),
     )
     assert back.node == "a" and back.moved_from is None
@@ -96,7 +108,11 @@ def test_reschedule_stays_when_no_other_node_is_live_or_the_node_is_back() -> No
 def test_pinned_and_topology_deckies_never_move_on_their_own() -> None:
     for pinned, topo in (("a", None), (None, "a")):
         d = scheduling.choose(
-            current="a", topology_node=topo, pinned=pinned, live={"b"}, load={},
+            current="a",
+            topology_node=topo,
+            pinned=pinned,
+            live={"b"},
+            load={},
             node_loss=lost(900),
         )
         assert d.node == "a" and d.moved_from is None

@@ -73,15 +73,16 @@ class MutationPolicy(Model):
     )
 
 
-NODE_LOSS_WAIT = "Wait"
-NODE_LOSS_RESCHEDULE = "Reschedule"
+NodeLossAction = Literal["Wait", "Reschedule"]
+NODE_LOSS_WAIT: NodeLossAction = "Wait"
+NODE_LOSS_RESCHEDULE: NodeLossAction = "Reschedule"
 DEFAULT_NODE_LOSS_GRACE_SECONDS = 300
 
 
 class NodeLossPolicy(Model):
     """What happens to the decky when its node's agent loses its Lease."""
 
-    policy: Literal["Wait", "Reschedule"] = Field(
+    policy: NodeLossAction = Field(
         default=NODE_LOSS_WAIT,
         description=(
             "Wait (default): the decky stays bound to its node (Ready=Unknown, reason AgentLost)"
@@ -179,7 +180,8 @@ class DeckySpec(Model):
                 " and spec.archetype is not",
             ),
             common.cel(
-                "!has(self.nodeName) || !has(self.nodeLoss) || self.nodeLoss.policy != 'Reschedule'",
+                "!has(self.nodeName) || !has(self.nodeLoss)"
+                " || self.nodeLoss.policy != 'Reschedule'",
                 "spec.nodeLoss.policy Reschedule cannot move a decky pinned with spec.nodeName:"
                 " remove nodeName or use policy Wait",
             ),
