@@ -407,3 +407,83 @@ def test_a_decky_on_a_gone_node_is_released_after_the_grace_period(
         if e["involvedObject"]["name"] == "orphan" and e["reason"] == "TeardownSucceeded"
     ]
     assert teardown and "gone" in teardown[0]["message"]
+
+
+def test_a_decky_with_the_reschedule_policy_moves_off_a_lost_node_with_its_address(
+    kubectl: Any, kube_client: Any, operator: h.Operator, office: str, node: str
+) -> None:
+    assert node  # a second live node to move to
+    lost_node = h.node_name()
+    h.lease(kubectl, lost_node, duration=3600)
+    try:
+        # placed on the node first (pinned), then unpinned with the Reschedule policy
+        h.apply(kubectl, h.decky("roamer", office, nodeName=lost_node))
+        h.apply(kubectl, h.decky("waiter", office, nodeName=lost_node))
+        for name in ("roamer", "waiter"):
+            obj = wait_decky(
+                kube_client, operator, office, name, lambda o: phase(o) == "running", "running"
+            )
+            h.report(kube_client, obj)
+            wait_decky(
+                kube_client, operator, office, name, lambda o: phase(o) == "succeeded", "done"
+            )
+        before = h.fetch_decky(kube_client, office, "roamer")
+        h.apply(
+            kubectl,
+            h.decky("roamer", office, nodeLoss={"policy": "Reschedule", "graceSeconds": 5}),
+        )
+        refused = h.apply(
+            kubectl,
+            h.decky("waiter", office, nodeName=lost_node, nodeLoss={"policy": "Reschedule"}),
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert "cannot move a decky pinned with spec.nodeName" in refused.stderr
+
+        h.lease(kubectl, lost_node, age_seconds=100, duration=40)  # the agent stopped renewing
+        for name in ("roamer", "waiter"):
+            obj = wait_decky(
+                kube_client,
+                operator,
+                office,
+                name,
+                lambda o: h.condition(o, "Ready").get("reason") == "AgentLost",
+                "AgentLost",
+            )
+            assert obj["status"]["node"] == lost_node
+        moved = wait_decky(
+            kube_client,
+            operator,
+            office,
+            "roamer",
+            lambda o: o["status"].get("node") not in (None, lost_node),
+            "rescheduled to a live node",
+        )
+        status = moved["status"]
+        assert moved["metadata"]["labels"]["decnet.io/node"] == status["node"]
+        assert status["addresses"] == before["status"]["addresses"]
+        assert status["lifecycle"]["operation"] == "reschedule"
+        assert status["lifecycle"]["phase"] == "running"
+        assert h.condition(moved, "Scheduled")["reason"] == "Rescheduled"
+        assert lost_node in h.condition(moved, "Scheduled")["message"]
+        # the old node's converged report does not make it Ready; the new node's does
+        assert h.condition(moved, "Ready")["status"] == "False"
+        h.report(kube_client, moved)
+        done = wait_decky(
+            kube_client,
+            operator,
+            office,
+            "roamer",
+            lambda o: phase(o) == "succeeded",
+            "reschedule succeeded",
+        )
+        assert h.condition(done, "Ready")["reason"] == "Converged"
+        events = json.loads(kubectl("get", "events", "-n", office, "-o", "json").stdout)
+        reasons = {e["reason"] for e in events["items"]}
+        assert {"RescheduleRunning", "RescheduleSucceeded"} <= reasons
+        # the Wait decky stays bound to its node
+        waiter = h.fetch_decky(kube_client, office, "waiter")
+        assert waiter["status"]["node"] == lost_node
+        assert h.condition(waiter, "Ready")["reason"] == "AgentLost"
+    finally:
+        h.drop_lease(kubectl, lost_node)
