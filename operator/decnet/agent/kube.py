@@ -127,6 +127,7 @@ def renew_lease(
     acquired: dt.datetime,
     namespace: str,
     owner: OwnerReference | None = None,
+    duration: int = LEASE_DURATION_SECONDS,
 ) -> None:
     """Server-side apply of the whole Lease: holder, duration and a fresh renewTime.
 
@@ -144,7 +145,7 @@ def renew_lease(
         ),
         spec=LeaseSpec(
             holderIdentity=node,
-            leaseDurationSeconds=LEASE_DURATION_SECONDS,
+            leaseDurationSeconds=duration,
             acquireTime=acquired,
             renewTime=now,
         ),

@@ -77,7 +77,12 @@ LEASE_RENEWED = Gauge(
 MAX_BACKOFF = 60.0
 # How long a just-started container must stay up before the converge counts it.
 SETTLE_SECONDS = 1.5
-LEASE_RENEW_SECONDS = 10.0
+def renew_interval(lease_seconds: float) -> float:
+    """Renew four times per Lease duration (10 s for the default 40 s), so one slow
+    API round trip never lets the Lease lapse."""
+    return lease_seconds / 4
+
+
 
 
 class Agent:
@@ -89,6 +94,7 @@ class Agent:
         workers: int = 8,
         resync_seconds: float = 30.0,
         orphan_grace_seconds: float = 60.0,
+        lease_seconds: int = kube.LEASE_DURATION_SECONDS,
         firewall_enabled: bool = False,
         denied_cidrs: tuple[str, ...] = egress.DEFAULT_DENIED,
         system_namespace: str = names.SYSTEM_NAMESPACE,
@@ -104,6 +110,7 @@ class Agent:
         self.resync_seconds = resync_seconds
         self.settle_seconds = settle_seconds
         self.orphan_grace_seconds = orphan_grace_seconds
+        self.lease_seconds = lease_seconds
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="converge")
         self.stop = threading.Event()
         self._lock = threading.Lock()
@@ -595,7 +602,14 @@ class Agent:
             try:
                 if self.lease_owner and owner is None:
                     owner = kube.lease_owner(self.client, self.system_namespace, self.lease_owner)
-                kube.renew_lease(self.client, self.node, acquired, self.system_namespace, owner)
+                kube.renew_lease(
+                    self.client,
+                    self.node,
+                    acquired,
+                    self.system_namespace,
+                    owner,
+                    duration=self.lease_seconds,
+                )
                 self.lease_renewed = time.monotonic()
                 LEASE_RENEWED.set_to_current_time()
             except Exception as error:  # noqa: BLE001 - retried on the next tick
@@ -605,7 +619,7 @@ class Agent:
                 self.docker_answered = time.monotonic()
             except (runtime.DockerError, runtime.EngineUnavailable) as error:
                 log.warning("docker.ping_failed", error=str(error)[:300])
-            self.stop.wait(LEASE_RENEW_SECONDS)
+            self.stop.wait(renew_interval(self.lease_seconds))
 
     def is_listed(self) -> bool:
         return self._listed.is_set()
@@ -717,6 +731,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.add_argument("--orphan-grace-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--lease-duration-seconds",
+        type=int,
+        default=kube.LEASE_DURATION_SECONDS,
+        help="the node Lease's duration: the operator marks this node's deckies AgentLost"
+        " this long after the last renewal (renewed every quarter of it)",
+    )
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument(
         "--metrics-addr", default="0.0.0.0", help="metrics listen address (the chart: the pod IP)"
@@ -817,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
         live, ready = readiness.checks(
             lambda: running[0] if running else None,
             time.monotonic,
-            readiness.MISSED_RENEWALS * LEASE_RENEW_SECONDS,
+            readiness.MISSED_RENEWALS * renew_interval(args.lease_duration_seconds),
         )
         probes.serve(args.health_addr, args.health_port, live, ready)
     engine = connect_docker(
@@ -834,6 +855,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         resync_seconds=args.resync_seconds,
         orphan_grace_seconds=args.orphan_grace_seconds,
+        lease_seconds=args.lease_duration_seconds,
         firewall_enabled=args.firewall,
         denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
         system_namespace=names.system_namespace(),

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from decnet.kube import probes
 
-# Renewals (every LEASE_RENEW_SECONDS) that may be missed before the agent is unready.
+# Renewals (every quarter of the Lease duration) that may be missed before the agent is unready.
 MISSED_RENEWALS = 3
 
 
