@@ -464,8 +464,11 @@ def test_a_decky_with_the_reschedule_policy_moves_off_a_lost_node_with_its_addre
         assert status["addresses"] == before["status"]["addresses"]
         assert status["lifecycle"]["operation"] == "reschedule"
         assert status["lifecycle"]["phase"] == "running"
-        assert h.condition(moved, "Scheduled")["reason"] == "Rescheduled"
-        assert lost_node in h.condition(moved, "Scheduled")["message"]
+        # why it moved, for `kubectl describe` / `kubectl get events`
+        events = json.loads(kubectl("get", "events", "-n", office, "-o", "json").stdout)
+        why = [e for e in events["items"] if e["reason"] == "Rescheduled"]
+        assert why and why[0]["involvedObject"]["name"] == "roamer"
+        assert lost_node in why[0]["message"] and status["node"] in why[0]["message"]
         # the old node's converged report does not make it Ready; the new node's does
         assert h.condition(moved, "Ready")["status"] == "False"
         h.report(kube_client, moved)

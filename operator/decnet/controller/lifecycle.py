@@ -207,6 +207,7 @@ class _Machine:
         if rec is None:
             self._open(DEPLOY, RUNNING if ready_to_run else PENDING)
         elif want.schedule.moved_from:
+            self.events.append(("Warning", want.schedule.reason, cap(want.schedule.message)))
             self._open(RESCHEDULE, RUNNING if ready_to_run else PENDING)
         elif rec["phase"] == PENDING:
             # Never handed to an agent: a newer plan simply becomes this record's plan.

@@ -56,7 +56,7 @@ def test_the_lease_loop_records_the_renewal_and_dockers_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     renewed: list[str] = []
-    monkeypatch.setattr(main.kube, "renew_lease", lambda client, node, *_: renewed.append(node))
+    monkeypatch.setattr(main.kube, "renew_lease", lambda client, node, *_, **__: renewed.append(node))
     agent = main.Agent(client=None, engine=_Engine(up=False), node="node-a")  # type: ignore[arg-type]
     agent.stop.wait = lambda *_: agent.stop.set() or True  # type: ignore[method-assign]
     agent.lease_loop()

@@ -236,6 +236,7 @@ def test_a_reschedule_opens_its_own_record_and_ignores_the_old_nodes_report() ->
     assert moved.status["node"] == "node-b"
     assert moved.status["history"][-1]["operation"] == "deploy"
     assert ("Normal", "RescheduleRunning") in [(k, r) for k, r, _ in moved.events]
+    assert ("Warning", "Rescheduled", MOVED.message) in moved.events
     # the old node's converged report (same plan) does not finish it, nor make it Ready
     assert cond(moved.status, "Ready")["status"] == "False"
     assert cond(moved.status, "Scheduled")["reason"] == "Rescheduled"
