@@ -586,7 +586,7 @@ def test_a_returning_agent_removes_at_once_what_was_deleted_or_moved_while_it_wa
         for n, i in before.items()
         if n.startswith(names.base_container_name(namespace, "stays"))
     }
-    assert "orphan_confirmed" in back.text()
+    assert "orphan.confirmed" in back.text()
 
 
 def test_a_docker_error_is_reported_as_failed_with_its_text(

@@ -448,7 +448,7 @@ class Agent:
         try:
             observed = self.engine.observe_node()
         except (runtime.DockerError, runtime.EngineUnavailable) as error:
-            log.warning("reap_docker_failed", error=str(error)[:300])
+            log.warning("reap.docker_failed", error=str(error)[:300])
             return
         found = planner.find_orphans(observed, live)
         gone = self._confirmed_gone(found)
@@ -472,7 +472,7 @@ class Agent:
             if not (namespace and name):
                 continue
             if kube.not_on_node(self.client, namespace, name, uid, self.node):
-                log.info("orphan_confirmed", decky=f"{namespace}/{name}", uid=uid)
+                log.info("orphan.confirmed", decky=f"{namespace}/{name}", uid=uid)
                 gone.add(uid)
         return gone
 
@@ -639,7 +639,7 @@ class Agent:
                 try:
                     self.reap_moved()
                 except Exception:  # noqa: BLE001 - the resync reaps them later
-                    log.exception("reap_moved_crashed")
+                    log.exception("reap.crashed")
             if time.monotonic() >= next_resync and self._listed.is_set():
                 try:
                     self.resync()
