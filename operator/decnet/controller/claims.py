@@ -197,7 +197,8 @@ async def allocate_subnet(
 async def release_stale(st: state.State, ns: str, uid: str, keep: list[dict[str, str]]) -> None:
     """Release the address claims of `uid` that are not in `keep`."""
     wanted = {names.ip_claim_name(a["lan"], a["ip"]) for a in keep}
-    for (cns, cname), held in list(st.values("claim_idx")):
-        if cns == ns and held["holder"].get("uid") == uid and cname not in wanted:
+    for held in indexes.claims_held_by(st, uid):
+        cname = str(held["name"])
+        if held["namespace"] == ns and cname not in wanted:
             await release(st, ns, cname)
             st.reserved[(ns, str(held.get("lan")))].discard(str(held.get("address")))

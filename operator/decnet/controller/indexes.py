@@ -19,7 +19,16 @@ from decnet.kube import conditions, names
 
 G, V = names.GROUP, names.VERSION
 LEASE_GROUP, LEASE_VERSION = "coordination.k8s.io", "v1"
-NAMES = ("decky_idx", "lan_idx", "template_idx", "claim_idx", "lease_idx", "topo_idx")
+NAMES = (
+    "decky_idx",
+    "lan_idx",
+    "template_idx",
+    "claim_idx",
+    "claims_by_lan",
+    "claims_by_holder",
+    "lease_idx",
+    "topo_idx",
+)
 
 
 def now() -> datetime.datetime:
@@ -81,15 +90,33 @@ def template_idx(body: kopf.Body, name: str, **_: Any) -> Any:
 
 @kopf.index(G, V, names.ADDRESS_CLAIMS)
 def claim_idx(*, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any) -> Any:
-    holder = dict(spec.get("holder") or {})
+    return {(namespace, name): _claim(spec, namespace, name)}
+
+
+# The same claims by LAN and by holder: allocation and release read only the claims they
+# are about, never every claim of the cluster (a scan per reconcile is O(n²) per burst).
+@kopf.index(G, V, names.ADDRESS_CLAIMS)
+def claims_by_lan(
+    *, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any
+) -> Any:
+    return {(namespace, spec.get("lan")): _claim(spec, namespace, name)}
+
+
+@kopf.index(G, V, names.ADDRESS_CLAIMS)
+def claims_by_holder(
+    *, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any
+) -> Any:
+    uid = (spec.get("holder") or {}).get("uid")
+    return {uid: _claim(spec, namespace, name)} if uid else None
+
+
+def _claim(spec: Mapping[str, Any], namespace: str | None, name: str) -> dict[str, Any]:
     return {
-        (namespace, name): {
-            "address": spec.get("address"),
-            "lan": spec.get("lan"),
-            "holder": holder,
-            "name": name,
-            "namespace": namespace,
-        }
+        "address": spec.get("address"),
+        "lan": spec.get("lan"),
+        "holder": dict(spec.get("holder") or {}),
+        "name": name,
+        "namespace": namespace,
     }
 
 
@@ -172,11 +199,12 @@ def node_loss(
 
 def claims_on(st: state.State, namespace: str, lan: str) -> dict[str, dict[str, Any]]:
     """Held IP addresses on one LAN: address -> claim."""
-    return {
-        str(c["address"]): c
-        for (ns, _), c in st.values("claim_idx")
-        if ns == namespace and c.get("lan") == lan
-    }
+    return {str(c["address"]): c for c in st.index("claims_by_lan").get((namespace, lan)) or ()}
+
+
+def claims_held_by(st: state.State, uid: str) -> list[dict[str, Any]]:
+    """Every AddressClaim whose holder is this object (by uid)."""
+    return list(st.index("claims_by_holder").get(uid) or ())
 
 
 def _holder(body: Mapping[str, Any], subnet: str) -> validation.SubnetHolder:

@@ -129,6 +129,7 @@ async def reconcile(st: state.State, key: workqueue.Key) -> None:
 
 async def run(st: state.State) -> None:
     previous: set[str] = set()
+    next_scan = 0.0
     while True:
         try:
             await asyncio.wait_for(st.queue.wake.wait(), timeout=st.config.tick_seconds)
@@ -142,7 +143,13 @@ async def run(st: state.State) -> None:
             live = indexes.live_nodes(st)
             changed = live ^ previous
             previous = live
-            keys = st.queue.take(time.monotonic()) | due_deckies(st, live, changed)
+            now = time.monotonic()
+            keys = st.queue.take(now)
+            # a wake for queued keys (every Lease renewal kicks too) does not look at every
+            # decky: that is O(deckies) and happens every few seconds, or when nodes change
+            if changed or now >= next_scan:
+                keys |= due_deckies(st, live, changed)
+                next_scan = now + st.config.scan_seconds
 
             async def one(key: workqueue.Key) -> None:
                 await reconcile(st, key)

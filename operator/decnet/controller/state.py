@@ -30,6 +30,10 @@ class Config:
     mutation_interval_minutes: float = mutation.DEFAULT_INTERVAL_MINUTES
     node_gone_seconds: int = 300
     tick_seconds: float = 1.0
+    # how often the loop looks at every decky for work without an event (a mutation due,
+    # a deletion on a lost node, a reschedule whose grace ran out); node liveness itself
+    # is checked every tick, and a change in it looks at every decky at once
+    scan_seconds: float = 5.0
     system_namespace: str = names.SYSTEM_NAMESPACE
     limits: validation.Limits = dataclasses.field(default_factory=validation.Limits)
 
@@ -44,6 +48,7 @@ class Config:
             ),
             node_gone_seconds=int(env.get("DECNET_NODE_GONE_SECONDS", "300")),
             tick_seconds=float(env.get("DECNET_TICK_SECONDS", "1.0")),
+            scan_seconds=float(env.get("DECNET_SCAN_SECONDS", "5.0")),
             system_namespace=names.system_namespace(env),
             limits=validation.Limits.from_env(env),
         )
@@ -142,7 +147,12 @@ class State:
         older.add(rv(base))
         if known is not None:
             older.add(rv(known.body))
-        self.written[key] = Written(dict(body), older)
+        kept = dict(body)
+        # managedFields are most of a response's bytes and no decision reads them
+        kept["metadata"] = {
+            k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"
+        }
+        self.written[key] = Written(kept, older)
 
     def forget(self, key: workqueue.Key, uid: str | None) -> None:
         self.written.pop(key, None)
