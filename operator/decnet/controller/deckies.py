@@ -198,7 +198,7 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
             else indexes.node_loss(st, decky, status.get("node") or None, live),
         )
     if decision.node and not deleting:
-        st.placement[uid] = decision.node
+        st.place(uid, decision.node)
 
     stall: lifecycle.Stall | None = None
     waiting: lifecycle.Stall | None = None

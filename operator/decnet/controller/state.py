@@ -83,7 +83,8 @@ class State:
         self.locks: dict[workqueue.Key, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self.written: dict[workqueue.Key, Written] = {}
         self.seen: set[str] = set()
-        self.placement: dict[str, str] = {}
+        self.placement: dict[str, str] = {}  # decky uid -> its node
+        self._per_node: collections.Counter[str] = collections.Counter()  # node -> deckies
         self.reserved: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
         self.reserved_subnets: set[str] = set()
         self.started = datetime.datetime.now(datetime.UTC)
@@ -158,10 +159,23 @@ class State:
         self.written.pop(key, None)
         if uid:
             self.seen.discard(uid)
-            self.placement.pop(uid, None)
+            node = self.placement.pop(uid, None)
+            if node is not None:
+                self._per_node[node] -= 1
 
-    def load(self) -> dict[str, int]:
-        return dict(collections.Counter(self.placement.values()))
+    def load(self) -> Mapping[str, int]:
+        return self._per_node
+
+    def place(self, uid: str, node: str) -> None:
+        """Count the decky on its node (kept as it changes: the scheduler reads the counts
+        once per placement, and counting every decky each time is O(n²) for a burst)."""
+        old = self.placement.get(uid)
+        if old == node:
+            return
+        if old is not None:
+            self._per_node[old] -= 1
+        self.placement[uid] = node
+        self._per_node[node] += 1
 
 
 def of(memo: Any) -> State:

@@ -42,3 +42,15 @@ def test_a_deleted_object_is_forgotten() -> None:
     st.remember(KEY, body("1"), body("2"))
     st.forget(KEY, "uid")
     assert st.freshest(KEY, body("1")) == body("1")
+
+
+def test_the_per_node_load_follows_placements_and_forgets() -> None:
+    st = state.State(state.Config())
+    st.place("u1", "a")
+    st.place("u2", "a")
+    st.place("u3", "b")
+    st.place("u2", "b")  # moved
+    st.place("u3", "b")  # again: counted once
+    assert dict(st.load()) == {"a": 1, "b": 2}
+    st.forget(workqueue.Key(workqueue.Kind.DECKY, "ns", "x"), "u1")
+    assert st.load().get("a", 0) == 0 and st.load()["b"] == 2
