@@ -229,7 +229,7 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
     if deleting:
         services = list(status.get("services") or active)
 
-    plan: dict[str, Any] | None = None
+    plan: v1alpha1.Plan | None = None
     if not deleting and stall is None:
         try:
             plan = planning.build(
@@ -259,7 +259,7 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
         schedule=decision,
         addresses=tuple(addresses),
         services=tuple(services),
-        plan=plan,
+        plan=plan.wire() if plan is not None else None,
         last_mutation=last_mutation,
         mutation_request=token,
         mutated=mutated,

@@ -64,9 +64,11 @@ from decnet.api.v1alpha1.decky import (
     NetworkAttachment,
     NodeLossPolicy,
     Plan,
+    PlanEgress,
     PlanFile,
     PlanNetwork,
     PlanService,
+    digest,
 )
 from decnet.api.v1alpha1.eventsink import (
     CONDITION_DEGRADED,
@@ -186,6 +188,7 @@ __all__ = [
     "Decky",
     "DeckySpec",
     "DeckyStatus",
+    "digest",
     "EventSink",
     "EventSinkSpec",
     "EventSinkStatus",
@@ -208,6 +211,7 @@ __all__ = [
     "NetworkAttachment",
     "NodeDelivery",
     "Plan",
+    "PlanEgress",
     "PlanFile",
     "PlanNetwork",
     "PlanService",
