@@ -18,10 +18,6 @@ from decnet.kube import names
 STATES = ("converged", "failed", "refused", "removed")
 
 
-def cap(message: str, limit: int = v1alpha1.MESSAGE_MAX) -> str:
-    return message if len(message) <= limit else message[: limit - 3] + "..."
-
-
 def build_report(
     node: str,
     want: planner.DeckyWant | None,
@@ -62,7 +58,7 @@ def build_report(
         "node": node,
         "planHash": plan_hash,
         "state": state,
-        "message": cap(message),
+        "message": v1alpha1.cap_message(message),
         "lifecycleId": lifecycle_id,
     }
     if reason:

@@ -247,7 +247,7 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
                 stall = lifecycle.Stall(err.reason, err.message)
 
     node = decision.node
-    observed = lifecycle.Observed(
+    current = lifecycle.Current(
         generation=int(meta.get("generation") or 1),
         status=status,
         deleting=deleting,
@@ -266,7 +266,7 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
         stall=stall,
         waiting=waiting,
     )
-    out = lifecycle.step(observed, desired)
+    out = lifecycle.step(current, desired)
 
     # Metadata first: the finalizer before anything that needs cleaning up.
     labels = meta.get("labels") or {}

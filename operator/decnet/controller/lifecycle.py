@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from decnet.api import v1alpha1
 from decnet.controller import scheduling
 from decnet.kube import conditions
 
@@ -33,7 +34,6 @@ FAILED = "failed"
 OPEN = (PENDING, RUNNING)
 
 HISTORY = 5
-MESSAGE_CAP = 2000
 RESTARTED = "operator restarted during operation"
 
 # The status fields the operator owns (docs/internals.md); it always sends all of them.
@@ -78,7 +78,9 @@ class Desired:
 
 
 @dataclasses.dataclass(frozen=True)
-class Observed:
+class Current:
+    """The decky as the operator finds it this round: its status and its node's health."""
+
     generation: int
     status: Mapping[str, Any]
     deleting: bool = False
@@ -88,13 +90,16 @@ class Observed:
 
 
 @dataclasses.dataclass
-class Outcome:
+class Transition:
+    """One step's result: the next operator-owned status, its Events, and whether the
+    finalizer may go."""
+
     status: dict[str, Any]
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     release: bool = False
 
-    def changed(self, current: Mapping[str, Any]) -> bool:
-        return owned(current) != self.status
+    def changed(self, status: Mapping[str, Any]) -> bool:
+        return owned(status) != self.status
 
 
 def owned(status: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,16 +107,12 @@ def owned(status: Mapping[str, Any]) -> dict[str, Any]:
     return {k: status[k] for k in OWNED if status.get(k) is not None}
 
 
-def cap(message: str) -> str:
-    return message if len(message) <= MESSAGE_CAP else message[: MESSAGE_CAP - 1] + "…"
-
-
 def _camel(*words: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in words)
 
 
 class _Machine:
-    def __init__(self, obs: Observed, want: Desired, now: str, new_id: Callable[[], str]) -> None:
+    def __init__(self, obs: Current, want: Desired, now: str, new_id: Callable[[], str]) -> None:
         self.obs = obs
         self.want = want
         self.now = now
@@ -135,14 +136,16 @@ class _Machine:
         text = f"{record['operation']} {record['id']} {record['phase']}"
         if record.get("message"):
             text += f": {record['message']}"
-        self.events.append((kind, _camel(record["operation"], record["phase"]), cap(text)))
+        self.events.append(
+            (kind, _camel(record["operation"], record["phase"]), v1alpha1.cap_message(text))
+        )
 
     def _finish(self, phase: str, message: str = "") -> None:
         assert self.record is not None
         self.record = {
             **self.record,
             "phase": phase,
-            "message": cap(message),
+            "message": v1alpha1.cap_message(message),
             "completedAt": self.now,
         }
         self._emit(self.record)
@@ -169,13 +172,13 @@ class _Machine:
 
     # -- the step ----------------------------------------------------------------
 
-    def run(self) -> Outcome:
+    def run(self) -> Transition:
         release = False
         if self.obs.deleting:
             release = self._teardown()
         else:
             self._progress()
-        return Outcome(self._status(), self.events, release)
+        return Transition(self._status(), self.events, release)
 
     def _teardown(self) -> bool:
         node = self.want.schedule.node
@@ -207,7 +210,9 @@ class _Machine:
         if rec is None:
             self._open(DEPLOY, RUNNING if ready_to_run else PENDING)
         elif want.schedule.moved_from:
-            self.events.append(("Warning", want.schedule.reason, cap(want.schedule.message)))
+            self.events.append(
+                ("Warning", want.schedule.reason, v1alpha1.cap_message(want.schedule.message))
+            )
             self._open(RESCHEDULE, RUNNING if ready_to_run else PENDING)
         elif rec["phase"] == PENDING:
             # Never handed to an agent: a newer plan simply becomes this record's plan.
@@ -352,13 +357,13 @@ class _Machine:
 
 
 def step(
-    observed: Observed,
+    current: Current,
     desired: Desired,
     *,
     now: str | None = None,
     new_id: Callable[[], str] | None = None,
-) -> Outcome:
-    """The next operator-owned status; compare with `owned(current)` before writing."""
+) -> Transition:
+    """The next operator-owned status; compare with `owned(status)` before writing."""
     return _Machine(
-        observed, desired, now or conditions.now_rfc3339(), new_id or (lambda: str(uuid.uuid4()))
+        current, desired, now or conditions.now_rfc3339(), new_id or (lambda: str(uuid.uuid4()))
     ).run()

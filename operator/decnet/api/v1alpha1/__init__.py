@@ -42,6 +42,7 @@ from decnet.api.v1alpha1.common import (
     CrdInfo,
     Model,
     PrinterColumn,
+    cap_message,
 )
 from decnet.api.v1alpha1.decky import (
     DEFAULT_NODE_LOSS_GRACE_SECONDS,
@@ -152,6 +153,7 @@ __all__ = [
     "KINDS",
     "LAN",
     "MESSAGE_MAX",
+    "cap_message",
     "NAME_DUPLICATE",
     "OPERATIONS",
     "AGENT_REASON_BASE_EXITED",
