@@ -194,8 +194,9 @@ class ContainerSeen:
         return self.labels.get(names.LABEL_UID, "")
 
     @property
-    def plan_hash(self) -> str:
-        return self.labels.get(names.LABEL_PLAN_HASH, "")
+    def container_hash(self) -> str:
+        """The hash the container was created with (base_hash or service_hash)."""
+        return self.labels.get(names.LABEL_CONTAINER_HASH, "")
 
 
 @dataclass(frozen=True)
@@ -396,7 +397,7 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
         if extra is not base:
             actions.append(RemoveContainer(extra.name, extra.id, "duplicate base"))
 
-    if base is not None and base.plan_hash != want_base_hash:
+    if base is not None and base.container_hash != want_base_hash:
         if not want.allow_recreate:
             return [Refuse(recreate_message(_recreate_reasons(want, base)))]
         actions.append(RemoveContainer(base.name, base.id, "base recreate allowed"))
@@ -444,7 +445,7 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
         h = service_hash(svc, base.id, want.lure_paths)
         if current is None:
             actions.append(CreateService(want, svc, base.id, h))
-        elif current.plan_hash != h:
+        elif current.container_hash != h:
             actions.append(RemoveContainer(current.name, current.id, "service changed"))
             actions.append(CreateService(want, svc, base.id, h))
         elif current.state not in _UP:

@@ -21,7 +21,7 @@ STATES = ("converged", "failed", "refused", "removed")
 def build_report(
     node: str,
     want: planner.DeckyWant | None,
-    plan_hash: str,
+    reported_hash: str,
     lifecycle_id: str,
     state: str,
     message: str,
@@ -29,6 +29,8 @@ def build_report(
     reason: str = "",
 ) -> dict[str, Any]:
     """{containers, agent} in wire form (camelCase), containers sorted base first;
+    `reported_hash` is the hash of the plan the report answers (status.agent.planHash),
+    also given to each container that is current with it;
     `reason` (v1alpha1.AGENT_REASONS) only with state "failed"."""
     assert state in STATES, state
     assert reason == "" or (state == "failed" and reason in v1alpha1.AGENT_REASONS), reason
@@ -43,7 +45,7 @@ def build_report(
                 )
     rows = []
     for c in sorted(containers, key=lambda c: (c.role != names.ROLE_BASE, c.name)):
-        current = bool(c.plan_hash) and expected.get(c.name) == c.plan_hash
+        current = bool(c.container_hash) and expected.get(c.name) == c.container_hash
         rows.append(
             {
                 "name": c.name,
@@ -51,12 +53,12 @@ def build_report(
                 "role": c.role if c.role in (names.ROLE_BASE, names.ROLE_SERVICE) else "service",
                 "service": c.service,
                 "state": c.state,
-                "planHash": plan_hash if current else "",
+                "planHash": reported_hash if current else "",
             }
         )
     agent = {
         "node": node,
-        "planHash": plan_hash,
+        "planHash": reported_hash,
         "state": state,
         "message": v1alpha1.cap_message(message),
         "lifecycleId": lifecycle_id,

@@ -128,6 +128,8 @@ class _Machine:
         # reschedule the old node's last report (converged, same plan) says nothing.
         report: Mapping[str, Any] = status.get("agent") or {}
         self.agent = report if report.get("node") == want.schedule.node else {}
+        # The hash of the plan the report answers (the plan's own hash is self.hash).
+        self.reported_hash: str | None = self.agent.get("planHash")
 
     # -- records ---------------------------------------------------------------
 
@@ -232,7 +234,7 @@ class _Machine:
         rec = self.record
         if rec is None or rec["phase"] != RUNNING or not self.hash:
             return
-        if self.agent.get("planHash") != self.hash:
+        if self.reported_hash != self.hash:
             return
         state = self.agent.get("state")
         message = str(self.agent.get("message") or "")
@@ -280,7 +282,7 @@ class _Machine:
         node = sched.node
         converged = (
             self.hash is not None
-            and self.agent.get("planHash") == self.hash
+            and self.reported_hash == self.hash
             and self.agent.get("state") == "converged"
         )
 
@@ -308,7 +310,7 @@ class _Machine:
             )
 
         stall = self.want.stall
-        agent_now = self.hash is not None and self.agent.get("planHash") == self.hash
+        agent_now = self.hash is not None and self.reported_hash == self.hash
         if stall is None and phase == FAILED and agent_now:
             if self.agent.get("state") == "refused":
                 stall = Stall("RecreateRefused", str(rec.get("message", "")))
