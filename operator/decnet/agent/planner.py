@@ -21,11 +21,11 @@ unit test, not an integration test:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from decnet.agent import hardening
+from decnet.api import v1alpha1
 from decnet.kube import names
 
 # --------------------------------------------------------------------------- desired state
@@ -132,15 +132,10 @@ class DeckyWant:
         return tuple(sorted(f.path for f in self.files or ()))
 
 
-def _short_hash(obj: object) -> str:
-    raw = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
 def base_hash(want: DeckyWant) -> str:
     """The part of the plan that cannot change without recreating the base."""
     home = want.home
-    return _short_hash(
+    return v1alpha1.digest(
         {
             "image": want.base_image,
             "hostname": want.hostname,
@@ -154,7 +149,7 @@ def base_hash(want: DeckyWant) -> str:
 def service_hash(svc: ServiceWant, base_id: str, lure_paths: Sequence[str] = ()) -> str:
     """A service's own part of the plan; lure paths are in it because their bind mounts
     are fixed at create (a file's content, mode and age change live, a new path does not)."""
-    return _short_hash(
+    return v1alpha1.digest(
         {
             "name": svc.name,
             "image": svc.image,

@@ -379,7 +379,8 @@ class PlanFile(Model):
 
 def digest(value: Any) -> str:
     """sha256 (first 16 hex) of value's canonical JSON: equal values hash equally on every
-    operator replica, agent and restart. The plan's hash and a service config's hash."""
+    operator replica, agent and restart: the plan's hash, a service config's hash and a
+    container's own hash (the agent's base_hash and service_hash)."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
