@@ -94,7 +94,7 @@ def mutate(
     if token and token != handled:
         trigger = mutation.MANUAL
     elif mutation.scheduled(
-        (body.get("spec") or {}).get("mutation"),
+        decky.mutation,
         status,
         default_interval=st.config.mutation_interval_minutes,
         now=indexes.now(),

@@ -78,12 +78,12 @@ class Decky:
     node_name: str | None
     forwards_l3: bool
     mutation_pool: tuple[str, ...]
-    mutation_interval: int | None
     files: tuple[v1alpha1.FileSpec, ...]
     topology_label: str | None
     deleting: bool = False
     node_loss_policy: str = v1alpha1.NODE_LOSS_WAIT
     node_loss_grace_seconds: int = v1alpha1.DEFAULT_NODE_LOSS_GRACE_SECONDS
+    mutation: v1alpha1.MutationPolicy | None = None
 
     @property
     def default_services(self) -> tuple[str, ...]:
@@ -122,12 +122,12 @@ class Decky:
             node_name=spec.node_name or None,
             forwards_l3=spec.forwards_l3,
             mutation_pool=tuple(mutation.pool or ()),
-            mutation_interval=mutation.interval_minutes,
             files=tuple(spec.files or ()),
             topology_label=labels.get(names.LABEL_TOPOLOGY) or None,
             deleting=bool(meta.get("deletionTimestamp")),
             node_loss_policy=node_loss.policy,
             node_loss_grace_seconds=node_loss.grace_seconds,
+            mutation=spec.mutation,
         )
 
 

@@ -35,7 +35,6 @@ def decky(name: str, *nets: tuple[str, str | None], **kw: Any) -> views.Decky:
         node_name=None,
         forwards_l3=kw.get("gw", False),
         mutation_pool=tuple(kw.get("pool", ())),
-        mutation_interval=None,
         files=(),
         topology_label=kw.get("label"),
     )
