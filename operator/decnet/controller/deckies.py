@@ -55,9 +55,8 @@ def topology_node(
     topo_name = (home.topology if home else None) or decky.topology_label
     if not topo_name:
         return False, None
-    topo = st.one("topo_idx", (decky.namespace, topo_name)) or {}
-    node = (topo.get("spec") or {}).get("nodeName") or (topo.get("status") or {}).get("node")
-    return True, node
+    topo = st.one("topo_idx", (decky.namespace, topo_name))
+    return True, views.Topology.from_obj(topo).node if topo else None
 
 
 def lans_problem(st: state.State, decky: views.Decky) -> validation.Problem | None:

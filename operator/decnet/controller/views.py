@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import pydantic
+
 from decnet.api import v1alpha1
 from decnet.api.v1alpha1 import personas
 from decnet.kube import names
@@ -25,6 +27,15 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     spec = obj.get("spec")
     return spec if isinstance(spec, Mapping) else {}
+
+
+_NETWORKS = pydantic.TypeAdapter(list[v1alpha1.NetworkAttachment])
+
+
+def networks(obj: Mapping[str, Any]) -> list[v1alpha1.NetworkAttachment]:
+    """A Decky's spec.networks alone, through its API type: for the scans over every decky
+    of a namespace, which need no more of the spec."""
+    return _NETWORKS.validate_python(_spec(obj).get("networks") or [])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +139,32 @@ class Decky:
             node_loss_policy=node_loss.policy,
             node_loss_grace_seconds=node_loss.grace_seconds,
             mutation=spec.mutation,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    name: str
+    namespace: str
+    node_name: str | None
+    subnet_pool: str
+    status_node: str | None = None
+
+    @property
+    def node(self) -> str | None:
+        """The pinned node, else the one the operator chose."""
+        return self.node_name or self.status_node
+
+    @classmethod
+    def from_obj(cls, obj: Mapping[str, Any]) -> Topology:
+        meta = _meta(obj)
+        spec = v1alpha1.TopologySpec.model_validate(_spec(obj))
+        return cls(
+            name=str(meta.get("name", "")),
+            namespace=str(meta.get("namespace", "")),
+            node_name=spec.node_name or None,
+            subnet_pool=spec.subnet_pool,
+            status_node=(obj.get("status") or {}).get("node") or None,
         )
 
 
