@@ -61,11 +61,28 @@ RDP = {
 }
 
 
-def plan_of(decky: dict[str, Any], lans: list[dict[str, Any]]) -> Any:
+# SMB as the API server returns it: the CRD's defaults filled in.
+SMB_DEFAULTED = {
+    "metadata": {"name": "smb"},
+    "spec": {
+        **SMB["spec"],
+        "ports": [{"port": 445, "protocol": "tcp"}, {"port": 139, "protocol": "tcp"}],
+        "fleetSingleton": False,
+        "security": {
+            **SMB["spec"]["security"],  # type: ignore[dict-item]
+            "readOnlyRootFilesystem": True,
+            "memoryMiB": 256,
+            "cpuMillicores": 500,
+        },
+    },
+}
+
+
+def plan_of(decky: dict[str, Any], lans: list[dict[str, Any]], smb: dict[str, Any] = SMB) -> Any:
     return planning.build(
         views.Decky.from_obj(decky),
         lans={lan["metadata"]["name"]: views.Lan.from_obj(lan) for lan in lans},
-        templates={t["metadata"]["name"]: views.Template.from_obj(t) for t in (SMB, RDP)},
+        templates={t["metadata"]["name"]: views.Template.from_obj(t) for t in (smb, RDP)},
         addresses={"office": "10.20.0.15", "dmz": "10.30.0.7"},
         services=["rdp", "smb"],
     )
@@ -97,6 +114,12 @@ def test_an_unchanged_decky_keeps_its_plan_hash_across_the_upgrade(case: str) ->
     assert wire(plan_of(decky, lans))["hash"] == GOLDEN_HASH[case]
 
 
+def test_a_template_with_the_api_servers_defaults_keeps_its_plan_hash() -> None:
+    """Every key the API server returned stays in the plan's security, as before."""
+    plan = wire(plan_of(small(DECKY), [OFFICE], SMB_DEFAULTED))
+    assert plan["hash"] == GOLDEN_DEFAULTED_HASH
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_plan_on_the_wire_is_byte_identical(case: str) -> None:
     decky, lans = CASES[case]
@@ -104,6 +127,7 @@ def test_the_plan_on_the_wire_is_byte_identical(case: str) -> None:
     assert text == GOLDEN_WIRE[case]
 
 
+GOLDEN_DEFAULTED_HASH = "30f4c35801538750"  # taken before, like the others
 GOLDEN_WIRE: dict[str, str] = {
     "full": (
         '{"baseImage":"decnet/base:0.1.0","files":[{"key":"","mode":384,"mtimeOffsetSeconds":'
