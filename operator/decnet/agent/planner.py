@@ -21,11 +21,11 @@ unit test, not an integration test:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from decnet.agent import hardening
+from decnet.api import v1alpha1
 from decnet.kube import names
 
 # --------------------------------------------------------------------------- desired state
@@ -132,15 +132,10 @@ class DeckyWant:
         return tuple(sorted(f.path for f in self.files or ()))
 
 
-def _short_hash(obj: object) -> str:
-    raw = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
 def base_hash(want: DeckyWant) -> str:
     """The part of the plan that cannot change without recreating the base."""
     home = want.home
-    return _short_hash(
+    return v1alpha1.digest(
         {
             "image": want.base_image,
             "hostname": want.hostname,
@@ -154,7 +149,7 @@ def base_hash(want: DeckyWant) -> str:
 def service_hash(svc: ServiceWant, base_id: str, lure_paths: Sequence[str] = ()) -> str:
     """A service's own part of the plan; lure paths are in it because their bind mounts
     are fixed at create (a file's content, mode and age change live, a new path does not)."""
-    return _short_hash(
+    return v1alpha1.digest(
         {
             "name": svc.name,
             "image": svc.image,
@@ -194,8 +189,9 @@ class ContainerSeen:
         return self.labels.get(names.LABEL_UID, "")
 
     @property
-    def plan_hash(self) -> str:
-        return self.labels.get(names.LABEL_PLAN_HASH, "")
+    def container_hash(self) -> str:
+        """The hash the container was created with (base_hash or service_hash)."""
+        return self.labels.get(names.LABEL_CONTAINER_HASH, "")
 
 
 @dataclass(frozen=True)
@@ -396,7 +392,7 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
         if extra is not base:
             actions.append(RemoveContainer(extra.name, extra.id, "duplicate base"))
 
-    if base is not None and base.plan_hash != want_base_hash:
+    if base is not None and base.container_hash != want_base_hash:
         if not want.allow_recreate:
             return [Refuse(recreate_message(_recreate_reasons(want, base)))]
         actions.append(RemoveContainer(base.name, base.id, "base recreate allowed"))
@@ -444,7 +440,7 @@ def plan_decky(want: DeckyWant, observed: Observed) -> list[Action]:
         h = service_hash(svc, base.id, want.lure_paths)
         if current is None:
             actions.append(CreateService(want, svc, base.id, h))
-        elif current.plan_hash != h:
+        elif current.container_hash != h:
             actions.append(RemoveContainer(current.name, current.id, "service changed"))
             actions.append(CreateService(want, svc, base.id, h))
         elif current.state not in _UP:

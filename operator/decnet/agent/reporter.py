@@ -18,14 +18,10 @@ from decnet.kube import names
 STATES = ("converged", "failed", "refused", "removed")
 
 
-def cap(message: str, limit: int = v1alpha1.MESSAGE_MAX) -> str:
-    return message if len(message) <= limit else message[: limit - 3] + "..."
-
-
 def build_report(
     node: str,
     want: planner.DeckyWant | None,
-    plan_hash: str,
+    reported_hash: str,
     lifecycle_id: str,
     state: str,
     message: str,
@@ -33,6 +29,8 @@ def build_report(
     reason: str = "",
 ) -> dict[str, Any]:
     """{containers, agent} in wire form (camelCase), containers sorted base first;
+    `reported_hash` is the hash of the plan the report answers (status.agent.planHash),
+    also given to each container that is current with it;
     `reason` (v1alpha1.AGENT_REASONS) only with state "failed"."""
     assert state in STATES, state
     assert reason == "" or (state == "failed" and reason in v1alpha1.AGENT_REASONS), reason
@@ -47,7 +45,7 @@ def build_report(
                 )
     rows = []
     for c in sorted(containers, key=lambda c: (c.role != names.ROLE_BASE, c.name)):
-        current = bool(c.plan_hash) and expected.get(c.name) == c.plan_hash
+        current = bool(c.container_hash) and expected.get(c.name) == c.container_hash
         rows.append(
             {
                 "name": c.name,
@@ -55,14 +53,14 @@ def build_report(
                 "role": c.role if c.role in (names.ROLE_BASE, names.ROLE_SERVICE) else "service",
                 "service": c.service,
                 "state": c.state,
-                "planHash": plan_hash if current else "",
+                "planHash": reported_hash if current else "",
             }
         )
     agent = {
         "node": node,
-        "planHash": plan_hash,
+        "planHash": reported_hash,
         "state": state,
-        "message": cap(message),
+        "message": v1alpha1.cap_message(message),
         "lifecycleId": lifecycle_id,
     }
     if reason:

@@ -65,10 +65,11 @@ def _ip_holder(st: state.State, decky: views.Decky, lan: str, ip: str) -> str | 
     for (ns, name), other in st.values("decky_idx"):
         if ns != decky.namespace or name == decky.name:
             continue
-        status = other.get("status") or {}
-        nets = list((other.get("spec") or {}).get("networks") or ())
-        nets += list(status.get("addresses") or ())
-        if any(n.get("lan") == lan and n.get("ip") == ip for n in nets):
+        pinned = [(n.lan, n.ip) for n in views.networks(other)]
+        held = [
+            (a.get("lan"), a.get("ip")) for a in (other.get("status") or {}).get("addresses") or ()
+        ]
+        if (lan, ip) in pinned + held:
             return str(name)
     return None
 

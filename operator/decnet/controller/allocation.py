@@ -11,7 +11,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 
-DEFAULT_POOL = "172.16.0.0/12"
+from decnet.api import v1alpha1
+
+# A LAN outside any topology takes its subnet from where a topology's would come from.
+DEFAULT_POOL = v1alpha1.DEFAULT_SUBNET_POOL
 
 
 def gateway(subnet: str) -> str:

@@ -161,10 +161,10 @@ async def _allocate_one(
 ) -> str | None:
     reserved = st.reserved[(decky.namespace, lan)]
     pinned = {
-        str(n.get("ip"))
+        n.ip
         for body in indexes.deckies_in(st, decky.namespace)
-        for n in (body.get("spec") or {}).get("networks") or ()
-        if n.get("lan") == lan and n.get("ip")
+        for n in views.networks(body)
+        if n.lan == lan and n.ip
     }
     held = set(indexes.claims_on(st, decky.namespace, lan)) | reserved | pinned
     for tries, ip in enumerate(allocation.candidate_ips(subnet, held)):

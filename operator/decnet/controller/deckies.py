@@ -55,9 +55,8 @@ def topology_node(
     topo_name = (home.topology if home else None) or decky.topology_label
     if not topo_name:
         return False, None
-    topo = st.one("topo_idx", (decky.namespace, topo_name)) or {}
-    node = (topo.get("spec") or {}).get("nodeName") or (topo.get("status") or {}).get("node")
-    return True, node
+    topo = st.one("topo_idx", (decky.namespace, topo_name))
+    return True, views.Topology.from_obj(topo).node if topo else None
 
 
 def lans_problem(st: state.State, decky: views.Decky) -> validation.Problem | None:
@@ -94,7 +93,7 @@ def mutate(
     if token and token != handled:
         trigger = mutation.MANUAL
     elif mutation.scheduled(
-        (body.get("spec") or {}).get("mutation"),
+        decky.mutation,
         status,
         default_interval=st.config.mutation_interval_minutes,
         now=indexes.now(),
@@ -229,7 +228,7 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
     if deleting:
         services = list(status.get("services") or active)
 
-    plan: dict[str, Any] | None = None
+    plan: v1alpha1.Plan | None = None
     if not deleting and stall is None:
         try:
             plan = planning.build(
@@ -247,7 +246,7 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
                 stall = lifecycle.Stall(err.reason, err.message)
 
     node = decision.node
-    observed = lifecycle.Observed(
+    current = lifecycle.Current(
         generation=int(meta.get("generation") or 1),
         status=status,
         deleting=deleting,
@@ -259,14 +258,14 @@ async def _reconcile(st: state.State, key: workqueue.Key, body: dict[str, Any]) 
         schedule=decision,
         addresses=tuple(addresses),
         services=tuple(services),
-        plan=plan,
+        plan=plan.wire() if plan is not None else None,
         last_mutation=last_mutation,
         mutation_request=token,
         mutated=mutated,
         stall=stall,
         waiting=waiting,
     )
-    out = lifecycle.step(observed, desired)
+    out = lifecycle.step(current, desired)
 
     # Metadata first: the finalizer before anything that needs cleaning up.
     labels = meta.get("labels") or {}

@@ -140,7 +140,7 @@ def deckies_in(st: state.State, namespace: str) -> list[dict[str, Any]]:
 
 
 def on_lan(body: Mapping[str, Any], lan: str) -> bool:
-    return any(n.get("lan") == lan for n in (body.get("spec") or {}).get("networks") or ())
+    return any(n.lan == lan for n in views.networks(body))
 
 
 def deckies_on(st: state.State, namespace: str, lan: str) -> list[workqueue.Key]:

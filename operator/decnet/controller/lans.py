@@ -31,8 +31,9 @@ KIND = workqueue.Kind.LAN
 
 def pool(st: state.State, lan: views.Lan) -> str:
     if lan.topology:
-        topo = st.one("topo_idx", (lan.namespace, lan.topology)) or {}
-        return str((topo.get("spec") or {}).get("subnetPool") or allocation.DEFAULT_POOL)
+        topo = st.one("topo_idx", (lan.namespace, lan.topology))
+        if topo:
+            return views.Topology.from_obj(topo).subnet_pool
     return allocation.DEFAULT_POOL
 
 

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from decnet.api import v1alpha1
 from decnet.controller import scheduling
 from decnet.kube import conditions
 
@@ -33,7 +34,6 @@ FAILED = "failed"
 OPEN = (PENDING, RUNNING)
 
 HISTORY = 5
-MESSAGE_CAP = 2000
 RESTARTED = "operator restarted during operation"
 
 # The status fields the operator owns (docs/internals.md); it always sends all of them.
@@ -78,7 +78,9 @@ class Desired:
 
 
 @dataclasses.dataclass(frozen=True)
-class Observed:
+class Current:
+    """The decky as the operator finds it this round: its status and its node's health."""
+
     generation: int
     status: Mapping[str, Any]
     deleting: bool = False
@@ -88,13 +90,16 @@ class Observed:
 
 
 @dataclasses.dataclass
-class Outcome:
+class Transition:
+    """One step's result: the next operator-owned status, its Events, and whether the
+    finalizer may go."""
+
     status: dict[str, Any]
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     release: bool = False
 
-    def changed(self, current: Mapping[str, Any]) -> bool:
-        return owned(current) != self.status
+    def changed(self, status: Mapping[str, Any]) -> bool:
+        return owned(status) != self.status
 
 
 def owned(status: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,16 +107,12 @@ def owned(status: Mapping[str, Any]) -> dict[str, Any]:
     return {k: status[k] for k in OWNED if status.get(k) is not None}
 
 
-def cap(message: str) -> str:
-    return message if len(message) <= MESSAGE_CAP else message[: MESSAGE_CAP - 1] + "…"
-
-
 def _camel(*words: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in words)
 
 
 class _Machine:
-    def __init__(self, obs: Observed, want: Desired, now: str, new_id: Callable[[], str]) -> None:
+    def __init__(self, obs: Current, want: Desired, now: str, new_id: Callable[[], str]) -> None:
         self.obs = obs
         self.want = want
         self.now = now
@@ -127,6 +128,8 @@ class _Machine:
         # reschedule the old node's last report (converged, same plan) says nothing.
         report: Mapping[str, Any] = status.get("agent") or {}
         self.agent = report if report.get("node") == want.schedule.node else {}
+        # The hash of the plan the report answers (the plan's own hash is self.hash).
+        self.reported_hash: str | None = self.agent.get("planHash")
 
     # -- records ---------------------------------------------------------------
 
@@ -135,14 +138,16 @@ class _Machine:
         text = f"{record['operation']} {record['id']} {record['phase']}"
         if record.get("message"):
             text += f": {record['message']}"
-        self.events.append((kind, _camel(record["operation"], record["phase"]), cap(text)))
+        self.events.append(
+            (kind, _camel(record["operation"], record["phase"]), v1alpha1.cap_message(text))
+        )
 
     def _finish(self, phase: str, message: str = "") -> None:
         assert self.record is not None
         self.record = {
             **self.record,
             "phase": phase,
-            "message": cap(message),
+            "message": v1alpha1.cap_message(message),
             "completedAt": self.now,
         }
         self._emit(self.record)
@@ -169,13 +174,13 @@ class _Machine:
 
     # -- the step ----------------------------------------------------------------
 
-    def run(self) -> Outcome:
+    def run(self) -> Transition:
         release = False
         if self.obs.deleting:
             release = self._teardown()
         else:
             self._progress()
-        return Outcome(self._status(), self.events, release)
+        return Transition(self._status(), self.events, release)
 
     def _teardown(self) -> bool:
         node = self.want.schedule.node
@@ -207,7 +212,9 @@ class _Machine:
         if rec is None:
             self._open(DEPLOY, RUNNING if ready_to_run else PENDING)
         elif want.schedule.moved_from:
-            self.events.append(("Warning", want.schedule.reason, cap(want.schedule.message)))
+            self.events.append(
+                ("Warning", want.schedule.reason, v1alpha1.cap_message(want.schedule.message))
+            )
             self._open(RESCHEDULE, RUNNING if ready_to_run else PENDING)
         elif rec["phase"] == PENDING:
             # Never handed to an agent: a newer plan simply becomes this record's plan.
@@ -227,7 +234,7 @@ class _Machine:
         rec = self.record
         if rec is None or rec["phase"] != RUNNING or not self.hash:
             return
-        if self.agent.get("planHash") != self.hash:
+        if self.reported_hash != self.hash:
             return
         state = self.agent.get("state")
         message = str(self.agent.get("message") or "")
@@ -275,7 +282,7 @@ class _Machine:
         node = sched.node
         converged = (
             self.hash is not None
-            and self.agent.get("planHash") == self.hash
+            and self.reported_hash == self.hash
             and self.agent.get("state") == "converged"
         )
 
@@ -303,7 +310,7 @@ class _Machine:
             )
 
         stall = self.want.stall
-        agent_now = self.hash is not None and self.agent.get("planHash") == self.hash
+        agent_now = self.hash is not None and self.reported_hash == self.hash
         if stall is None and phase == FAILED and agent_now:
             if self.agent.get("state") == "refused":
                 stall = Stall("RecreateRefused", str(rec.get("message", "")))
@@ -352,13 +359,13 @@ class _Machine:
 
 
 def step(
-    observed: Observed,
+    current: Current,
     desired: Desired,
     *,
     now: str | None = None,
     new_id: Callable[[], str] | None = None,
-) -> Outcome:
-    """The next operator-owned status; compare with `owned(current)` before writing."""
+) -> Transition:
+    """The next operator-owned status; compare with `owned(status)` before writing."""
     return _Machine(
-        observed, desired, now or conditions.now_rfc3339(), new_id or (lambda: str(uuid.uuid4()))
+        current, desired, now or conditions.now_rfc3339(), new_id or (lambda: str(uuid.uuid4()))
     ).run()

@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 import structlog
 
+from decnet.api import v1alpha1
 from decnet.controller import (
     claims,
     deckies,
@@ -88,8 +89,10 @@ def due(st: state.State, body: Mapping[str, Any], live: set[str], changed: set[s
     if node not in live:
         # a Reschedule policy whose grace period has run out moves the decky now
         return indexes.node_loss(st, views.Decky.from_obj(body), str(node), live).due()
+    policy = (body.get("spec") or {}).get("mutation")
     return mutation.scheduled(
-        (body.get("spec") or {}).get("mutation"),
+        # only the policy is read through its model here: the loop looks at every decky
+        v1alpha1.MutationPolicy.model_validate(policy) if policy else None,
         status,
         default_interval=st.config.mutation_interval_minutes,
         now=indexes.now(),

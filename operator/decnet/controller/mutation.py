@@ -107,7 +107,7 @@ def quiet(
 
 
 def scheduled(
-    policy: Mapping[str, Any] | None,
+    policy: v1alpha1.MutationPolicy | None,
     status: Mapping[str, Any],
     *,
     default_interval: float,
@@ -119,8 +119,8 @@ def scheduled(
     (else since the start of the last operation, which must have succeeded), and only
     while the decky is quiet (no attacker contact within its quiet period).
     """
-    policy = policy or {}
-    interval = interval_minutes(policy.get("intervalMinutes"), default_interval)
+    policy = policy or v1alpha1.MutationPolicy()
+    interval = interval_minutes(policy.interval_minutes, default_interval)
     rec = status.get("lifecycle") or {}
     if interval <= 0 or rec.get("phase") != lifecycle.SUCCEEDED:
         return False
@@ -131,5 +131,5 @@ def scheduled(
     return due(interval=interval, last=since, now=now) and quiet(
         last_contact=conditions.parse_time(activity.get("lastContact")),
         now=now,
-        quiet_seconds=policy.get("quietSeconds"),
+        quiet_seconds=policy.quiet_seconds,
     )

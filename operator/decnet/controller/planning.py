@@ -1,18 +1,18 @@
-"""The plan: everything an agent needs besides the Decky's own spec.
+"""The plan: everything an agent needs besides the Decky's own spec, as a `v1alpha1.Plan`.
 
 Defined in docs/internals.md. The plan carries references and hashes, never
 a serviceConfig value or a file's content, because status is readable by
-every viewer. Its hash is taken over a canonical JSON form so equal plans
-hash equally on every operator replica and restart.
+every viewer. Its hash is `v1alpha1.Plan.digest`, over the canonical wire form,
+so equal plans hash equally on every operator replica and restart.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
+from decnet.api import v1alpha1
 from decnet.controller import allocation, views
 from decnet.kube import names
 
@@ -28,50 +28,38 @@ class PlanError(Exception):
         self.message = message
 
 
-def digest(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _file(spec: Mapping[str, Any]) -> dict[str, Any]:
-    content = spec.get("content") or {}
-    source, name, key, sha = "inline", "", "", ""
-    if content.get("secretKeyRef"):
-        ref = content["secretKeyRef"]
-        source, name, key = "secret", str(ref.get("name", "")), str(ref.get("key", ""))
-    elif content.get("configMapKeyRef"):
-        ref = content["configMapKeyRef"]
-        source, name, key = "configMap", str(ref.get("name", "")), str(ref.get("key", ""))
+def _file(spec: v1alpha1.FileSpec) -> v1alpha1.PlanFile:
+    content = spec.content
+    source: Literal["inline", "secret", "configMap"] = "inline"
+    name, key, sha = "", "", ""
+    if content.secret_key_ref:
+        source, name, key = "secret", content.secret_key_ref.name, content.secret_key_ref.key
+    elif content.config_map_key_ref:
+        ref = content.config_map_key_ref
+        source, name, key = "configMap", ref.name, ref.key
     else:
-        sha = hashlib.sha256(str(content.get("inline", "")).encode()).hexdigest()
-    mode = spec.get("mode", 0o644)
-    if isinstance(mode, str):
-        mode = int(mode, 8)
-    return {
-        "path": str(spec.get("path", "")),
-        "mode": int(mode),
-        "mtimeOffsetSeconds": int(spec.get("mtimeOffsetSeconds") or 0),
-        "source": source,
-        "name": name,
-        "key": key,
-        "sha256": sha,
-    }
+        sha = hashlib.sha256((content.inline or "").encode()).hexdigest()
+    return v1alpha1.PlanFile(
+        path=spec.path,
+        mode=spec.mode,
+        mtime_offset_seconds=spec.mtime_offset_seconds,
+        source=source,
+        name=name,
+        key=key,
+        sha256=sha,
+    )
 
 
-def _lan_extras(lan: views.Lan) -> dict[str, Any]:
-    """Topology, egress, a sniffer opt-out and labels only when set, so plans (and hashes)
-    of LANs without them stay what they were."""
+def _network(decky: views.Decky, lan: views.Lan, ip: str, subnet: str) -> v1alpha1.PlanNetwork:
+    """Topology, egress, a sniffer opt-out and labels only when set (they stay off the
+    wire otherwise), so plans (and hashes) of LANs without them stay what they were."""
     extras: dict[str, Any] = {}
     if lan.topology:
         extras["topology"] = lan.topology
     if lan.egress:
         # what the agent enforces; the descriptions stay on the LAN
         extras["egress"] = [
-            {
-                "cidr": str(e.get("cidr", "")),
-                "protocol": str(e.get("protocol") or "tcp"),
-                "ports": sorted(int(p) for p in e.get("ports") or ()),
-            }
+            v1alpha1.PlanEgress(cidr=e.cidr, protocol=e.protocol, ports=sorted(e.ports))
             for e in lan.egress
         ]
     if not lan.sniffer:
@@ -79,7 +67,31 @@ def _lan_extras(lan: views.Lan) -> dict[str, Any]:
     if lan.labels:
         # the agent selects EventSinks for the LAN's scan events on them
         extras["labels"] = dict(lan.labels)
-    return extras
+    return v1alpha1.PlanNetwork(
+        lan=lan.name,
+        network=names.network_name(decky.namespace, lan.name),
+        ip=ip,
+        subnet=subnet,
+        gateway=allocation.gateway(subnet),
+        dmz=lan.dmz,
+        driver=lan.driver,
+        parent=lan.parent,
+        **extras,
+    )
+
+
+def _service(name: str, tpl: views.Template, config: Any) -> v1alpha1.PlanService:
+    extras: dict[str, Any] = {"security": tpl.security} if tpl.security else {}
+    return v1alpha1.PlanService(
+        name=name,
+        image=tpl.image,
+        # both keys always: a template port without a protocol plans as tcp
+        ports=[v1alpha1.PortSpec(port=p.port, protocol=p.protocol) for p in tpl.ports],
+        command=list(tpl.command),
+        env=dict(tpl.env),
+        config_hash=v1alpha1.digest(config) if config is not None else "",
+        **extras,
+    )
 
 
 def build(
@@ -90,7 +102,7 @@ def build(
     addresses: Mapping[str, str],
     services: Sequence[str],
     base_image: str = DEFAULT_BASE_IMAGE,
-) -> dict[str, Any]:
+) -> v1alpha1.Plan:
     """The plan for a decky whose LANs have subnets and whose addresses are allocated."""
     networks = []
     for net in decky.networks:
@@ -103,19 +115,7 @@ def build(
         ip = addresses.get(net.lan)
         if not ip:
             raise PlanError("AddressPending", f"no address on LAN {net.lan} yet")
-        networks.append(
-            {
-                "lan": lan.name,
-                "network": names.network_name(decky.namespace, lan.name),
-                "ip": ip,
-                "subnet": subnet,
-                "gateway": allocation.gateway(subnet),
-                "dmz": lan.dmz,
-                "driver": lan.driver,
-                "parent": lan.parent,
-                **_lan_extras(lan),
-            }
-        )
+        networks.append(_network(decky, lan, ip, subnet))
     planned_services = []
     for svc in services:
         tpl = templates.get(svc)
@@ -123,25 +123,13 @@ def build(
             raise PlanError("UnknownService", f"service {svc} has no ServiceTemplate")
         if tpl.fleet_singleton:
             raise PlanError("UnknownService", f"service {svc} is a fleet singleton")
-        cfg = decky.service_config.get(svc)
-        planned_services.append(
-            {
-                "name": svc,
-                "image": tpl.image,
-                "ports": [dict(p) for p in tpl.ports],
-                "command": list(tpl.command),
-                "env": dict(tpl.env),
-                "configHash": digest(cfg) if cfg is not None else "",
-                **({"security": dict(tpl.security)} if tpl.security else {}),
-            }
-        )
-    plan: dict[str, Any] = {
-        "hostname": decky.hostname,
-        "forwardsL3": decky.forwards_l3,
-        "baseImage": base_image,
-        "networks": networks,
-        "services": planned_services,
-        "files": [_file(f) for f in decky.files],
-    }
-    plan["hash"] = digest(plan)
-    return plan
+        planned_services.append(_service(svc, tpl, decky.service_config.get(svc)))
+    return v1alpha1.Plan(
+        hash="",
+        hostname=decky.hostname,
+        forwards_l3=decky.forwards_l3,
+        base_image=base_image,
+        networks=networks,
+        services=planned_services,
+        files=[_file(f) for f in decky.files],
+    ).sealed()

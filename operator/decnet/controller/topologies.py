@@ -27,10 +27,10 @@ from decnet.kube import conditions, names
 KIND = workqueue.Kind.TOPOLOGY
 
 
-def node_of(st: state.State, spec: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
+def node_of(st: state.State, topo: views.Topology) -> str | None:
     """The pinned node, else the one it has, else the least-loaded live node (or none yet)."""
     decision = scheduling.choose(
-        current=spec.get("nodeName") or current.get("node") or None,
+        current=topo.node,
         topology_node=None,
         pinned=None,
         live=indexes.live_nodes(st),
@@ -45,7 +45,6 @@ async def reconcile(st: state.State, key: workqueue.Key) -> None:
     if body is None:
         return
     async with st.locks[key]:
-        spec = body.get("spec") or {}
         current = dict(body.get("status") or {})
         all_lans = list(indexes.lans_in(st, ns).values())
         decky_bodies = indexes.deckies_in(st, ns)
@@ -59,7 +58,7 @@ async def reconcile(st: state.State, key: workqueue.Key) -> None:
             if b["metadata"]["name"] in member_names
         )
         issues = topology.validate(lans, deckies, indexes.templates(st), live=live)
-        node = node_of(st, spec, current)
+        node = node_of(st, views.Topology.from_obj(body))
         wanted = topostatus.status(
             current=current,
             generation=int(body["metadata"].get("generation") or 1),

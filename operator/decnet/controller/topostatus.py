@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from decnet.api import v1alpha1
 from decnet.controller import topology
 from decnet.kube import conditions
-
-MESSAGE_CAP = 2000
 
 
 def status(
@@ -28,7 +27,7 @@ def status(
     """The status a Topology should have: Ready unless an issue makes it Invalid."""
     phase = topology.summary(issues)
     invalid = phase == "Invalid"
-    message = "; ".join(f"{i['code']}: {i['message']}" for i in issues)[:MESSAGE_CAP]
+    message = v1alpha1.cap_message("; ".join(f"{i['code']}: {i['message']}" for i in issues))
     conds = [
         conditions.make(
             conditions.READY,

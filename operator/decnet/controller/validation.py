@@ -32,7 +32,7 @@ class Problem:
 
 
 def network(
-    decky: views.Decky, net: views.Network, lans: Mapping[str, views.Lan]
+    decky: views.Decky, net: v1alpha1.NetworkAttachment, lans: Mapping[str, views.Lan]
 ) -> Problem | None:
     lan = lans.get(net.lan)
     if lan is None:
@@ -208,15 +208,10 @@ def lan(lan: views.Lan, limits: Limits) -> Problem | None:
 
 def files(decky: views.Decky) -> Problem | None:
     for i, spec in enumerate(decky.files):
-        mode = spec.get("mode", 0o644)
-        try:
-            bits = int(mode, 8) if isinstance(mode, str) else int(mode)
-        except (TypeError, ValueError):
-            continue  # the CRD schema rejects it already
-        if bits & SETID_BITS:
+        if spec.mode & SETID_BITS:
             return Problem(
                 422,
                 "FileModeNotAllowed",
-                f"spec.files[{i}].mode {oct(bits)}: setuid/setgid bits are not allowed",
+                f"spec.files[{i}].mode {oct(spec.mode)}: setuid/setgid bits are not allowed",
             )
     return None

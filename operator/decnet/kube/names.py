@@ -36,7 +36,9 @@ LABEL_DECKY = "decnet.io/decky"
 LABEL_UID = "decnet.io/uid"
 LABEL_ROLE = "decnet.io/role"
 LABEL_SERVICE = "decnet.io/service"
-LABEL_PLAN_HASH = "decnet.io/plan-hash"
+# A container's own hash (planner.base_hash / service_hash): what it was created from.
+# The value keeps its first name, since running containers carry it.
+LABEL_CONTAINER_HASH = "decnet.io/plan-hash"
 LABEL_LAN = "decnet.io/lan"
 LABEL_AGENT_NODE = "decnet.io/agent-node"
 ROLE_BASE = "base"

@@ -55,7 +55,7 @@ def labels(
         names.LABEL_UID: uid or w.uid,
         names.LABEL_ROLE: role,
         names.LABEL_SERVICE: service,
-        names.LABEL_PLAN_HASH: hash_,
+        names.LABEL_CONTAINER_HASH: hash_,
     }
 
 

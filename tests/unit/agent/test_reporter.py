@@ -115,7 +115,7 @@ def _containers(
     base = planner.ContainerSeen(
         "b" * 64,
         want.base_name,
-        {names.LABEL_ROLE: "base", names.LABEL_PLAN_HASH: planner.base_hash(want)},
+        {names.LABEL_ROLE: "base", names.LABEL_CONTAINER_HASH: planner.base_hash(want)},
         "running",
     )
     svc = planner.ContainerSeen(
@@ -124,7 +124,7 @@ def _containers(
         {
             names.LABEL_ROLE: "service",
             names.LABEL_SERVICE: "smb",
-            names.LABEL_PLAN_HASH: svc_hash
+            names.LABEL_CONTAINER_HASH: svc_hash
             or planner.service_hash(want.services[0], base.id, want.lure_paths),
         },
         "running",

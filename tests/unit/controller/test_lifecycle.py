@@ -3,6 +3,7 @@
 import itertools
 from typing import Any
 
+from decnet.api import v1alpha1
 from decnet.controller import lifecycle, scheduling
 from decnet.kube import conditions
 
@@ -26,9 +27,9 @@ def step(
     t: str = "T1",
     new_id: Any = None,
     **kw: Any,
-) -> lifecycle.Outcome:
+) -> lifecycle.Transition:
     obs_keys = {"deleting", "node_live", "node_gone", "first_visit"}
-    obs = lifecycle.Observed(gen, status, **{k: v for k, v in kw.items() if k in obs_keys})
+    obs = lifecycle.Current(gen, status, **{k: v for k, v in kw.items() if k in obs_keys})
     want = lifecycle.Desired(
         schedule=sched,
         plan=plan,
@@ -127,7 +128,7 @@ def test_agent_failure_fails_the_record_with_capped_message_and_stalls() -> None
     s1 = step({}).status
     out = step(report(s1, "failed", msg="x" * 5000))
     assert out.status["lifecycle"]["phase"] == "failed"
-    assert len(out.status["lifecycle"]["message"]) == lifecycle.MESSAGE_CAP
+    assert len(out.status["lifecycle"]["message"]) == v1alpha1.MESSAGE_MAX
     assert cond(out.status, "Stalled")["status"] == "True"
     assert cond(out.status, "Ready")["status"] == "False"
     refused = step(report(s1, "refused", msg="needs allow-recreate"))

@@ -1,14 +1,16 @@
 """The plan holds references and hashes, never secrets, and hashes stably."""
 
 import json
+from typing import Any
 
 import pytest
 
+from decnet.api import v1alpha1
 from decnet.controller import planning, views
 
 LANS = {"office": views.Lan("office", "decoys", "10.20.0.0/24")}
 TEMPLATES = {
-    "smb": views.Template("smb", "decnet/smb:0.1.0", ports=({"port": 445, "protocol": "tcp"},)),
+    "smb": views.Template("smb", "decnet/smb:0.1.0", ports=(v1alpha1.PortSpec(port=445),)),
     "rdp": views.Template("rdp", "decnet/rdp:0.1.0"),
     "sniffer": views.Template("sniffer", "decnet/sniffer", fleet_singleton=True),
 }
@@ -32,14 +34,14 @@ def decky(**spec: object) -> views.Decky:
     return views.Decky.from_obj(body)
 
 
-def build(d: views.Decky, services: list[str] | None = None) -> dict[str, object]:
+def build(d: views.Decky, services: list[str] | None = None) -> dict[str, Any]:
     return planning.build(
         d,
         lans=LANS,
         templates=TEMPLATES,
         addresses={"office": "10.20.0.15"},
         services=services or ["rdp", "smb"],
-    )
+    ).wire()
 
 
 def test_plan_matches_the_contract() -> None:
@@ -95,16 +97,24 @@ def test_a_templates_security_and_a_lans_topology_and_egress_reach_the_agent() -
         decky(),
         lans={
             "office": views.Lan(
-                "office", "decoys", "10.20.0.0/24", topology="maze", egress=tuple(egress)
+                "office",
+                "decoys",
+                "10.20.0.0/24",
+                topology="maze",
+                egress=tuple(v1alpha1.EgressRule.model_validate(e) for e in egress),
             )
         },
         templates={
             **TEMPLATES,
-            "smb": views.Template("smb", "decnet/smb:0.1.0", security=security),
+            "smb": views.Template(
+                "smb",
+                "decnet/smb:0.1.0",
+                security=v1alpha1.SecuritySpec.model_validate(security),
+            ),
         },
         addresses={"office": "10.20.0.15"},
         services=["rdp", "smb"],
-    )
+    ).wire()
     by_name = {s["name"]: s for s in plan["services"]}  # type: ignore[attr-defined]
     assert by_name["smb"]["security"] == security
     assert "security" not in by_name["rdp"]  # absent = the agent's defaults
@@ -127,7 +137,7 @@ def test_a_lans_sniffer_opt_out_and_labels_reach_the_agent_and_defaults_plan_as_
         templates=TEMPLATES,
         addresses={"office": "10.20.0.15"},
         services=["rdp", "smb"],
-    )
+    ).wire()
     net = plan["networks"][0]  # type: ignore[index]
     assert net["sniffer"] is False and net["labels"] == {"team": "red"}
     # sniffer on (the default) and no labels: the plan and its hash are what they were

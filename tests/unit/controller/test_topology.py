@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from decnet.api import v1alpha1
 from decnet.controller import topology, views
 
 TEMPLATES = {
@@ -30,11 +31,10 @@ def decky(name: str, *nets: tuple[str, str | None], **kw: Any) -> views.Decky:
         archetype=kw.get("archetype"),
         services=tuple(kw.get("services", () if kw.get("archetype") else ("ssh",))),
         service_config=kw.get("config", {}),
-        networks=tuple(views.Network(lan=n, ip=ip) for n, ip in nets),
+        networks=tuple(v1alpha1.NetworkAttachment(lan=n, ip=ip) for n, ip in nets),
         node_name=None,
         forwards_l3=kw.get("gw", False),
         mutation_pool=tuple(kw.get("pool", ())),
-        mutation_interval=None,
         files=(),
         topology_label=kw.get("label"),
     )

@@ -286,7 +286,7 @@ class Engine:
             names.LABEL_UID: want.uid,
             names.LABEL_ROLE: role,
             names.LABEL_SERVICE: service,
-            names.LABEL_PLAN_HASH: hash_,
+            names.LABEL_CONTAINER_HASH: hash_,
             names.LABEL_AGENT_NODE: self.node,
         }
 

@@ -42,6 +42,7 @@ from decnet.api.v1alpha1.common import (
     CrdInfo,
     Model,
     PrinterColumn,
+    cap_message,
 )
 from decnet.api.v1alpha1.decky import (
     DEFAULT_NODE_LOSS_GRACE_SECONDS,
@@ -64,9 +65,11 @@ from decnet.api.v1alpha1.decky import (
     NetworkAttachment,
     NodeLossPolicy,
     Plan,
+    PlanEgress,
     PlanFile,
     PlanNetwork,
     PlanService,
+    digest,
 )
 from decnet.api.v1alpha1.eventsink import (
     CONDITION_DEGRADED,
@@ -150,6 +153,7 @@ __all__ = [
     "KINDS",
     "LAN",
     "MESSAGE_MAX",
+    "cap_message",
     "NAME_DUPLICATE",
     "OPERATIONS",
     "AGENT_REASON_BASE_EXITED",
@@ -186,6 +190,7 @@ __all__ = [
     "Decky",
     "DeckySpec",
     "DeckyStatus",
+    "digest",
     "EventSink",
     "EventSinkSpec",
     "EventSinkStatus",
@@ -208,6 +213,7 @@ __all__ = [
     "NetworkAttachment",
     "NodeDelivery",
     "Plan",
+    "PlanEgress",
     "PlanFile",
     "PlanNetwork",
     "PlanService",

@@ -175,6 +175,12 @@ class CrdInfo:
 AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
 USER_CATEGORIES = ("decnet",)
 
+def cap_message(message: str, limit: int = MESSAGE_MAX) -> str:
+    """A lifecycle, agent or status message cut to what its field holds (Docker's error
+    text can be long); a cut message ends in an ellipsis."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
 NAME_IS_DNS_LABEL = cel(
     f"self.metadata.name.matches('{DNS_LABEL_PATTERN}') && size(self.metadata.name) <= 63",
     "metadata.name must be a DNS label: lowercase letters, digits and '-', at most 63 characters",

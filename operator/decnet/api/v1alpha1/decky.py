@@ -6,6 +6,8 @@ in status, with disjoint field ownership (see docs/internals.md).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
@@ -375,6 +377,14 @@ class PlanFile(Model):
     sha256: str = Field(default="", description="Content hash when inline, else empty.")
 
 
+def digest(value: Any) -> str:
+    """sha256 (first 16 hex) of value's canonical JSON: equal values hash equally on every
+    operator replica, agent and restart: the plan's hash, a service config's hash and a
+    container's own hash (the agent's base_hash and service_hash)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 class Plan(Model):
     """Everything the agent needs besides the Decky's spec (operator -> agent)."""
 
@@ -385,6 +395,20 @@ class Plan(Model):
     networks: list[PlanNetwork] = Field(default_factory=list, description="First = home LAN.")
     services: list[PlanService] = Field(default_factory=list, description="Service containers.")
     files: list[PlanFile] = Field(default_factory=list, description="Files to place.")
+
+    def wire(self) -> dict[str, Any]:
+        """status.plan: the fields that were set, camelCase. A field left unset (a LAN's
+        topology, egress, sniffer opt-out and labels; a service's security) stays off the
+        wire, so adding such a field never changed the hash of the plans without it."""
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+    def digest(self) -> str:
+        """The hash of the plan's canonical wire form without its own hash field."""
+        return digest({k: v for k, v in self.wire().items() if k != "hash"})
+
+    def sealed(self) -> Plan:
+        """This plan with `hash` set to its digest."""
+        return self.model_copy(update={"hash": self.digest()})
 
 
 class AgentReport(Model):
