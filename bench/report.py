@@ -18,6 +18,75 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def scale_section(scale: dict[str, Any]) -> list[str]:
+    rows = scale["rows"]
+    agent = scale["agent_settings"]
+    lines = [
+        f"## Scale: {rows[-1]['deckies']} deckies over {scale['agents']} simulated nodes ({scale['at']})",
+        "",
+        f"The real API server, etcd and operator (chart ServiceAccount, webhook on) and"
+        f" {scale['agents']} real agent processes with the in-memory engine (`--engine fake`,"
+        f" {agent['fake_latency_seconds']} s per Docker call, {agent['workers']} workers,"
+        f" resync every {agent['resync_seconds']} s), each its own node and Lease. Deckies"
+        f" (base + ssh) applied with `kubectl apply --server-side` in batches of {scale['batch']}."
+        " planned = the first watch event with status.plan, from the decky's creation;"
+        " requests = apiserver_request_total of every client over the step, per decky added;"
+        f" idle = {scale['idle_seconds']} s once all were Ready. `python3 bench/bench_scale.py`",
+        "",
+        "![operator RSS and planned latency against deckies](scale.png)",
+        "",
+        "| deckies | operator RSS idle (MB) | planned p50 / p99 (s) | from batch start p50 / p99 (s) | Ready p99 (s) | API requests per decky | idle decky writes/min | operator CPU idle (%) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['deckies']} | {r['operator_rss_mb_idle']} | {r['planned_p50_seconds']} / {r['planned_p99_seconds']}"
+            f" | {r['planned_from_batch_start_p50_seconds']} / {r['planned_from_batch_start_p99_seconds']}"
+            f" | {r['ready_p99_seconds']} | {r['api_requests_per_decky']} | {r['idle_decky_writes_per_minute']}"
+            f" | {r['operator_cpu_percent_idle']} |"
+        )
+    last = rows[-1]
+    worst_p99 = max(r["planned_p99_seconds"] or 0 for r in rows)
+    worst_idle = max(r["idle_decky_writes_per_minute"] for r in rows)
+    spread = scale["spread"]
+    loss = scale["node_loss"]
+    lines += [
+        "",
+        f"- Target operator RSS at idle ≤ 300 MB at {last['deckies']}: {last['operator_rss_mb_idle']} MB"
+        f" — {verdict(last['operator_rss_mb_idle'] <= 300)}",
+        f"- Target planned p99 ≤ 5 s while applying: worst step {worst_p99} s — {verdict(worst_p99 <= 5)}",
+        f"- Target 0 idle writes per minute: worst step {worst_idle} — {verdict(worst_idle == 0)}",
+        f"- API requests per decky for a deploy at the last step: {last['api_requests_per_decky']}"
+        f" (`{json.dumps(last['api_requests_top'])}`)",
+        f"- spread over {spread['nodes']} nodes: max {spread['max']}, min {spread['min']} deckies",
+        f"- {len(loss['killed'])} agents killed (SIGKILL) with {loss['deckies']} deckies: marked"
+        f" ({json.dumps(loss['marked_reasons'])}) in "
+        + (
+            f"{loss['marked_seconds']} s"
+            if loss["marked_seconds"] is not None
+            else f"— not marked within {loss['marked_timeout_seconds']} s"
+        )
+        + " (Lease duration 40 s); rescheduled: "
+        + (
+            f"{loss['rescheduled_seconds']} s"
+            if loss["rescheduled_seconds"] is not None
+            else f"not within {loss['rescheduled_timeout_seconds']} s"
+            + (
+                ""
+                if scale.get("crd_has_node_loss")
+                else " (the Decky CRD has no spec.nodeLoss yet)"
+            )
+        ),
+        f"- the {len(loss['killed'])} agents restarted: all their deckies Ready again in"
+        f" {loss['return_ready_seconds']} s (the fake engine starts empty: a returning agent"
+        " recreates its containers, as after a node reboot)",
+        "",
+    ]
+    if scale.get("memory_note"):
+        lines += [f"- {scale['memory_note']}", ""]
+    return lines
+
+
 def main() -> None:
     lines = [
         "# Benchmark results",
@@ -135,6 +204,10 @@ def main() -> None:
         if emulators.get("note"):
             lines.append(f"- {emulators['note']}")
         lines.append("")
+    scale = load("scale")
+    if scale:
+        machine = machine or scale["machine"]
+        lines += scale_section(scale)
     if machine:
         lines += ["## Machine", "", *[f"- {k}: {v}" for k, v in machine.items()], ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines))
