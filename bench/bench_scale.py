@@ -3,7 +3,7 @@
 A real kube-apiserver + etcd and the real operator (chart ServiceAccount, webhook on),
 and N real agent processes with the in-memory engine (bench/simagents.py), each its
 own node with its own Lease. Deckies are applied as a user or Argo CD would: server-side
-apply of 500-object batches, up to 1k, 2k, 5k and 10k in total. At each step:
+apply of 500-object batches (5 kubectl processes at once), up to 1k, 2k, 5k and 10k in total. At each step:
 
 - apply -> planned latency: from the decky's creation (its ADDED event) to the first
   watch event that carries status.plan, p50/p99; also from the start of its batch;
@@ -165,6 +165,28 @@ def until(check: Any, timeout: float, interval: float = 1.0) -> float | None:
     return None
 
 
+def apply_parallel(s: stack.Stack, docs: list[dict[str, Any]], parallel: int) -> None:
+    """One batch as Argo CD syncs it: server-side apply, `parallel` kubectl processes at once
+    (its --kubectl-parallelism-limit), each applying its share of the objects in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(part: list[dict[str, Any]]) -> None:
+        s.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=bench-gitops",
+            "-n",
+            NAMESPACE,
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": part}),
+        )
+
+    parts = [docs[i::parallel] for i in range(parallel) if docs[i::parallel]]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        list(pool.map(one, parts))
+
+
 def crd_has_node_loss(s: stack.Stack) -> bool:
     out = s.kubectl("get", "crd", "deckies.decnet.io", "-o", "json").stdout
     for version in json.loads(out)["spec"]["versions"]:
@@ -192,6 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "agents": args.agents,
         "steps": steps,
         "batch": BATCH,
+        "apply_parallel": args.parallel,
         "idle_seconds": idle,
         "agent_settings": {},
         "rows": [],
@@ -235,16 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     at = time.monotonic()
                     for d in docs:
                         batch_start[d["metadata"]["name"]] = at
-                    s.kubectl(
-                        "apply",
-                        "--server-side",
-                        "--field-manager=bench-gitops",
-                        "-n",
-                        NAMESPACE,
-                        "-f",
-                        "-",
-                        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
-                    )
+                    apply_parallel(s, docs, args.parallel)
                     applied += count
                     log(f"applied {applied} ({time.monotonic() - at:.1f} s for the batch)")
                 apply_seconds = time.monotonic() - step_begin
@@ -396,6 +410,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--steps", default="1000,2000,5000,10000")
     parser.add_argument("--kill", type=int, default=5)
+    parser.add_argument("--parallel", type=int, default=5, help="kubectl applies at once")
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--settle-seconds", type=float, default=15.0)
     parser.add_argument("--timeout", type=float, default=1800.0, help="per step, to all Ready")

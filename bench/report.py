@@ -28,7 +28,8 @@ def scale_section(scale: dict[str, Any]) -> list[str]:
         f" {scale['agents']} real agent processes with the in-memory engine (`--engine fake`,"
         f" {agent['fake_latency_seconds']} s per Docker call, {agent['workers']} workers,"
         f" resync every {agent['resync_seconds']} s), each its own node and Lease. Deckies"
-        f" (base + ssh) applied with `kubectl apply --server-side` in batches of {scale['batch']}."
+        f" (base + ssh) applied with `kubectl apply --server-side` in batches of {scale['batch']}"
+        f" ({scale.get('apply_parallel', 1)} kubectl processes at once, as Argo CD's parallelism)."
         " planned = the first watch event with status.plan, from the decky's creation;"
         " requests = apiserver_request_total of every client over the step, per decky added;"
         f" idle = {scale['idle_seconds']} s once all were Ready. `python3 bench/bench_scale.py`",

@@ -129,7 +129,7 @@ class Stack:
         proc = Process("operator", argv, env, self.state / "operator.log")
         proc.start()
         self.processes["operator"] = proc
-        wait(hook.serving, 60, proc=proc)
+        wait(hook.serving, 180, proc=proc)
         ids = self.identities
         ids.register_webhook(ids.webhook_configuration(hook.url, hook.ca_pem))
         return proc
