@@ -18,6 +18,11 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _v(row: dict[str, Any], key: str) -> Any:
+    value = row.get(key)
+    return "—" if value is None else value
+
+
 def scale_section(scale: dict[str, Any]) -> list[str]:
     rows = scale["rows"]
     agent = scale["agent_settings"]
@@ -40,15 +45,20 @@ def scale_section(scale: dict[str, Any]) -> list[str]:
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(
-            f"| {r['deckies']} | {r['operator_rss_mb_idle']} | {r['planned_p50_seconds']} / {r['planned_p99_seconds']}"
-            f" | {r['planned_from_batch_start_p50_seconds']} / {r['planned_from_batch_start_p99_seconds']}"
-            f" | {r['ready_p99_seconds']} | {r['api_requests_per_decky']} | {r['idle_decky_writes_per_minute']}"
-            f" | {r['operator_cpu_percent_idle']} |"
-        )
+        cells = [
+            r["deckies"],
+            _v(r, "operator_rss_mb_idle"),
+            f"{_v(r, 'planned_p50_seconds')} / {_v(r, 'planned_p99_seconds')}",
+            f"{_v(r, 'planned_from_batch_start_p50_seconds')} / {_v(r, 'planned_from_batch_start_p99_seconds')}",
+            _v(r, "ready_p99_seconds"),
+            _v(r, "api_requests_per_decky"),
+            _v(r, "idle_decky_writes_per_minute"),
+            _v(r, "operator_cpu_percent_idle"),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     last = rows[-1]
     worst_p99 = max(r["planned_p99_seconds"] or 0 for r in rows)
-    worst_idle = max(r["idle_decky_writes_per_minute"] for r in rows)
+    worst_idle = max(r.get("idle_decky_writes_per_minute") or 0 for r in rows)
     spread = scale["spread"]
     loss = scale["node_loss"]
     lines += [
@@ -83,8 +93,12 @@ def scale_section(scale: dict[str, Any]) -> list[str]:
         " recreates its containers, as after a node reboot)",
         "",
     ]
-    if scale.get("memory_note"):
-        lines += [f"- {scale['memory_note']}", ""]
+    lines += [f"- {note}" for note in scale.get("notes", [])]
+    lines += [
+        "- what holds the operator's memory and CPU, and what would fix it:"
+        " [bench/scale-memory.md](scale-memory.md)",
+        "",
+    ]
     return lines
 
 
