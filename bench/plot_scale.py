@@ -22,14 +22,30 @@ def plot(result_path: Path, out: Path | None = None) -> Path:
     rows = result["rows"]
     x = [r["deckies"] for r in rows]
     fig, (rss, lat) = plt.subplots(1, 2, figsize=(11, 4.2))
-    rss.plot(x, [r["operator_rss_mb_idle"] for r in rows], "o-", label="operator RSS at idle")
+    nan = float("nan")
+    idle = [r.get("operator_rss_mb_idle") or nan for r in rows]
+    rss.plot(x, idle, "o-", label="operator RSS at idle")
+    busy = [
+        (r["deckies"], r["operator_rss_mb_busy"]) for r in rows if r.get("operator_rss_mb_busy")
+    ]
+    if busy:
+        rss.plot(
+            *zip(*busy, strict=True), "x", markersize=9, label="RSS still busy (no idle reached)"
+        )
     rss.axhline(300, color="red", linestyle="--", label="target 300 MB")
     rss.set_xlabel("deckies")
     rss.set_ylabel("MB")
     rss.set_title("operator memory")
     rss.legend()
-    lat.plot(x, [r["planned_p50_seconds"] for r in rows], "o-", label="p50")
-    lat.plot(x, [r["planned_p99_seconds"] for r in rows], "s-", label="p99")
+    lat.plot(x, [r.get("planned_p50_seconds") or nan for r in rows], "o-", label="p50")
+    lat.plot(x, [r.get("planned_p99_seconds") or nan for r in rows], "s-", label="p99")
+    unfinished = [
+        (r["deckies"], r["not_planned_after_seconds"]) for r in rows if r.get("not_planned")
+    ]
+    if unfinished:
+        lat.plot(
+            *zip(*unfinished, strict=True), "^", markersize=9, label="p99 beyond (unplanned after)"
+        )
     lat.axhline(5, color="red", linestyle="--", label="target p99 5 s")
     lat.set_xlabel("deckies")
     lat.set_ylabel("seconds")
