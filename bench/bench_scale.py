@@ -330,6 +330,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     row["heap_dump"] = keep.name
                 result["rows"].append(row)
                 log(json.dumps(row))
+                # a stopped run keeps its steps (bench/report.py reads only the final file)
+                stack.write_result(f"{args.name}-partial", result)
 
             snap = watcher.snapshot()
             per_node = Counter(v.node for v in snap.values() if v.node)
@@ -413,15 +415,19 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=5, help="kubectl applies at once")
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--settle-seconds", type=float, default=15.0)
-    parser.add_argument("--timeout", type=float, default=1800.0, help="per step, to all Ready")
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="per step, to all Ready (then measured as is)"
+    )
     parser.add_argument("--out", default="", help="result name (default scale / scale-quick)")
     args = parser.parse_args()
     if args.quick:
         args.agents, args.steps, args.kill = 5, "250,500", 1
         args.idle_seconds, args.settle_seconds = 20.0, 5.0
     name = args.out or ("scale-heap" if args.heap else "scale-quick" if args.quick else "scale")
+    args.name = name
     result = run(args)
     path = stack.write_result(name, result)
+    (path.parent / f"{name}-partial.json").unlink(missing_ok=True)
     log(f"wrote {path}")
     try:
         import plot_scale
