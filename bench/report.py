@@ -18,6 +18,112 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _v(row: dict[str, Any], key: str) -> Any:
+    value = row.get(key)
+    return "—" if value is None else value
+
+
+def scale_section(scale: dict[str, Any]) -> list[str]:
+    rows = scale["rows"]
+    agent = scale["agent_settings"]
+    lines = [
+        f"## Scale: {rows[-1]['deckies']} deckies over {scale['agents']} simulated nodes ({scale['at']})",
+        "",
+        f"The real API server, etcd and operator (chart ServiceAccount, webhook on) and"
+        f" {scale['agents']} real agent processes with the in-memory engine (`--engine fake`,"
+        f" {agent['fake_latency_seconds']} s per Docker call, {agent['workers']} workers,"
+        f" resync every {agent['resync_seconds']} s), each its own node and Lease. Deckies"
+        f" (base + ssh) applied with `kubectl apply --server-side` in batches of {scale['batch']}"
+        f" ({scale.get('apply_parallel', 1)} kubectl processes at once, as Argo CD's parallelism)."
+        " planned = the first watch event with status.plan, from the decky's creation;"
+        " requests = apiserver_request_total of every client over the step, per decky added;"
+        f" idle = {scale['idle_seconds']} s once all were Ready. `python3 bench/bench_scale.py`",
+        "",
+        "![operator RSS and planned latency against deckies](scale.png)",
+        "",
+        "| deckies | operator RSS idle (MB) | planned p50 / p99 (s) | from batch start p50 / p99 (s) | Ready p99 (s) | API requests per decky | idle decky writes/min | operator CPU idle (%) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cells = [
+            r["deckies"],
+            _v(r, "operator_rss_mb_idle"),
+            f"{_v(r, 'planned_p50_seconds')} / {_v(r, 'planned_p99_seconds')}",
+            f"{_v(r, 'planned_from_batch_start_p50_seconds')} / {_v(r, 'planned_from_batch_start_p99_seconds')}",
+            _v(r, "ready_p99_seconds"),
+            _v(r, "api_requests_per_decky"),
+            _v(r, "idle_decky_writes_per_minute"),
+            _v(r, "operator_cpu_percent_idle"),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    last = rows[-1]
+    worst_p99 = max(r["planned_p99_seconds"] or 0 for r in rows)
+    worst_idle = max(r.get("idle_decky_writes_per_minute") or 0 for r in rows)
+    spread = scale["spread"]
+    loss = scale["node_loss"]
+    idle_rows = [r for r in rows if r.get("operator_rss_mb_idle") is not None]
+    rss_row = idle_rows[-1] if idle_rows else last
+    rss = rss_row.get("operator_rss_mb_idle") or 0
+    req_rows = [r for r in rows if r.get("api_requests_per_decky") is not None]
+    req = req_rows[-1] if req_rows else last
+    rss_line = (
+        f"- Target operator RSS at idle ≤ 300 MB: {rss} MB at {rss_row['deckies']}"
+        f" — {verdict(rss <= 300)}"
+    )
+    if last is not rss_row and last.get("operator_rss_mb_busy"):
+        rss_line += f"; {last['operator_rss_mb_busy']} MB at {last['deckies']} (still busy, no idle reached)"
+    p99_line = f"- Target planned p99 ≤ 5 s while applying: worst step {worst_p99} s"
+    if last.get("not_planned"):
+        p99_line += (
+            f", and at {last['deckies']} {last['not_planned']} of the last {last['added']}"
+            f" not planned {last['not_planned_after_seconds']} s after the apply"
+        )
+    lines += [
+        "",
+        rss_line + ("" if last is rss_row else " — **not met**"),
+        p99_line + f" — {verdict(worst_p99 <= 5 and not last.get('not_planned'))}",
+        f"- Target 0 idle writes per minute: worst measured step {worst_idle} — {verdict(worst_idle == 0)}",
+        f"- API requests per decky for a deploy at {req['deckies']}: {req.get('api_requests_per_decky')}"
+        f" (`{json.dumps(req.get('api_requests_top', {}))}`)",
+        f"- spread over {spread['nodes']} nodes: max {spread['max']}, min {spread['min']} deckies",
+        f"- {len(loss['killed'])} agents killed (SIGKILL) with {loss['deckies']} deckies: marked"
+        f" ({json.dumps(loss['marked_reasons'])}) in "
+        + (
+            f"{loss['marked_seconds']} s"
+            if loss["marked_seconds"] is not None
+            else f"— not marked within {loss['marked_timeout_seconds']} s"
+        )
+        + " (Lease duration 40 s); rescheduled: "
+        + (
+            f"{loss['rescheduled_seconds']} s"
+            if loss["rescheduled_seconds"] is not None
+            else f"not within {loss['rescheduled_timeout_seconds']} s"
+            + (
+                ""
+                if scale.get("crd_has_node_loss")
+                else " (the Decky CRD has no spec.nodeLoss yet)"
+            )
+        ),
+        f"- the {len(loss['killed'])} agents restarted: "
+        + (
+            f"all their deckies Ready again in {loss['return_ready_seconds']} s"
+            if loss.get("return_ready_seconds") is not None
+            else f"{loss.get('return_ready_count')} of {loss['deckies']} deckies Ready within"
+            f" {loss.get('return_timeout_seconds')} s"
+        )
+        + " (the fake engine starts empty: a returning agent recreates its containers,"
+        " as after a node reboot)",
+        "",
+    ]
+    lines += [f"- {note}" for note in scale.get("notes", [])]
+    lines += [
+        "- what holds the operator's memory and CPU, and what would fix it:"
+        " [bench/scale-memory.md](scale-memory.md)",
+        "",
+    ]
+    return lines
+
+
 def main() -> None:
     lines = [
         "# Benchmark results",
@@ -139,6 +245,10 @@ def main() -> None:
         if emulators.get("note"):
             lines.append(f"- {emulators['note']}")
         lines.append("")
+    scale = load("scale")
+    if scale:
+        machine = machine or scale["machine"]
+        lines += scale_section(scale)
     if machine:
         lines += ["## Machine", "", *[f"- {k}: {v}" for k, v in machine.items()], ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines))

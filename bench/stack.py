@@ -115,9 +115,10 @@ class Stack:
     def apply(self, namespace: str, docs: list[dict[str, Any]]) -> None:
         self.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
 
-    def start_operator(self) -> Process:
+    def start_operator(self, launcher: tuple[str, ...] = ("-m",)) -> Process:
+        """The operator; `launcher` replaces `-m` (bench/heapdump.py runs it under tracemalloc)."""
         hook = chart_identities.local_webhook(self.state / "webhook")
-        argv = [sys.executable, "-m", "decnet.controller", "--standalone", *hook.args()]
+        argv = [sys.executable, *launcher, "decnet.controller", "--standalone", *hook.args()]
         argv += ["--metrics-port", "0"]
         env = {
             **self.env,
@@ -128,7 +129,7 @@ class Stack:
         proc = Process("operator", argv, env, self.state / "operator.log")
         proc.start()
         self.processes["operator"] = proc
-        wait(hook.serving, 60, proc=proc)
+        wait(hook.serving, 180, proc=proc)
         ids = self.identities
         ids.register_webhook(ids.webhook_configuration(hook.url, hook.ca_pem))
         return proc
@@ -164,6 +165,25 @@ class Stack:
 
         return Client(KubeConfig.from_file(self.kubeconfig), field_manager="decnet-bench")
 
+    def apiserver_requests(self) -> dict[tuple[str, str, str], float]:
+        """apiserver_request_total from the API server's /metrics, by (verb, resource, code)."""
+        import re
+        import urllib.request
+
+        config = yaml.safe_load(Path(self.kubeconfig).read_text())
+        server = config["clusters"][0]["cluster"]["server"]
+        context = controlplane.admin_context(self.state / "pki")
+        with urllib.request.urlopen(f"{server}/metrics", context=context, timeout=30) as r:
+            text = r.read().decode()
+        totals: dict[tuple[str, str, str], float] = {}
+        for line in text.splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+            key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("code", ""))
+            totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+        return totals
+
     def audit_writes(self, since: float = 0.0) -> list[dict[str, Any]]:
         """Audit events (writes only, by policy) received after `since` (unix time)."""
         events = []
@@ -198,9 +218,11 @@ def wait(
 
 
 @contextmanager
-def stack() -> Iterator[Stack]:
-    subprocess.run(["bash", str(ROOT / "hack" / "docker-up.sh")], check=True)
-    subprocess.run(["bash", str(ROOT / "hack" / "images.sh")], check=True)
+def stack(docker: bool = True) -> Iterator[Stack]:
+    """docker=False: no dockerd or images (simulated agents only, bench/simagents.py)."""
+    if docker:
+        subprocess.run(["bash", str(ROOT / "hack" / "docker-up.sh")], check=True)
+        subprocess.run(["bash", str(ROOT / "hack" / "images.sh")], check=True)
     state = Path(tempfile.mkdtemp(prefix="decnet-bench-"))
     plane = controlplane.up(state / "cp")
     kubectl_bin = str(controlplane.CACHE / "bin" / "current" / "kubectl")

@@ -51,7 +51,7 @@ from decnet.agent import (
     sniffer,
 )
 from decnet.agent.runtime import engine as runtime
-from decnet.agent.runtime import firewall
+from decnet.agent.runtime import fakedocker, firewall
 from decnet.api import v1alpha1
 from decnet.kube import names, probes
 
@@ -805,6 +805,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "a LAN opts out with spec.sniffer.enabled: false",
     )
     parser.add_argument(
+        "--engine",
+        choices=("docker", "fake"),
+        default=os.environ.get("DECNET_AGENT_ENGINE", "docker"),
+        help="docker: the node's dockerd; fake: an in-memory engine for simulated nodes "
+        "(benchmarks, tests); it turns off the firewall, the sniffer and event collection, "
+        "which need real network namespaces, iptables and container logs",
+    )
+    parser.add_argument(
+        "--fake-latency",
+        type=float,
+        default=float(os.environ.get("DECNET_FAKE_LATENCY", "0.005")),
+        help="seconds each call to the fake engine takes",
+    )
+    parser.add_argument(
+        "--fake-failure-rate",
+        type=float,
+        default=float(os.environ.get("DECNET_FAKE_FAILURE_RATE", "0")),
+        help="share of the fake engine's mutating calls that fail as Docker would (0..1)",
+    )
+    parser.add_argument(
         "--sniffer-window",
         type=float,
         default=float(os.environ.get("DECNET_SNIFFER_WINDOW", scans.WINDOW_SECONDS)),
@@ -841,11 +861,22 @@ def main(argv: list[str] | None = None) -> int:
             readiness.MISSED_RENEWALS * renew_interval(args.lease_duration_seconds),
         )
         probes.serve(args.health_addr, args.health_port, live, ready)
-    engine = connect_docker(
-        args.node,
-        lures.LureStore(args.state_dir),
-        hardening.LogLimits(args.log_max_size, args.log_max_files),
-    )
+    lure_store = lures.LureStore(args.state_dir)
+    log_limits = hardening.LogLimits(args.log_max_size, args.log_max_files)
+    simulated = args.engine == "fake"
+    engine: runtime.Engine | None
+    if simulated:
+        log.warning(
+            "engine.fake",
+            latency=args.fake_latency,
+            failure_rate=args.fake_failure_rate,
+            off=["firewall", "sniffer", "events"],
+        )
+        engine = fakedocker.engine(
+            args.node, args.fake_latency, args.fake_failure_rate, lure_store, log_limits
+        )
+    else:
+        engine = connect_docker(args.node, lure_store, log_limits)
     if engine is None:
         return 1
     agent = Agent(
@@ -856,37 +887,38 @@ def main(argv: list[str] | None = None) -> int:
         resync_seconds=args.resync_seconds,
         orphan_grace_seconds=args.orphan_grace_seconds,
         lease_seconds=args.lease_duration_seconds,
-        firewall_enabled=args.firewall,
+        firewall_enabled=args.firewall and not simulated,
         denied_cidrs=tuple(c.strip() for c in args.denied_cidrs.split(",") if c.strip()),
         system_namespace=names.system_namespace(),
         lease_owner=args.lease_owner,
         egress_within=tuple(c.strip() for c in args.egress_within.split(",") if c.strip()),
         settle_seconds=args.settle_seconds,
     )
-    events = attacker.AttackerEvents(
-        agent.client,
-        args.node,
-        Path(args.state_dir),
-        args.spool_bytes,
-        agent.decky,
-        agent.stop,
-        deckies_listed=agent.listed,
-    )
-    engine.before_remove = events.before_remove
     running.append(agent)
-    events.start()
     sniffing: threading.Thread | None = None
-    if args.sniffer:
-        watcher = sniffer.Sniffer(
+    if not simulated:
+        events = attacker.AttackerEvents(
+            agent.client,
             args.node,
-            agent.sniffer_lans,
-            events.deliver_lan,
+            Path(args.state_dir),
+            args.spool_bytes,
+            agent.decky,
             agent.stop,
-            ready=(events.sinks_listed, agent.listed),
-            window=args.sniffer_window,
+            deckies_listed=agent.listed,
         )
-        sniffing = threading.Thread(target=watcher.run, name="sniffer", daemon=True)
-        sniffing.start()
+        engine.before_remove = events.before_remove
+        events.start()
+        if args.sniffer:
+            watcher = sniffer.Sniffer(
+                args.node,
+                agent.sniffer_lans,
+                events.deliver_lan,
+                agent.stop,
+                ready=(events.sinks_listed, agent.listed),
+                window=args.sniffer_window,
+            )
+            sniffing = threading.Thread(target=watcher.run, name="sniffer", daemon=True)
+            sniffing.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop.set())
     log.info("agent.started", node=args.node, workers=args.workers)

@@ -203,7 +203,9 @@ class Webhook:
             except (OSError, http.client.HTTPException, ssl.SSLError) as error:
                 self.close()
                 if attempt == 2:
-                    where = f"{self.url.scheme}://{self.url.netloc.rpartition('@')[2]}{self.url.path}"
+                    where = (
+                        f"{self.url.scheme}://{self.url.netloc.rpartition('@')[2]}{self.url.path}"
+                    )
                     raise SinkError(f"webhook {where}: {error}") from error
 
     def confirm(self) -> bool:
