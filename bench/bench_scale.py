@@ -54,6 +54,10 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+# how long a lost node's deckies wait before they move (spec.nodeLoss.graceSeconds)
+RESCHEDULE_GRACE_SECONDS = 30
+
+
 def lan_doc(i: int) -> dict[str, Any]:
     doc = stack.lan(f"lan-{i}", f"10.{100 + i // 32}.{(i % 32) * 8}.0/21")
     doc["metadata"]["namespace"] = NAMESPACE
@@ -63,7 +67,7 @@ def lan_doc(i: int) -> dict[str, Any]:
 def decky_doc(i: int, node_loss: bool) -> dict[str, Any]:
     spec: dict[str, Any] = {"services": ["ssh"], "networks": [{"lan": f"lan-{i // PER_LAN}"}]}
     if node_loss:
-        spec["nodeLoss"] = "Reschedule"
+        spec["nodeLoss"] = {"policy": "Reschedule", "graceSeconds": RESCHEDULE_GRACE_SECONDS}
     return {
         "apiVersion": f"{stack.GROUP}/{stack.VERSION}",
         "kind": "Decky",
