@@ -421,7 +421,7 @@ def test_files_from_the_spec_and_a_secret_are_placed_and_never_logged(
             "path": "/home/admin/passwords.txt",
             "mode": 0o600,
             "mtimeOffsetSeconds": -864000,
-            "source": "secret",
+            "source": "Secret",
             "name": "lures",
             "key": "passwords",
             "sha256": "",

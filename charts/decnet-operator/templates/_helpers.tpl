@@ -80,7 +80,7 @@ else in status (agent, containers, activity) is the agent's. Kept equal to the
 Decky status model minus decnet.kube.names.AGENT_STATUS_FIELDS by a unit test.
 */}}
 {{- define "decnet.operatorStatusFields" -}}
-addresses conditions history lastMutation lifecycle mutationRequest node observedGeneration plan planHash services
+addresses conditions history lastMutation lifecycle mutationRequest node observedGeneration plan planHash services servicesSummary
 {{- end -}}
 
 {{/*

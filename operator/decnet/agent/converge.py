@@ -18,6 +18,7 @@ import structlog
 
 from decnet.agent import health, planner
 from decnet.agent.runtime import engine as runtime
+from decnet.api import v1alpha1
 
 log = structlog.get_logger("decnet.agent")
 
@@ -26,7 +27,7 @@ MAX_ROUNDS = 6
 
 @dataclass(frozen=True)
 class Outcome:
-    state: str  # converged | failed | refused | removed
+    state: v1alpha1.AgentState
     message: str
     observed: planner.Observed
     reason: str = ""  # v1alpha1.AGENT_REASONS for a failure the agent judged itself
@@ -57,9 +58,9 @@ def converge(
         actions = planner.plan_decky(want, observed)
         for action in actions:
             if isinstance(action, planner.Refuse):
-                return Outcome("refused", action.message, observed)
+                return Outcome(v1alpha1.AgentState.REFUSED, action.message, observed)
             if isinstance(action, planner.Fail):
-                return Outcome("failed", action.message, observed)
+                return Outcome(v1alpha1.AgentState.FAILED, action.message, observed)
         if not actions:
             return _confirm(eng, want, observed, started, settle_seconds, sleep)
         results = []
@@ -69,7 +70,9 @@ def converge(
         started.extend(health.started_ids(actions, results))
         observed = planner.predict(observed, actions, results)
     return Outcome(
-        "failed", f"not converged after {MAX_ROUNDS} rounds", observed or planner.Observed()
+        v1alpha1.AgentState.FAILED,
+        f"not converged after {MAX_ROUNDS} rounds",
+        observed or planner.Observed(),
     )
 
 
@@ -85,16 +88,16 @@ def _confirm(
     current = {c.id: c for c in observed.containers}
     to_confirm = [current[i] for i in dict.fromkeys(started) if i in current]
     if settle_seconds <= 0 or not to_confirm:
-        return Outcome("converged", "", observed)
+        return Outcome(v1alpha1.AgentState.CONVERGED, "", observed)
     sleep(settle_seconds)
     for c in eng.confirm(to_confirm):
         current[c.id] = c
     observed = replace(observed, containers=tuple(current.values()))
     verdict = health.judge_containers(want, observed.containers)
     if verdict is None:
-        return Outcome("converged", "", observed)
+        return Outcome(v1alpha1.AgentState.CONVERGED, "", observed)
     log.warning("container.not_up", decky=want.key, reason=verdict.reason, message=verdict.message)
-    return Outcome("failed", verdict.message, observed, verdict.reason)
+    return Outcome(v1alpha1.AgentState.FAILED, verdict.message, observed, verdict.reason)
 
 
 def remove(eng: runtime.Engine, namespace: str, name: str, uid: str) -> Outcome:
@@ -104,7 +107,9 @@ def remove(eng: runtime.Engine, namespace: str, name: str, uid: str) -> Outcome:
         log.info("docker.action", decky=f"{namespace}/{name}", action=describe(action))
         eng.execute(action)
     eng.lures.remove(uid)
-    return Outcome("removed", "", eng.observe_decky(namespace, name, with_files=False))
+    return Outcome(
+        v1alpha1.AgentState.REMOVED, "", eng.observe_decky(namespace, name, with_files=False)
+    )
 
 
 def describe(action: planner.Action) -> str:

@@ -21,7 +21,7 @@ from decnet.api import v1alpha1
 from decnet.api.v1alpha1 import personas
 from decnet.kube import names
 
-# (kind "secret" | "configMap", namespace, name, key) -> bytes, or None when missing.
+# (v1alpha1.FileSource Secret | ConfigMap, namespace, name, key) -> bytes, or None if missing.
 RefReader = Callable[[str, str, str, str], bytes | None]
 
 
@@ -171,7 +171,7 @@ def _files(
 
 
 def _content(pf: v1alpha1.PlanFile, spec_file: Any, namespace: str, read_ref: RefReader) -> bytes:
-    if pf.source == "inline":
+    if pf.source == v1alpha1.FileSource.INLINE:
         inline = spec_file.content.inline if spec_file is not None else None
         if inline is None:
             raise FileSourceError(f"file {pf.path}: no inline content in spec.files")

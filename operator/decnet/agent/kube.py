@@ -21,6 +21,7 @@ from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, Secret
 from lightkube.types import PatchType
 
+from decnet.api import v1alpha1
 from decnet.kube import names
 
 Decky = create_namespaced_resource(names.GROUP, names.VERSION, "Decky", names.DECKIES)
@@ -91,7 +92,7 @@ def apply_status(client: Client, body: Mapping[str, Any]) -> dict[str, Any]:
 def read_ref(client: Client, kind: str, namespace: str, name: str, key: str) -> bytes | None:
     """A Secret or ConfigMap key's bytes, or None when the object or key is missing."""
     try:
-        if kind == "secret":
+        if kind == v1alpha1.FileSource.SECRET:
             secret = client.get(Secret, name, namespace=namespace)
             data = (secret.data or {}).get(key)
             if data is not None:

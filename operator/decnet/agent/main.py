@@ -263,7 +263,7 @@ class Agent:
             return
         except (runtime.DockerError, desired.FileSourceError) as error:
             observed = self._safe_observe(namespace, name)
-            outcome = converge.Outcome("failed", str(error), observed)
+            outcome = converge.Outcome(v1alpha1.AgentState.FAILED, str(error), observed)
         except pydantic.ValidationError as error:
             # a Decky (or plan) this agent cannot read: reported, never a crash loop
             # locations and reasons only: input values may be lure content or config
@@ -272,14 +272,16 @@ class Agent:
                 for e in error.errors(include_input=False)[:5]
             )
             message = f"unreadable Decky or plan ({error.error_count()} error(s)): {where}"
-            outcome = converge.Outcome("failed", message, self._safe_observe(namespace, name))
+            outcome = converge.Outcome(
+                v1alpha1.AgentState.FAILED, message, self._safe_observe(namespace, name)
+            )
         # rules for a new LAN before Ready is reported (until then its bridge is closed)
         self.sync_firewall()
-        if outcome.state == "converged" and want is not None:
+        if outcome.state == v1alpha1.AgentState.CONVERGED and want is not None:
             verdict = health.judge_firewall(want, self.firewall_error)
             if verdict is not None:
                 outcome = converge.Outcome(
-                    "failed", verdict.message, outcome.observed, verdict.reason
+                    v1alpha1.AgentState.FAILED, verdict.message, outcome.observed, verdict.reason
                 )
         CONVERGE_SECONDS.observe(time.monotonic() - started)
         CONVERGES.labels(outcome.state).inc()
@@ -290,11 +292,13 @@ class Agent:
             lifecycle_id,
             outcome.state,
             outcome.message,
-            list(outcome.observed.containers) if outcome.state != "removed" else [],
+            []
+            if outcome.state == v1alpha1.AgentState.REMOVED
+            else list(outcome.observed.containers),
             outcome.reason,
         )
         self._write(uid, namespace, name, status, report)
-        if outcome.state == "failed":
+        if outcome.state == v1alpha1.AgentState.FAILED:
             log.warning("converge.failed", decky=f"{namespace}/{name}", message=outcome.message)
             with self._lock:
                 self._failed[uid] = fp

@@ -15,15 +15,13 @@ from decnet.agent import planner
 from decnet.api import v1alpha1
 from decnet.kube import names
 
-STATES = ("converged", "failed", "refused", "removed")
-
 
 def build_report(
     node: str,
     want: planner.DeckyWant | None,
     reported_hash: str,
     lifecycle_id: str,
-    state: str,
+    state: v1alpha1.AgentState,
     message: str,
     containers: Sequence[planner.ContainerSeen],
     reason: str = "",
@@ -31,9 +29,11 @@ def build_report(
     """{containers, agent} in wire form (camelCase), containers sorted base first;
     `reported_hash` is the hash of the plan the report answers (status.agent.planHash),
     also given to each container that is current with it;
-    `reason` (v1alpha1.AGENT_REASONS) only with state "failed"."""
-    assert state in STATES, state
-    assert reason == "" or (state == "failed" and reason in v1alpha1.AGENT_REASONS), reason
+    `reason` (v1alpha1.AGENT_REASONS) only with state Failed."""
+    state = v1alpha1.AgentState(state)
+    assert reason == "" or (
+        state == v1alpha1.AgentState.FAILED and reason in v1alpha1.AGENT_REASONS
+    ), reason
     base = next((c for c in containers if c.role == names.ROLE_BASE), None)
     expected: dict[str, str] = {}
     if want is not None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from decnet.api import v1alpha1
 from decnet.kube import names
 
 Obj = Mapping[str, Any]
@@ -61,11 +62,16 @@ def _cond_status(obj: Obj, ctype: str) -> str:
     return str(cond.get("status", "Unknown")) if cond else "Unknown"
 
 
+def _failed(lifecycle: Mapping[str, Any]) -> bool:
+    """The record failed (an older operator wrote `failed`: any case reads)."""
+    return str(lifecycle.get("phase") or "").lower() == v1alpha1.Phase.FAILED.lower()
+
+
 def severity(obj: Obj) -> int:
-    """failing (Stalled, failed lifecycle), ready (Ready=True, spec observed), else progressing."""
+    """failing (Stalled, Failed lifecycle), ready (Ready=True, spec observed), else progressing."""
     status = _status(obj)
     lifecycle = status.get("lifecycle") or {}
-    if _cond_status(obj, "Stalled") == "True" or lifecycle.get("phase") == "failed":
+    if _cond_status(obj, "Stalled") == "True" or _failed(lifecycle):
         return FAILING
     generation = _meta(obj).get("generation")
     observed = status.get("observedGeneration")
@@ -86,7 +92,7 @@ def decky_message(obj: Obj) -> str:
     if stalled and stalled.get("status") == "True" and stalled.get("message"):
         return _one_line(str(stalled["message"]))
     lifecycle = _status(obj).get("lifecycle") or {}
-    if lifecycle.get("phase") == "failed" and lifecycle.get("message"):
+    if _failed(lifecycle) and lifecycle.get("message"):
         return _one_line(str(lifecycle["message"]))
     ready = condition(obj, "Ready")
     if ready and ready.get("status") != "True":

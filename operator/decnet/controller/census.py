@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from decnet.api import v1alpha1
 from decnet.controller import metrics
 from decnet.kube import names
 
@@ -21,7 +22,9 @@ NONE = "none"  # no lifecycle operation yet
 
 def phase_of(body: Mapping[str, Any]) -> str:
     lifecycle = (body.get("status") or {}).get("lifecycle") or {}
-    return str(lifecycle.get("phase") or NONE)
+    phase = lifecycle.get("phase")
+    # An older operator wrote the phase lowercase: count it under its CamelCase name.
+    return str(v1alpha1.Phase(phase)) if phase else NONE
 
 
 def moved(counts: Counter[str], old: str | None, new: str | None) -> Counter[str]:

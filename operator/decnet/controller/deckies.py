@@ -87,18 +87,21 @@ def mutate(
     token = annotations.get(names.ANNOTATION_MUTATE_REQUEST)
     handled = status.get("mutationRequest")
     last = status.get("lastMutation")
+    if last and last.get("trigger"):
+        # An older operator wrote the trigger lowercase: write it back CamelCase.
+        last = {**last, "trigger": v1alpha1.MutationTrigger(last["trigger"])}
     if deleting:
         return active, last, handled, False
     trigger = None
     if token and token != handled:
-        trigger = mutation.MANUAL
+        trigger = v1alpha1.MutationTrigger.MANUAL
     elif mutation.scheduled(
         decky.mutation,
         status,
         default_interval=st.config.mutation_interval_minutes,
         now=indexes.now(),
     ):
-        trigger = mutation.SCHEDULED
+        trigger = v1alpha1.MutationTrigger.SCHEDULED
     if trigger is None:
         return active, last, handled, False
     pool = mutation.pool(
@@ -108,7 +111,7 @@ def mutate(
         templates={name: t.fleet_singleton for name, t in indexes.templates(st).items()},
     )
     chosen = mutation.pick(pool, active, st.rng)
-    new_token = token if trigger == mutation.MANUAL else handled
+    new_token = token if trigger == v1alpha1.MutationTrigger.MANUAL else handled
     at = conditions.now_rfc3339()
     if chosen is None:
         writes.event(

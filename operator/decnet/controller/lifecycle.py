@@ -21,17 +21,9 @@ from decnet.api import v1alpha1
 from decnet.controller import scheduling
 from decnet.kube import conditions
 
-DEPLOY = "deploy"
-UPDATE = "update"
-MUTATE = "mutate"
-RESCHEDULE = "reschedule"
-TEARDOWN = "teardown"
-
-PENDING = "pending"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-OPEN = (PENDING, RUNNING)
+Op = v1alpha1.Operation
+Phase = v1alpha1.Phase
+State = v1alpha1.AgentState
 
 HISTORY = 5
 RESTARTED = "operator restarted during operation"
@@ -42,6 +34,7 @@ OWNED = (
     "node",
     "addresses",
     "services",
+    "servicesSummary",
     "lastMutation",
     "mutationRequest",
     "planHash",
@@ -107,6 +100,16 @@ def owned(status: Mapping[str, Any]) -> dict[str, Any]:
     return {k: status[k] for k in OWNED if status.get(k) is not None}
 
 
+def _read(record: Mapping[str, Any]) -> Record:
+    """A lifecycle record as read back; a lowercase word an older operator wrote
+    (`deploy`, `succeeded`) becomes its CamelCase member, so the next write is valid."""
+    return {
+        **record,
+        "operation": Op(record["operation"]),
+        "phase": Phase(record["phase"]),
+    }
+
+
 def _camel(*words: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in words)
 
@@ -119,14 +122,16 @@ class _Machine:
         self.new_id = new_id
         self.events: list[tuple[str, str, str]] = []
         status = obs.status
-        self.record: Record | None = dict(status["lifecycle"]) if status.get("lifecycle") else None
-        self.history: list[Record] = [dict(r) for r in status.get("history") or ()]
+        self.record: Record | None = _read(status["lifecycle"]) if status.get("lifecycle") else None
+        self.history: list[Record] = [_read(r) for r in status.get("history") or ()]
         self.old_hash: str | None = status.get("planHash") or None
         self.plan = want.plan or status.get("plan")
         self.hash: str | None = (want.plan or {}).get("hash") or self.old_hash
         # The agent's report counts only when it comes from the decky's node: after a
         # reschedule the old node's last report (converged, same plan) says nothing.
         report: Mapping[str, Any] = status.get("agent") or {}
+        if report.get("state"):
+            report = {**report, "state": State(report["state"])}
         self.agent = report if report.get("node") == want.schedule.node else {}
         # The hash of the plan the report answers (the plan's own hash is self.hash).
         self.reported_hash: str | None = self.agent.get("planHash")
@@ -134,7 +139,7 @@ class _Machine:
     # -- records ---------------------------------------------------------------
 
     def _emit(self, record: Record) -> None:
-        kind = "Warning" if record["phase"] == FAILED else "Normal"
+        kind = "Warning" if record["phase"] == Phase.FAILED else "Normal"
         text = f"{record['operation']} {record['id']} {record['phase']}"
         if record.get("message"):
             text += f": {record['message']}"
@@ -154,9 +159,9 @@ class _Machine:
 
     def _open(self, operation: str, phase: str) -> None:
         if self.record is not None:
-            if self.record["phase"] in OPEN:
+            if self.record["phase"] in v1alpha1.OPEN_PHASES:
                 why = RESTARTED if self.obs.first_visit else f"superseded by a new {operation}"
-                self._finish(FAILED, why)
+                self._finish(Phase.FAILED, why)
             self.history = (self.history + [self.record])[-HISTORY:]
         self.record = {
             "id": self.new_id(),
@@ -169,7 +174,7 @@ class _Machine:
 
     def _start(self) -> None:
         assert self.record is not None
-        self.record = {**self.record, "phase": RUNNING}
+        self.record = {**self.record, "phase": Phase.RUNNING}
         self._emit(self.record)
 
     # -- the step ----------------------------------------------------------------
@@ -184,20 +189,20 @@ class _Machine:
 
     def _teardown(self) -> bool:
         node = self.want.schedule.node
-        if self.record is None or self.record["operation"] != TEARDOWN:
-            self._open(TEARDOWN, RUNNING)
+        if self.record is None or self.record["operation"] != Op.TEARDOWN:
+            self._open(Op.TEARDOWN, Phase.RUNNING)
         assert self.record is not None
-        if self.record["phase"] not in OPEN:
+        if self.record["phase"] not in v1alpha1.OPEN_PHASES:
             return True
         if node is None:
-            self._finish(SUCCEEDED, "never scheduled: nothing to remove")
+            self._finish(Phase.SUCCEEDED, "never scheduled: nothing to remove")
             return True
-        if self.agent.get("state") == "removed":
-            self._finish(SUCCEEDED)
+        if self.agent.get("state") == State.REMOVED:
+            self._finish(Phase.SUCCEEDED)
             return True
         if self.obs.node_gone:
             self._finish(
-                SUCCEEDED,
+                Phase.SUCCEEDED,
                 f"node {node} is gone: released without the agent's "
                 "confirmation; its agent reaps the containers if it returns",
             )
@@ -210,41 +215,41 @@ class _Machine:
         rec = self.record
         new_plan = want.plan is not None and want.plan.get("hash") != self.old_hash
         if rec is None:
-            self._open(DEPLOY, RUNNING if ready_to_run else PENDING)
+            self._open(Op.DEPLOY, Phase.RUNNING if ready_to_run else Phase.PENDING)
         elif want.schedule.moved_from:
             self.events.append(
                 ("Warning", want.schedule.reason, v1alpha1.cap_message(want.schedule.message))
             )
-            self._open(RESCHEDULE, RUNNING if ready_to_run else PENDING)
-        elif rec["phase"] == PENDING:
+            self._open(Op.RESCHEDULE, Phase.RUNNING if ready_to_run else Phase.PENDING)
+        elif rec["phase"] == Phase.PENDING:
             # Never handed to an agent: a newer plan simply becomes this record's plan.
             if ready_to_run:
                 self._start()
         elif new_plan:
             if want.mutated:
-                op = MUTATE
+                op = Op.MUTATE
             elif self.old_hash is None:
-                op = DEPLOY
+                op = Op.DEPLOY
             else:
-                op = UPDATE
-            self._open(op, RUNNING if ready_to_run else PENDING)
+                op = Op.UPDATE
+            self._open(op, Phase.RUNNING if ready_to_run else Phase.PENDING)
         self._complete()
 
     def _complete(self) -> None:
         rec = self.record
-        if rec is None or rec["phase"] != RUNNING or not self.hash:
+        if rec is None or rec["phase"] != Phase.RUNNING or not self.hash:
             return
         if self.reported_hash != self.hash:
             return
         state = self.agent.get("state")
         message = str(self.agent.get("message") or "")
-        if state == "converged":
-            self._finish(SUCCEEDED)
-        elif state == "failed":
-            self._finish(FAILED, message or "the agent failed")
-        elif state == "refused":
+        if state == State.CONVERGED:
+            self._finish(Phase.SUCCEEDED)
+        elif state == State.FAILED:
+            self._finish(Phase.FAILED, message or "the agent failed")
+        elif state == State.REFUSED:
             self._finish(
-                FAILED,
+                Phase.FAILED,
                 message
                 or "the change needs the base container recreated; "
                 "set annotation decnet.io/allow-recreate=true",
@@ -259,6 +264,7 @@ class _Machine:
             "node": want.schedule.node,
             "addresses": [dict(a) for a in want.addresses] or None,
             "services": list(want.services) or None,
+            "servicesSummary": ",".join(want.services) or None,
             "lastMutation": dict(want.last_mutation) if want.last_mutation else None,
             "mutationRequest": want.mutation_request,
             "planHash": self.hash,
@@ -276,14 +282,14 @@ class _Machine:
     def _conditions(self) -> list[conditions.Condition]:
         gen, now = self.obs.generation, self.now
         rec = self.record or {}
-        phase = rec.get("phase", PENDING)
-        op = rec.get("operation", DEPLOY)
+        phase = rec.get("phase", Phase.PENDING)
+        op = rec.get("operation", Op.DEPLOY)
         sched = self.want.schedule
         node = sched.node
         converged = (
             self.hash is not None
             and self.reported_hash == self.hash
-            and self.agent.get("state") == "converged"
+            and self.agent.get("state") == State.CONVERGED
         )
 
         def cond(t: str, s: str, reason: str, msg: str) -> conditions.Condition:
@@ -294,7 +300,7 @@ class _Machine:
         else:
             scheduled = cond(conditions.SCHEDULED, conditions.FALSE, sched.reason, sched.message)
 
-        if phase in OPEN:
+        if phase in v1alpha1.OPEN_PHASES:
             reconciling = cond(
                 conditions.RECONCILING,
                 conditions.TRUE,
@@ -311,15 +317,15 @@ class _Machine:
 
         stall = self.want.stall
         agent_now = self.hash is not None and self.reported_hash == self.hash
-        if stall is None and phase == FAILED and agent_now:
-            if self.agent.get("state") == "refused":
+        if stall is None and phase == Phase.FAILED and agent_now:
+            if self.agent.get("state") == State.REFUSED:
                 stall = Stall("RecreateRefused", str(rec.get("message", "")))
-            elif self.agent.get("state") == "failed":
+            elif self.agent.get("state") == State.FAILED:
                 stall = Stall(self._agent_reason(), str(rec.get("message", "")))
-        elif stall is None and phase == SUCCEEDED and agent_now:
+        elif stall is None and phase == Phase.SUCCEEDED and agent_now:
             # A decky that was Ready and no longer is (a service exited after a restart,
             # the egress firewall failed): the record stays succeeded, Ready tells.
-            if self.agent.get("state") == "failed":
+            if self.agent.get("state") == State.FAILED:
                 stall = Stall(self._agent_reason(), str(self.agent.get("message") or ""))
         if stall is not None:
             stalled = cond(conditions.STALLED, conditions.TRUE, stall.reason, stall.message)
@@ -341,12 +347,12 @@ class _Machine:
             )
         elif stall is not None:
             ready = cond(conditions.READY, conditions.FALSE, stall.reason, stall.message)
-        elif self.want.waiting is not None and phase in OPEN:
+        elif self.want.waiting is not None and phase in v1alpha1.OPEN_PHASES:
             wait = self.want.waiting
             ready = cond(conditions.READY, conditions.FALSE, wait.reason, wait.message)
         elif not node:
             ready = cond(conditions.READY, conditions.FALSE, sched.reason, sched.message)
-        elif phase == FAILED:
+        elif phase == Phase.FAILED:
             ready = cond(conditions.READY, conditions.FALSE, "Failed", str(rec.get("message")))
         else:
             ready = cond(

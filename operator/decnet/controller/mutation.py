@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from decnet.api import v1alpha1
-from decnet.controller import lifecycle
 from decnet.kube import conditions
 
 MAX_PICK = 3
@@ -26,9 +25,6 @@ DEFAULT_QUIET_SECONDS = v1alpha1.DEFAULT_QUIET_SECONDS
 # status.activity.lastContact is written at most every 30 s during an attack, so it can
 # lag the real last contact by that much: a shorter quiet period could cut a session.
 MIN_QUIET_SECONDS = 45
-
-MANUAL = "manual"
-SCHEDULED = "scheduled"
 
 
 def pool(
@@ -122,7 +118,7 @@ def scheduled(
     policy = policy or v1alpha1.MutationPolicy()
     interval = interval_minutes(policy.interval_minutes, default_interval)
     rec = status.get("lifecycle") or {}
-    if interval <= 0 or rec.get("phase") != lifecycle.SUCCEEDED:
+    if interval <= 0 or v1alpha1.Phase(rec.get("phase") or "Pending") != v1alpha1.Phase.SUCCEEDED:
         return False
     since = conditions.parse_time(
         (status.get("lastMutation") or {}).get("at") or rec.get("startedAt")

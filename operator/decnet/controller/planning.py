@@ -30,13 +30,14 @@ class PlanError(Exception):
 
 def _file(spec: v1alpha1.FileSpec) -> v1alpha1.PlanFile:
     content = spec.content
-    source: Literal["inline", "secret", "configMap"] = "inline"
+    source = v1alpha1.FileSource.INLINE
     name, key, sha = "", "", ""
     if content.secret_key_ref:
-        source, name, key = "secret", content.secret_key_ref.name, content.secret_key_ref.key
+        source = v1alpha1.FileSource.SECRET
+        name, key = content.secret_key_ref.name, content.secret_key_ref.key
     elif content.config_map_key_ref:
         ref = content.config_map_key_ref
-        source, name, key = "configMap", ref.name, ref.key
+        source, name, key = v1alpha1.FileSource.CONFIG_MAP, ref.name, ref.key
     else:
         sha = hashlib.sha256((content.inline or "").encode()).hexdigest()
     return v1alpha1.PlanFile(

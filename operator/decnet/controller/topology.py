@@ -33,8 +33,8 @@ GATEWAY_NOT_IN_DMZ = v1alpha1.GATEWAY_NOT_IN_DMZ
 
 SHAPE_CODES = frozenset({DMZ_MISSING, DMZ_MULTIPLE, DMZ_ORPHAN, DECKY_ORPHAN})
 
-ERROR = "error"
-WARNING = "warning"
+ERROR = v1alpha1.Severity.ERROR
+WARNING = v1alpha1.Severity.WARNING
 
 Issue = dict[str, str]
 

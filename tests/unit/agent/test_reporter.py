@@ -52,18 +52,18 @@ def decky_dict(**status_extra: Any) -> dict[str, Any]:
                     {"name": "smb", "image": "decnet/smb:0.1.0", "env": {"B": "2", "A": "1"}}
                 ],
                 "files": [
-                    {"path": "/a.txt", "mode": 0o600, "source": "inline", "sha256": "x"},
-                    {"path": "/b.txt", "source": "secret", "name": "lures", "key": "b"},
+                    {"path": "/a.txt", "mode": 0o600, "source": "Inline", "sha256": "x"},
+                    {"path": "/b.txt", "source": "Secret", "name": "lures", "key": "b"},
                 ],
             },
-            "lifecycle": {"id": "lc-1", "operation": "deploy", "phase": "running"},
+            "lifecycle": {"id": "lc-1", "operation": "Deploy", "phase": "Running"},
             **status_extra,
         },
     }
 
 
 def reader(kind: str, ns: str, name: str, key: str) -> bytes | None:
-    return b"from-secret" if (kind, ns, name, key) == ("secret", NS, "lures", "b") else None
+    return b"from-secret" if (kind, ns, name, key) == ("Secret", NS, "lures", "b") else None
 
 
 def test_a_decky_becomes_the_planners_want() -> None:
@@ -96,7 +96,7 @@ def test_a_missing_secret_key_is_a_file_source_error_naming_no_content() -> None
 
 def test_the_fingerprint_ignores_the_agents_own_report() -> None:
     a = decky_dict()
-    b = decky_dict(agent={"node": "n", "planHash": "plan-1", "state": "converged"})
+    b = decky_dict(agent={"node": "n", "planHash": "plan-1", "state": "Converged"})
     assert desired.fingerprint(a) == desired.fingerprint(b)
     c = decky_dict()
     c["status"]["lifecycle"]["id"] = "lc-2"
@@ -135,12 +135,12 @@ def _containers(
 def test_the_report_lists_containers_base_first_with_the_plan_hash() -> None:
     want = _want()
     report = reporter.build_report(
-        "node-a", want, "plan-1", "lc-1", "converged", "", _containers(want)
+        "node-a", want, "plan-1", "lc-1", "Converged", "", _containers(want)
     )
     assert report["agent"] == {
         "node": "node-a",
         "planHash": "plan-1",
-        "state": "converged",
+        "state": "Converged",
         "message": "",
         "lifecycleId": "lc-1",
     }
@@ -151,26 +151,26 @@ def test_the_report_lists_containers_base_first_with_the_plan_hash() -> None:
 
 def test_a_stale_container_carries_no_plan_hash() -> None:
     want = _want()
-    report = reporter.build_report("n", want, "plan-1", "", "failed", "x", _containers(want, "old"))
+    report = reporter.build_report("n", want, "plan-1", "", "Failed", "x", _containers(want, "old"))
     assert [c["planHash"] for c in report["containers"]] == ["plan-1", ""]
 
 
 def test_messages_are_capped_at_2000_characters() -> None:
-    report = reporter.build_report("n", None, "p", "", "failed", "e" * 5000, [])
+    report = reporter.build_report("n", None, "p", "", "Failed", "e" * 5000, [])
     assert len(report["agent"]["message"]) == 2000
 
 
 def test_an_identical_report_is_not_written_again() -> None:
     want = _want()
-    report = reporter.build_report("n", want, "plan-1", "lc-1", "converged", "", _containers(want))
+    report = reporter.build_report("n", want, "plan-1", "lc-1", "Converged", "", _containers(want))
     assert reporter.differs({}, report)
     assert not reporter.differs(dict(report), report)
-    changed = reporter.build_report("n", want, "plan-1", "lc-2", "converged", "", _containers(want))
+    changed = reporter.build_report("n", want, "plan-1", "lc-2", "Converged", "", _containers(want))
     assert reporter.differs(dict(report), changed)
 
 
 def test_the_apply_body_carries_only_the_agents_fields() -> None:
-    report = reporter.build_report("n", None, "p", "", "removed", "", [])
+    report = reporter.build_report("n", None, "p", "", "Removed", "", [])
     body = reporter.apply_body(NS, NAME, report)
     assert body["apiVersion"] == names.API_VERSION and body["kind"] == "Decky"
     assert set(body["status"]) == {"containers", "agent"}
@@ -180,9 +180,9 @@ def test_the_apply_body_carries_only_the_agents_fields() -> None:
 def test_a_judged_failure_carries_its_reason_and_a_later_success_drops_it() -> None:
     want = _want()
     failed = reporter.build_report(
-        "n", want, "plan-1", "", "failed", "service smb exited (exit code 3)", [], "ServiceExited"
+        "n", want, "plan-1", "", "Failed", "service smb exited (exit code 3)", [], "ServiceExited"
     )
     assert failed["agent"]["reason"] == "ServiceExited"
-    ok = reporter.build_report("n", want, "plan-1", "", "converged", "", [])
+    ok = reporter.build_report("n", want, "plan-1", "", "Converged", "", [])
     assert "reason" not in ok["agent"]
     assert reporter.differs({"agent": failed["agent"], "containers": []}, ok)

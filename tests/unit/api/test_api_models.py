@@ -115,8 +115,10 @@ def test_the_contract_names_are_exported() -> None:
     missing = [name for name in names if not hasattr(v1alpha1, name)]
     assert not missing
     assert v1alpha1.CONDITION_TYPES == ("Ready", "Scheduled", "Reconciling", "Stalled")
-    assert v1alpha1.OPERATIONS == ("deploy", "update", "mutate", "teardown")
-    assert v1alpha1.PHASES == ("pending", "running", "succeeded", "failed")
+    assert list(v1alpha1.Operation) == ["Deploy", "Update", "Mutate", "Reschedule", "Teardown"]
+    assert list(v1alpha1.Phase) == ["Pending", "Running", "Succeeded", "Failed"]
+    assert list(v1alpha1.AgentState) == ["Converged", "Failed", "Refused", "Removed"]
+    assert list(v1alpha1.MutationTrigger) == ["Manual", "Scheduled"]
     assert len(v1alpha1.ISSUE_CODES) == 12
 
 
@@ -127,20 +129,40 @@ def test_status_contract_fields_use_the_documented_wire_names() -> None:
             "node": "node-a",
             "addresses": [{"lan": "office", "ip": "10.20.0.15"}],
             "services": ["smb", "rdp"],
-            "lastMutation": {"trigger": "manual", "at": "2026-11-22T10:00:00Z", "from": ["a"]},
+            "lastMutation": {"trigger": "Manual", "at": "2026-11-22T10:00:00Z", "from": ["a"]},
             "mutationRequest": "2026-11-22T10:00",
             "planHash": "9f2c1e",
-            "lifecycle": {"id": "u", "operation": "deploy", "phase": "succeeded"},
+            "lifecycle": {"id": "u", "operation": "Deploy", "phase": "Succeeded"},
             "history": [],
             "containers": [{"name": "c", "id": "i", "role": "base", "state": "running"}],
-            "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 3}],
-            "agent": {"node": "node-a", "planHash": "9f2c1e", "state": "converged"},
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Converged",
+                    "message": "containers match plan 9f2c1e",
+                    "lastTransitionTime": "2026-11-22T10:00:05Z",
+                    "observedGeneration": 3,
+                }
+            ],
+            "agent": {"node": "node-a", "planHash": "9f2c1e", "state": "Converged"},
         }
     )
     assert status.last_mutation is not None and status.last_mutation.from_ == ["a"]
     wire = status.model_dump(by_alias=True, exclude_none=True)
     assert wire["lastMutation"]["from"] == ["a"]
     assert wire["agent"]["planHash"] == "9f2c1e"
+    assert wire["lifecycle"]["phase"] == "Succeeded"
+
+
+def test_a_lowercase_word_an_older_operator_wrote_reads_as_its_camelcase_member() -> None:
+    record = v1alpha1.Lifecycle.model_validate(
+        {"id": "u", "operation": "reschedule", "phase": "succeeded"}
+    )
+    assert (record.operation, record.phase) == ("Reschedule", "Succeeded")
+    assert v1alpha1.AgentState("converged") is v1alpha1.AgentState.CONVERGED
+    with pytest.raises(ValueError):
+        v1alpha1.Phase("done")
 
 
 def test_file_mode_defaults_to_0644_and_content_is_typed() -> None:

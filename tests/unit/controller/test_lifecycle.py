@@ -55,7 +55,7 @@ def report(
 def test_first_visit_opens_a_running_deploy_and_sets_all_four_conditions() -> None:
     out = step({})
     rec = out.status["lifecycle"]
-    assert rec["operation"] == "deploy" and rec["phase"] == "running"
+    assert rec["operation"] == "Deploy" and rec["phase"] == "Running"
     assert out.status["planHash"] == "aaaa" and out.status["node"] == "node-a"
     assert [c["type"] for c in out.status["conditions"]] == list(conditions.TYPES)
     assert all(c["observedGeneration"] == 1 for c in out.status["conditions"])
@@ -66,72 +66,72 @@ def test_first_visit_opens_a_running_deploy_and_sets_all_four_conditions() -> No
 
 def test_agent_converged_completes_the_record_and_readies() -> None:
     s1 = step({}).status
-    out = step(report(s1, "converged"), t="T2")
-    assert out.status["lifecycle"]["phase"] == "succeeded"
+    out = step(report(s1, "Converged"), t="T2")
+    assert out.status["lifecycle"]["phase"] == "Succeeded"
     assert out.status["lifecycle"]["completedAt"] == "T2"
     assert cond(out.status, "Ready")["status"] == "True"
     assert cond(out.status, "Reconciling")["status"] == "False"
     # Idle: the same inputs give the same status, so nothing is written.
-    again = step(report(out.status, "converged"), t="T3")
-    assert not again.changed(report(out.status, "converged"))
+    again = step(report(out.status, "Converged"), t="T3")
+    assert not again.changed(report(out.status, "Converged"))
     assert again.events == []
 
 
 def test_report_for_another_plan_does_not_complete() -> None:
     s1 = step({}).status
-    out = step(report(s1, "converged", plan_hash="old"))
-    assert out.status["lifecycle"]["phase"] == "running"
+    out = step(report(s1, "Converged", plan_hash="old"))
+    assert out.status["lifecycle"]["phase"] == "Running"
 
 
 def test_no_live_agent_keeps_deploy_pending_then_starts_it() -> None:
     s1 = step({}, sched=NOWHERE).status
-    assert s1["lifecycle"]["phase"] == "pending"
+    assert s1["lifecycle"]["phase"] == "Pending"
     assert cond(s1, "Scheduled")["status"] == "False"
     assert cond(s1, "Scheduled")["reason"] == "NoLiveAgent"
     out = step(s1, t="T2")
     assert out.status["lifecycle"]["id"] == s1["lifecycle"]["id"]
-    assert out.status["lifecycle"]["phase"] == "running"
+    assert out.status["lifecycle"]["phase"] == "Running"
     assert cond(out.status, "Scheduled")["status"] == "True"
     assert cond(out.status, "Scheduled")["lastTransitionTime"] == "T2"
 
 
 def test_spec_change_opens_update_and_mutation_opens_mutate() -> None:
-    done = step(report(step({}).status, "converged")).status
-    up = step(report(done, "converged"), gen=2, plan=PLAN2, new_id=lambda: "u")
-    assert up.status["lifecycle"]["operation"] == "update"
-    assert up.status["history"][-1]["phase"] == "succeeded"
-    mut = step(report(done, "converged"), plan=PLAN2, mutated=True, new_id=lambda: "m")
-    assert mut.status["lifecycle"]["operation"] == "mutate"
+    done = step(report(step({}).status, "Converged")).status
+    up = step(report(done, "Converged"), gen=2, plan=PLAN2, new_id=lambda: "u")
+    assert up.status["lifecycle"]["operation"] == "Update"
+    assert up.status["history"][-1]["phase"] == "Succeeded"
+    mut = step(report(done, "Converged"), plan=PLAN2, mutated=True, new_id=lambda: "m")
+    assert mut.status["lifecycle"]["operation"] == "Mutate"
 
 
 def test_a_change_while_running_fails_the_old_record_and_never_edits_terminal_ones() -> None:
     s1 = step({}).status
     out = step(s1, gen=2, plan=PLAN2, new_id=lambda: "new")
     old = out.status["history"][-1]
-    assert old["phase"] == "failed" and "superseded" in old["message"]
+    assert old["phase"] == "Failed" and "superseded" in old["message"]
     assert out.status["lifecycle"]["id"] == "new"
-    done = step(report(out.status, "converged", "bbbb"), gen=2, plan=PLAN2).status
+    done = step(report(out.status, "Converged", "bbbb"), gen=2, plan=PLAN2).status
     assert done["history"][-1] == old
 
 
 def test_operator_restart_resumes_or_fails_with_the_restart_message() -> None:
     s1 = step({}).status
-    resumed = step(report(s1, "converged"), first_visit=True)
+    resumed = step(report(s1, "Converged"), first_visit=True)
     assert resumed.status["lifecycle"]["id"] == s1["lifecycle"]["id"]
-    assert resumed.status["lifecycle"]["phase"] == "succeeded"
+    assert resumed.status["lifecycle"]["phase"] == "Succeeded"
     changed = step(s1, gen=2, plan=PLAN2, first_visit=True, new_id=lambda: "n")
     assert changed.status["history"][-1]["message"] == lifecycle.RESTARTED
-    assert changed.status["lifecycle"]["phase"] == "running"
+    assert changed.status["lifecycle"]["phase"] == "Running"
 
 
 def test_agent_failure_fails_the_record_with_capped_message_and_stalls() -> None:
     s1 = step({}).status
-    out = step(report(s1, "failed", msg="x" * 5000))
-    assert out.status["lifecycle"]["phase"] == "failed"
+    out = step(report(s1, "Failed", msg="x" * 5000))
+    assert out.status["lifecycle"]["phase"] == "Failed"
     assert len(out.status["lifecycle"]["message"]) == v1alpha1.MESSAGE_MAX
     assert cond(out.status, "Stalled")["status"] == "True"
     assert cond(out.status, "Ready")["status"] == "False"
-    refused = step(report(s1, "refused", msg="needs allow-recreate"))
+    refused = step(report(s1, "Refused", msg="needs allow-recreate"))
     assert cond(refused.status, "Stalled")["reason"] == "RecreateRefused"
 
 
@@ -143,21 +143,21 @@ def test_history_keeps_the_last_five() -> None:
 
 
 def test_lost_lease_makes_ready_unknown_once() -> None:
-    done = report(step(report(step({}).status, "converged")).status, "converged")
+    done = report(step(report(step({}).status, "Converged")).status, "Converged")
     lost = step(done, node_live=False, t="T5")
     ready = cond(lost.status, "Ready")
     assert ready["status"] == "Unknown" and ready["reason"] == "AgentLost"
-    again = step(report(lost.status, "converged"), node_live=False, t="T6")
-    assert not again.changed(report(lost.status, "converged"))
+    again = step(report(lost.status, "Converged"), node_live=False, t="T6")
+    assert not again.changed(report(lost.status, "Converged"))
 
 
 def test_teardown_waits_for_removed_then_releases() -> None:
-    done = report(step(report(step({}).status, "converged")).status, "converged")
+    done = report(step(report(step({}).status, "Converged")).status, "Converged")
     out = step(done, deleting=True, new_id=lambda: "td")
-    assert out.status["lifecycle"]["operation"] == "teardown"
-    assert out.status["lifecycle"]["phase"] == "running" and not out.release
-    gone = step(report(out.status, "removed"), deleting=True)
-    assert gone.release and gone.status["lifecycle"]["phase"] == "succeeded"
+    assert out.status["lifecycle"]["operation"] == "Teardown"
+    assert out.status["lifecycle"]["phase"] == "Running" and not out.release
+    gone = step(report(out.status, "Removed"), deleting=True)
+    assert gone.release and gone.status["lifecycle"]["phase"] == "Succeeded"
 
 
 def test_teardown_of_a_never_scheduled_decky_releases_at_once() -> None:
@@ -176,7 +176,7 @@ def test_stall_sets_stalled_with_reason() -> None:
     out = step({}, plan=None, stall=lifecycle.Stall("AddressHeld", "10.0.3.7 held by ws-02"))
     assert cond(out.status, "Stalled")["status"] == "True"
     assert cond(out.status, "Stalled")["reason"] == "AddressHeld"
-    assert out.status["lifecycle"]["phase"] == "pending"
+    assert out.status["lifecycle"]["phase"] == "Pending"
 
 
 def test_waiting_is_not_stalled() -> None:
@@ -184,15 +184,15 @@ def test_waiting_is_not_stalled() -> None:
     out = step({}, plan=None, waiting=wait)
     assert cond(out.status, "Stalled")["status"] == "False"
     assert cond(out.status, "Ready")["reason"] == "LANNotFound"
-    assert out.status["lifecycle"]["phase"] == "pending"
+    assert out.status["lifecycle"]["phase"] == "Pending"
 
 
 def test_the_agents_own_reason_becomes_the_ready_and_stalled_reason() -> None:
     s1 = step({}).status
-    failed = report(s1, "failed", msg="service ssh exited (exit code 3) after start")
+    failed = report(s1, "Failed", msg="service ssh exited (exit code 3) after start")
     failed["agent"]["reason"] = "ServiceExited"
     out = step(failed)
-    assert out.status["lifecycle"]["phase"] == "failed"
+    assert out.status["lifecycle"]["phase"] == "Failed"
     ready = cond(out.status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ServiceExited")
     assert "exit code 3" in ready["message"]
@@ -200,22 +200,22 @@ def test_the_agents_own_reason_becomes_the_ready_and_stalled_reason() -> None:
 
 
 def test_a_ready_decky_whose_agent_then_fails_is_no_longer_ready() -> None:
-    done = step(report(step({}).status, "converged")).status
+    done = step(report(step({}).status, "Converged")).status
     assert cond(done, "Ready")["status"] == "True"
-    failed = report(done, "failed", msg="egress firewall rules for LAN(s) office are not in place")
+    failed = report(done, "Failed", msg="egress firewall rules for LAN(s) office are not in place")
     failed["agent"]["reason"] = "FirewallFailed"
     out = step(failed, t="T3")
-    assert out.status["lifecycle"]["phase"] == "succeeded"  # terminal records never edited
+    assert out.status["lifecycle"]["phase"] == "Succeeded"  # terminal records never edited
     ready = cond(out.status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "FirewallFailed")
     assert "office" in ready["message"]
     # and once the agent reports converged again, Ready comes back
-    back = step(report(out.status, "converged"), t="T4")
+    back = step(report(out.status, "Converged"), t="T4")
     assert cond(back.status, "Ready")["status"] == "True"
 
 
 def test_a_failure_without_an_agent_reason_is_agent_failed() -> None:
-    out = step(report(step({}).status, "failed", msg="no such image"))
+    out = step(report(step({}).status, "Failed", msg="no such image"))
     assert cond(out.status, "Ready")["reason"] == "AgentFailed"
 
 
@@ -229,22 +229,38 @@ THERE = scheduling.Decision("node-b", scheduling.SCHEDULED, "scheduled to node n
 
 
 def test_a_reschedule_opens_its_own_record_and_ignores_the_old_nodes_report() -> None:
-    done = step(report(step({}).status, "converged"), t="T2")
+    done = step(report(step({}).status, "Converged"), t="T2")
     assert cond(done.status, "Ready")["status"] == "True"
-    moved = step(report(done.status, "converged"), sched=MOVED, t="T3")
+    moved = step(report(done.status, "Converged"), sched=MOVED, t="T3")
     rec = moved.status["lifecycle"]
-    assert rec["operation"] == "reschedule" and rec["phase"] == "running"
+    assert rec["operation"] == "Reschedule" and rec["phase"] == "Running"
     assert moved.status["node"] == "node-b"
-    assert moved.status["history"][-1]["operation"] == "deploy"
+    assert moved.status["history"][-1]["operation"] == "Deploy"
     assert ("Normal", "RescheduleRunning") in [(k, r) for k, r, _ in moved.events]
     assert ("Warning", "Rescheduled", MOVED.message) in moved.events
     # the old node's converged report (same plan) does not finish it, nor make it Ready
     assert cond(moved.status, "Ready")["status"] == "False"
     assert cond(moved.status, "Scheduled")["reason"] == "Rescheduled"
-    stale = step(report(moved.status, "converged", node="node-a"), sched=THERE, t="T4")
-    assert stale.status["lifecycle"]["phase"] == "running"
+    stale = step(report(moved.status, "Converged", node="node-a"), sched=THERE, t="T4")
+    assert stale.status["lifecycle"]["phase"] == "Running"
     assert cond(stale.status, "Ready")["status"] == "False"
     # the new node's agent converges it
-    fresh = step(report(stale.status, "converged", node="node-b"), sched=THERE, t="T5")
-    assert fresh.status["lifecycle"]["phase"] == "succeeded"
+    fresh = step(report(stale.status, "Converged", node="node-b"), sched=THERE, t="T5")
+    assert fresh.status["lifecycle"]["phase"] == "Succeeded"
     assert cond(fresh.status, "Ready")["reason"] == "Converged"
+
+
+def test_a_status_an_older_operator_wrote_lowercase_reads_back_and_is_rewritten_camelcase() -> None:
+    old = {
+        "planHash": "aaaa",
+        "plan": PLAN,
+        "lifecycle": {"id": "id-1", "operation": "deploy", "phase": "running", "startedAt": "T0"},
+        "history": [{"id": "id-0", "operation": "update", "phase": "failed", "message": "x"}],
+    }
+    out = step(report(old, "converged"), t="T2")
+    rec = out.status["lifecycle"]
+    assert (rec["operation"], rec["phase"], rec["completedAt"]) == ("Deploy", "Succeeded", "T2")
+    assert [(r["operation"], r["phase"]) for r in out.status["history"]] == [("Update", "Failed")]
+    assert cond(out.status, "Ready")["status"] == "True"
+    assert ("Normal", "DeploySucceeded") in [(k, r) for k, r, _ in out.events]
+    assert out.status["servicesSummary"] == "ssh"

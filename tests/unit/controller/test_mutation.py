@@ -78,7 +78,7 @@ def test_a_scheduled_mutation_waits_for_the_quiet_period_after_contact() -> None
 def test_a_scheduled_mutation_is_due_only_after_a_success_the_interval_and_quiet() -> None:
     start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     later = start + datetime.timedelta(minutes=31)
-    status = {"lifecycle": {"phase": "succeeded", "startedAt": "2026-01-01T00:00:00Z"}}
+    status = {"lifecycle": {"phase": "Succeeded", "startedAt": "2026-01-01T00:00:00Z"}}
 
     def due(policy: dict | None, st: dict, now: datetime.datetime = later) -> bool:
         typed = v1alpha1.MutationPolicy.model_validate(policy) if policy is not None else None
@@ -87,7 +87,7 @@ def test_a_scheduled_mutation_is_due_only_after_a_success_the_interval_and_quiet
     assert due(None, status)
     assert not due(None, status, now=start + datetime.timedelta(minutes=29))
     assert not due({"intervalMinutes": 60}, status)
-    running = {"lifecycle": {**status["lifecycle"], "phase": "running"}}
+    running = {"lifecycle": {**status["lifecycle"], "phase": "Running"}}
     assert not due(None, running)
     mutated = {**status, "lastMutation": {"at": "2026-01-01T00:20:00Z"}}
     assert not due(None, mutated)  # counted from the last mutation

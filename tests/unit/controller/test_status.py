@@ -94,12 +94,12 @@ def test_a_valid_topology_is_ready_on_its_node() -> None:
 
 
 def test_an_error_makes_a_topology_invalid_and_stalled_a_warning_degraded() -> None:
-    invalid = topo(issues=[issue("DMZ_MISSING", "error"), issue("IP_COLLISION", "warning")])
+    invalid = topo(issues=[issue("DMZ_MISSING", "Error"), issue("IP_COLLISION", "Warning")])
     assert invalid["valid"] is False
     assert cond(invalid, conditions.STALLED)["status"] == "True"
     ready = cond(invalid, conditions.READY)
     assert ready["message"] == "DMZ_MISSING: DMZ_MISSING here; IP_COLLISION: IP_COLLISION here"
-    degraded = topo(issues=[issue("IP_COLLISION", "warning")])
+    degraded = topo(issues=[issue("IP_COLLISION", "Warning")])
     assert degraded["valid"] is True
     assert cond(degraded, conditions.READY)["reason"] == "Degraded"
 

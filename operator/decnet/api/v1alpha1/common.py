@@ -9,6 +9,7 @@ types) into the generated schema.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -24,19 +25,83 @@ CONDITION_SCHEDULED = "Scheduled"
 CONDITION_RECONCILING = "Reconciling"
 CONDITION_STALLED = "Stalled"
 CONDITION_TYPES = (CONDITION_READY, CONDITION_SCHEDULED, CONDITION_RECONCILING, CONDITION_STALLED)
+# metav1.Condition's own rule for a reason: one CamelCase word (`,` `:` `_` allowed inside).
+CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
 
-# Lifecycle operations and phases (one record per operation, terminal records never edited).
-OP_DEPLOY = "deploy"
-OP_UPDATE = "update"
-OP_MUTATE = "mutate"
-OP_TEARDOWN = "teardown"
-OPERATIONS = (OP_DEPLOY, OP_UPDATE, OP_MUTATE, OP_TEARDOWN)
-PHASE_PENDING = "pending"
-PHASE_RUNNING = "running"
-PHASE_SUCCEEDED = "succeeded"
-PHASE_FAILED = "failed"
-PHASES = (PHASE_PENDING, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED)
-TERMINAL_PHASES = (PHASE_SUCCEEDED, PHASE_FAILED)
+
+class Word(StrEnum):
+    """A contract word: CamelCase on the wire, like Kubernetes' own enums (Pod phases).
+
+    Parsing accepts any case, so a value written before v1alpha1 went CamelCase
+    (`pending`, `converged`) still reads back as its member for one release.
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> Word | None:
+        if isinstance(value, str):
+            for member in cls:
+                if member.value.lower() == value.lower():
+                    return member
+        return None
+
+
+class Operation(Word):
+    """A lifecycle operation on a decky (one status.lifecycle record each)."""
+
+    DEPLOY = "Deploy"
+    UPDATE = "Update"
+    MUTATE = "Mutate"
+    RESCHEDULE = "Reschedule"
+    TEARDOWN = "Teardown"
+
+
+class Phase(Word):
+    """A lifecycle record's phase: Pending -> Running -> Succeeded | Failed."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+OPEN_PHASES = (Phase.PENDING, Phase.RUNNING)
+TERMINAL_PHASES = (Phase.SUCCEEDED, Phase.FAILED)
+
+
+class AgentState(Word):
+    """What the node agent reports about the plan it worked on (status.agent.state)."""
+
+    CONVERGED = "Converged"
+    FAILED = "Failed"
+    REFUSED = "Refused"  # the change needs the base recreated: allow-recreate opts in
+    REMOVED = "Removed"  # teardown done: no container of the decky is left on the node
+
+
+class MutationTrigger(Word):
+    """Why the service set changed (status.lastMutation.trigger)."""
+
+    MANUAL = "Manual"  # the decnet.io/mutate-request annotation
+    SCHEDULED = "Scheduled"  # spec.mutation.intervalMinutes
+
+
+class Severity(Word):
+    """How bad a Topology validation issue is."""
+
+    ERROR = "Error"
+    WARNING = "Warning"
+
+
+class FileSource(Word):
+    """Where a planned file's bytes come from (status.plan.files[].source)."""
+
+    INLINE = "Inline"
+    SECRET = "Secret"
+    CONFIG_MAP = "ConfigMap"
+
 
 # Why an agent report is "failed" when the agent knows better than "Docker said no";
 # the operator uses it as the Ready/Stalled reason (AgentFailed when empty).
@@ -53,8 +118,6 @@ AGENT_REASONS = (
 MESSAGE_MAX = 2000
 
 AgentReason = Literal["", "ServiceExited", "BaseExited", "FirewallFailed"]
-Operation = Literal["deploy", "update", "mutate", "reschedule", "teardown"]
-Phase = Literal["pending", "running", "succeeded", "failed"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 # Patterns shared by several kinds. The API server uses Go's RE2: no look-arounds.
@@ -111,15 +174,16 @@ class Condition(Model):
     type: str = Field(
         description="Condition type: Ready, Scheduled, Reconciling or Stalled.",
         max_length=316,
+        pattern=CONDITION_TYPE_PATTERN,
     )
     status: ConditionStatus = Field(description='"True", "False" or "Unknown".')
-    reason: str | None = Field(
-        default=None,
+    reason: str = Field(
         description="One-word CamelCase reason for the condition's last transition.",
+        min_length=1,
         max_length=1024,
+        pattern=CONDITION_REASON_PATTERN,
     )
-    message: str | None = Field(
-        default=None,
+    message: str = Field(
         description="Human-readable details of the last transition (never secret).",
         max_length=32768,
     )
@@ -128,8 +192,7 @@ class Condition(Model):
         description="metadata.generation the condition was computed from.",
         ge=0,
     )
-    last_transition_time: str | None = Field(
-        default=None,
+    last_transition_time: str = Field(
         description="When the condition last changed status (RFC 3339).",
         json_schema_extra={"format": DATE_TIME},
     )

@@ -15,10 +15,13 @@ from pydantic import ConfigDict, Field
 from decnet.api.v1alpha1 import common
 from decnet.api.v1alpha1.archetypes import ARCHETYPES
 from decnet.api.v1alpha1.common import (
+    AgentState,
     Condition,
     DnsLabel,
+    FileSource,
     IPv4,
     Model,
+    MutationTrigger,
     Operation,
     Phase,
 )
@@ -61,6 +64,7 @@ class MutationPolicy(Model):
         description="Services to pick from; defaults to the archetype's services.",
         min_length=1,
         max_length=MAX_SERVICES,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     quiet_seconds: int | None = Field(
         default=None,
@@ -198,12 +202,7 @@ class DeckySpec(Model):
         default=None,
         description="Services (ServiceTemplate names) to run; defaults to the archetype's.",
         max_length=MAX_SERVICES,
-        json_schema_extra=common.validations(
-            common.cel(
-                "self.all(s, self.exists_one(t, t == s))",
-                "spec.services must not contain duplicates",
-            )
-        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     service_config: dict[str, dict[str, Any]] | None = Field(
         default=None,
@@ -225,12 +224,7 @@ class DeckySpec(Model):
         description="LANs to attach to; the first entry is the home LAN.",
         min_length=1,
         max_length=MAX_NETWORKS,
-        json_schema_extra=common.validations(
-            common.cel(
-                "self.all(n, self.exists_one(m, m.lan == n.lan))",
-                "spec.networks must not list the same lan twice",
-            )
-        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["lan"]},
     )
     hostname: str | None = Field(
         default=None,
@@ -254,12 +248,7 @@ class DeckySpec(Model):
         default=None,
         description="Lure files placed inside the decky.",
         max_length=MAX_FILES,
-        json_schema_extra=common.validations(
-            common.cel(
-                "self.all(f, self.exists_one(g, g.path == f.path))",
-                "spec.files must not list the same path twice",
-            )
-        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["path"]},
     )
     forwards_l3: bool = Field(
         default=False,
@@ -280,9 +269,7 @@ class Address(Model):
 class LastMutation(Model):
     """The most recent mutation of the decky's service set."""
 
-    trigger: Literal["manual", "scheduled"] = Field(
-        description="manual (annotation) or scheduled (interval)."
-    )
+    trigger: MutationTrigger = Field(description="Manual (annotation) or Scheduled (interval).")
     at: str = Field(
         description="When it happened (RFC 3339).", json_schema_extra={"format": "date-time"}
     )
@@ -296,8 +283,8 @@ class Lifecycle(Model):
     """One operation on the decky; a terminal record is never edited."""
 
     id: str = Field(description="Operation id (uuid).")
-    operation: Operation = Field(description="deploy, update, mutate, reschedule or teardown.")
-    phase: Phase = Field(description="pending, running, succeeded or failed.")
+    operation: Operation = Field(description="Deploy, Update, Mutate, Reschedule or Teardown.")
+    phase: Phase = Field(description="Pending, Running, Succeeded or Failed.")
     message: str = Field(
         default="", description="Error text when failed (capped).", max_length=common.MESSAGE_MAX
     )
@@ -371,7 +358,7 @@ class PlanFile(Model):
     path: str = Field(description="Absolute path inside the decky.")
     mode: int = Field(default=0o644, description="Permission bits.")
     mtime_offset_seconds: int = Field(default=0, description="mtime offset from now.")
-    source: Literal["inline", "secret", "configMap"] = Field(description="Where the bytes are.")
+    source: FileSource = Field(description="Where the bytes are: Inline, Secret or ConfigMap.")
     name: str = Field(default="", description="Secret/ConfigMap name.")
     key: str = Field(default="", description="Secret/ConfigMap key.")
     sha256: str = Field(default="", description="Content hash when inline, else empty.")
@@ -416,8 +403,8 @@ class AgentReport(Model):
 
     node: str = Field(description="The agent's node.")
     plan_hash: str = Field(description="The plan hash this report is about.")
-    state: Literal["converged", "failed", "refused", "removed"] = Field(
-        description="converged, failed, refused (needs allow-recreate) or removed."
+    state: AgentState = Field(
+        description="Converged, Failed, Refused (needs allow-recreate) or Removed."
     )
     message: str = Field(
         default="",
@@ -426,7 +413,7 @@ class AgentReport(Model):
     )
     reason: common.AgentReason = Field(
         default="",
-        description="For state=failed, what the agent found: ServiceExited or BaseExited "
+        description="For state Failed, what the agent found: ServiceExited or BaseExited "
         "(a container did not stay up; the message names it and its exit code) or "
         "FirewallFailed (the egress rules of its LANs are not in place). Empty otherwise.",
     )
@@ -478,6 +465,11 @@ class DeckyStatus(Model):
     services: list[str] | None = Field(
         default=None, description="The active service set (after mutations).", max_length=64
     )
+    services_summary: str | None = Field(
+        default=None,
+        description="status.services joined with commas (the SERVICES column of kubectl get).",
+        max_length=2048,
+    )
     last_mutation: LastMutation | None = Field(default=None, description="Most recent mutation.")
     mutation_request: str | None = Field(
         default=None, description="Last decnet.io/mutate-request value handled."
@@ -516,7 +508,9 @@ class Decky(Model):
             ),
             common.PrinterColumn("Node", ".status.node", description="Node it runs on."),
             common.PrinterColumn("IP", ".status.addresses[0].ip", description="Home LAN address."),
-            common.PrinterColumn("Services", ".status.services", description="Active services."),
+            common.PrinterColumn(
+                "Services", ".status.servicesSummary", description="Active services."
+            ),
             common.PrinterColumn(
                 "Reason",
                 '.status.conditions[?(@.type=="Ready")].reason',

@@ -162,6 +162,11 @@ class LAN(Model):
         singular="lan",
         categories=common.USER_CATEGORIES,
         printer_columns=(
+            common.PrinterColumn(
+                "Ready",
+                '.status.conditions[?(@.type=="Ready")].status',
+                description="The subnet is allocated and the LAN is usable.",
+            ),
             common.PrinterColumn("Subnet", ".status.subnet", description="Allocated subnet."),
             common.PrinterColumn("DMZ", ".spec.dmz", "boolean", description="DMZ LAN."),
             common.PrinterColumn(

@@ -39,8 +39,6 @@ ISSUE_CODES = (
     SERVICE_CONFIG_INVALID,
     GATEWAY_NOT_IN_DMZ,
 )
-SEVERITY_ERROR = "error"
-SEVERITY_WARNING = "warning"
 DEFAULT_SUBNET_POOL = "172.16.0.0/12"
 
 
@@ -48,7 +46,7 @@ class ValidationIssue(Model):
     """One problem found in the topology graph."""
 
     code: str = Field(description="Stable code, e.g. DMZ_MISSING or IP_COLLISION.")
-    severity: Literal["error", "warning"] = Field(description="error or warning.")
+    severity: common.Severity = Field(description="Error or Warning.")
     message: str = Field(description="What is wrong, for humans.", max_length=2000)
     object: str = Field(default="", description="The offending object, e.g. Decky/ws-01.")
 
