@@ -48,9 +48,9 @@ if stalled ~= nil and stalled.status == "True" then
 end
 
 local lifecycle = status.lifecycle
-if lifecycle ~= nil and lifecycle.phase == "failed" then
+if lifecycle ~= nil and lifecycle.phase == "Failed" then
   hs.status = "Degraded"
-  hs.message = text(lifecycle.message, tostring(lifecycle.operation) .. " failed")
+  hs.message = text(lifecycle.message, tostring(lifecycle.operation) .. " Failed")
   return hs
 end
 
@@ -64,7 +64,7 @@ end
 -- Anything else is on its way: no node yet, an operation in flight, or an agent that lost
 -- its lease (Ready=Unknown: the containers may well still run; the operator reschedules).
 hs.status = "Progressing"
-if lifecycle ~= nil and (lifecycle.phase == "pending" or lifecycle.phase == "running") then
+if lifecycle ~= nil and (lifecycle.phase == "Pending" or lifecycle.phase == "Running") then
   hs.message = tostring(lifecycle.operation) .. " " .. lifecycle.phase
 elseif ready ~= nil then
   hs.message = text(ready.message, text(ready.reason, "Not ready yet"))
