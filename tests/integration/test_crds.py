@@ -115,7 +115,8 @@ def test_kubectl_get_deckies_shows_the_status_columns(
             "node": "node-a",
             "addresses": [{"lan": "office", "ip": "10.20.0.15"}],
             "services": ["smb", "rdp"],
-            "lifecycle": {"id": "0f9d", "operation": "deploy", "phase": "succeeded"},
+            "servicesSummary": "smb,rdp",
+            "lifecycle": {"id": "0f9d", "operation": "Deploy", "phase": "Succeeded"},
             "conditions": [
                 {
                     "type": "Ready",
@@ -136,7 +137,7 @@ def test_kubectl_get_deckies_shows_the_status_columns(
         "NAME", "READY", "NODE", "IP", "SERVICES", "REASON", "LAST-CONTACT", "AGE",
     ]  # fmt: skip
     row = next(line.split() for line in table if line.startswith("ws-01"))
-    assert row[:6] == ["ws-01", "True", "node-a", "10.20.0.15", '["smb","rdp"]', "Converged"]
+    assert row[:6] == ["ws-01", "True", "node-a", "10.20.0.15", "smb,rdp", "Converged"]
     assert len(row) == 7  # never contacted: kubectl prints an empty LAST-CONTACT
     contact = {"status": {"activity": {"lastContact": "2020-01-01T00:00:00Z", "contacts": 3}}}
     kubectl(
@@ -148,9 +149,9 @@ def test_kubectl_get_deckies_shows_the_status_columns(
     assert row[6].endswith(("y", "d")), row  # an age, e.g. "6y"
     wide = kubectl("get", "dk", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert "PHASE" in wide[0].split()
-    assert "succeeded" in next(line for line in wide if line.startswith("ws-01")).split()
+    assert "Succeeded" in next(line for line in wide if line.startswith("ws-01")).split()
     lans = kubectl("get", "lans", "-n", namespace).stdout.splitlines()
-    assert lans[0].split() == ["NAME", "SUBNET", "DMZ", "DECKIES", "AGE"]
+    assert lans[0].split() == ["NAME", "READY", "SUBNET", "DMZ", "DECKIES", "AGE"]
     everything = kubectl("get", "decnet", "-n", namespace, "-o", "name").stdout.split()
     assert "decky.decnet.io/ws-03" in everything and "lan.decnet.io/office" in everything
 
@@ -171,10 +172,10 @@ def test_invalid_manifest_is_rejected_naming_the_field(
         check=False,
     )  # fmt: skip
     assert server_side.returncode != 0, f"accepted: {server_side.stdout}"
-    # Server-side apply words unknown fields differently ("field not declared in schema").
-    assert expect in server_side.stderr or (
-        expect == "unknown field" and "field not declared in schema" in server_side.stderr
-    )
+    # Server-side apply words unknown fields ("field not declared in schema") and a key
+    # listed twice in a list map or set ("duplicate entries for key") its own way.
+    ssa_words = {"unknown field": "field not declared in schema", "Duplicate value": "duplicate"}
+    assert expect in server_side.stderr or ssa_words.get(expect, expect) in server_side.stderr
     scope = [] if doc["kind"] in CLUSTER_SCOPED else ["-n", namespace]
     got = kubectl("get", PLURAL[doc["kind"]], doc["metadata"]["name"], *scope, check=False)
     assert got.returncode != 0 and "NotFound" in got.stderr
@@ -235,3 +236,50 @@ def test_lan_subnet_and_dmz_are_immutable_once_set(
         "-",
         input=_lan("corp", subnet="172.16.11.0/24", topology="maze-1"),
     )
+
+
+def test_the_api_server_refuses_a_lowercase_phase_and_a_condition_without_a_reason(
+    crds: list[str], kubectl: Any, namespace: str
+) -> None:
+    kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "fleet.yaml"))
+    cases = {
+        "lifecycle": {"id": "0f9d", "operation": "deploy", "phase": "succeeded"},
+        "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-22T10:00:00Z"}
+        ],
+    }
+    for field, value in cases.items():
+        bad = kubectl(
+            "patch", "decky", "ws-01", "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps({"status": {field: value}}), check=False,
+        )  # fmt: skip
+        assert bad.returncode != 0, field
+        assert "Unsupported value" in bad.stderr or "Required value" in bad.stderr, bad.stderr
+
+
+def _apply_networks(kubectl: Any, namespace: str, manager: str, networks: list[Any]) -> None:
+    doc = {
+        "apiVersion": "decnet.io/v1alpha1",
+        "kind": "Decky",
+        "metadata": {"name": "multi"},
+        "spec": {"services": ["ssh"], "networks": networks},
+    }
+    kubectl(
+        "apply", "--server-side", f"--field-manager={manager}", "-n", namespace, "-f", "-",
+        input=json.dumps(doc),
+    )  # fmt: skip
+
+
+def test_a_second_manager_applying_one_network_merges_it_into_the_list(
+    crds: list[str], kubectl: Any, namespace: str
+) -> None:
+    """networks is a list map keyed by lan: each field manager owns its own entries."""
+    _apply_networks(kubectl, namespace, "gitops", [{"lan": "office"}])
+    _apply_networks(kubectl, namespace, "netops", [{"lan": "dmz", "ip": "172.16.10.9"}])
+    stored = json.loads(kubectl("get", "decky", "multi", "-n", namespace, "-o", "json").stdout)
+    assert stored["spec"]["networks"] == [{"lan": "office"}, {"lan": "dmz", "ip": "172.16.10.9"}]
+    # The first manager re-applying its own entry leaves the second manager's in place.
+    _apply_networks(kubectl, namespace, "gitops", [{"lan": "office", "ip": "10.20.0.40"}])
+    stored = json.loads(kubectl("get", "decky", "multi", "-n", namespace, "-o", "json").stdout)
+    assert [n["lan"] for n in stored["spec"]["networks"]] == ["office", "dmz"]
+    assert stored["spec"]["networks"][0]["ip"] == "10.20.0.40"
