@@ -80,7 +80,7 @@ def report_converged(s: stack.Stack, namespace: str, expected: int) -> None:
                     "agent": {
                         "node": NODE,
                         "planHash": plan_hash,
-                        "state": "converged",
+                        "state": "Converged",
                         "message": "",
                         "lifecycleId": lifecycle.get("id", ""),
                     },

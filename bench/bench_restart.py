@@ -1,6 +1,6 @@
 """Agent restart with 200 deckies running: time to converged, containers recreated.
 
-The agent is SIGKILLed (no clean-up runs) and started again; "converged" is
+The agent is SIGKILLed (no clean-up runs) and started again; "Converged" is
 the agent's own `sync.initial_done` log event, which it emits once every
 decky of its node has been observed and, where needed, repaired. Container
 ids before and after tell how many were recreated (the target is 0).

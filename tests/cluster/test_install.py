@@ -406,8 +406,8 @@ def test_a_mutation_swaps_services_and_keeps_the_decky(installed: Cluster) -> No
     def mutated() -> dict[str, Any] | None:
         seen.update(installed.get("decky", "ws-01", "-n", DECOYS))
         status = seen["status"]
-        done = (status.get("lifecycle") or {}).get("operation") == "mutate" and (
-            status["lifecycle"].get("phase") == "succeeded"
+        done = (status.get("lifecycle") or {}).get("operation") == "Mutate" and (
+            status["lifecycle"].get("phase") == "Succeeded"
         )
         return status if done and ready({"status": status}) else None
 
@@ -424,7 +424,7 @@ def test_a_mutation_swaps_services_and_keeps_the_decky(installed: Cluster) -> No
             check=False,
         )
         raise AssertionError(f"not mutated: {json.dumps(seen, indent=1)}\n{logs}") from None
-    assert after["lastMutation"]["trigger"] == "manual"
+    assert after["lastMutation"]["trigger"] == "Manual"
     assert after["services"] != before["services"]
     base_after = next(c["id"] for c in after["containers"] if c["role"] == "base")
     assert base_after == base_before, "a mutation must keep the decky's base (its IP, its MAC)"

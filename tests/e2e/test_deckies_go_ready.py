@@ -19,8 +19,8 @@ def test_a_decky_goes_ready_with_its_containers_on_its_address(cluster: Cluster)
     decky = cluster.get("decky", "web-01")
     status = decky["status"]
     assert status["node"] == cluster.node
-    assert status["lifecycle"]["operation"] == "deploy"
-    assert status["lifecycle"]["phase"] == "succeeded"
+    assert status["lifecycle"]["operation"] == "Deploy"
+    assert status["lifecycle"]["phase"] == "Succeeded"
     assert status["observedGeneration"] == decky["metadata"]["generation"]
     ip = status["addresses"][0]["ip"]
     assert ip.startswith(f"10.{cluster.subnet_octet}.0.")
@@ -58,7 +58,7 @@ def test_editing_services_touches_only_that_container(cluster: Cluster) -> None:
     after = container_ids(cluster, "svc-01")
     for key in ("base:", "service:http", "service:telnet"):
         assert after[key] == before[key], f"{key} was recreated"
-    assert cluster.get("decky", "svc-01")["status"]["lifecycle"]["operation"] == "update"
+    assert cluster.get("decky", "svc-01")["status"]["lifecycle"]["operation"] == "Update"
 
     cluster.apply(cluster.decky("svc-01", ["http", "ssh"]))
     wait_for(lambda: "service:telnet" not in container_ids(cluster, "svc-01"), 60, "telnet removed")
@@ -92,14 +92,14 @@ def test_a_manual_mutation_changes_services_but_not_address_or_base(cluster: Clu
     )
     cluster.wait_ready(["mut-01"])
     wait_for(
-        lambda: cluster.get("decky", "mut-01")["status"]["lifecycle"]["phase"] == "succeeded",
+        lambda: cluster.get("decky", "mut-01")["status"]["lifecycle"]["phase"] == "Succeeded",
         60,
         "mutate done",
     )
     after = cluster.get("decky", "mut-01")["status"]
-    assert after["lastMutation"]["trigger"] == "manual"
+    assert after["lastMutation"]["trigger"] == "Manual"
     assert sorted(after["services"]) != sorted(before["services"])
-    assert after["lifecycle"]["operation"] == "mutate"
+    assert after["lifecycle"]["operation"] == "Mutate"
     assert after["addresses"] == before["addresses"]
     ids = container_ids(cluster, "mut-01")
     assert ids["base:"] == base_before

@@ -569,7 +569,7 @@ def test_a_scheduled_mutation_waits_until_the_attacker_is_quiet(
     stopped = time.monotonic()
     wait_for(
         lambda: (
-            (cluster.status("quiet-01").get("lastMutation") or {}).get("trigger") == "scheduled"
+            (cluster.status("quiet-01").get("lastMutation") or {}).get("trigger") == "Scheduled"
         ),
         150,
         "the scheduled mutation after the attack",

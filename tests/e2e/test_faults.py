@@ -41,7 +41,7 @@ def assert_no_duplicates(cluster: Cluster) -> None:
 def assert_nothing_running(cluster: Cluster) -> None:
     for decky in cluster.deckies():
         phase = decky["status"]["lifecycle"]["phase"]
-        assert phase in {"succeeded", "failed"}, (
+        assert phase in {"Succeeded", "Failed"}, (
             decky["metadata"]["name"],
             decky["status"]["lifecycle"],
         )
@@ -90,7 +90,7 @@ def test_operator_killed_mid_mutation_leaves_no_lifecycle_running(cluster: Clust
     cluster.wait_ready(names, timeout=120)
     wait_for(
         lambda: all(
-            d["status"]["lifecycle"]["phase"] in {"succeeded", "failed"} for d in cluster.deckies()
+            d["status"]["lifecycle"]["phase"] in {"Succeeded", "Failed"} for d in cluster.deckies()
         ),
         60,
         "terminal lifecycles",

@@ -66,7 +66,7 @@ def test_a_decky_whose_first_reconciles_fail_still_goes_ready(cluster: Cluster) 
         assert not cluster.status("flaky").get("lifecycle"), "a status write got through"
     # nothing touches the decky from here on: only the operator's retry can finish it
     cluster.wait_ready(["flaky"], timeout=120)
-    assert cluster.status("flaky")["lifecycle"]["phase"] == "succeeded"
+    assert cluster.status("flaky")["lifecycle"]["phase"] == "Succeeded"
 
 
 def test_a_mutation_request_whose_reconcile_fails_is_not_lost(cluster: Cluster) -> None:
@@ -82,9 +82,9 @@ def test_a_mutation_request_whose_reconcile_fails_is_not_lost(cluster: Cluster) 
 
     def mutated() -> bool:
         status = cluster.status("steady")
-        return (status.get("lastMutation") or {}).get("trigger") == "manual" and (
+        return (status.get("lastMutation") or {}).get("trigger") == "Manual" and (
             status.get("lifecycle") or {}
-        ).get("phase") == "succeeded"
+        ).get("phase") == "Succeeded"
 
     # the label stays and nothing else touches the decky: only a retry finishes the request
     wait_for(mutated, 90, "the requested mutation done", cluster.operator)

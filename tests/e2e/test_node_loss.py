@@ -122,7 +122,7 @@ def test_a_lost_nodes_deckies_move_to_a_live_agent_and_its_return_leaves_no_copy
     for n in movers:
         status = cluster.status(n)
         assert status["addresses"] == addresses[n]
-        assert status["lifecycle"]["operation"] == "reschedule"
+        assert status["lifecycle"]["operation"] == "Reschedule"
         assert status["agent"]["node"] == node_b
         assert cluster.get("decky", n)["metadata"]["labels"]["decnet.io/node"] == node_b
     stays = cluster.get("decky", "stays")

@@ -74,7 +74,7 @@ def test_a_service_that_exits_at_once_is_not_ready_and_is_retried_with_backoff(
     assert crashing_template in ready["message"]
     assert f"exit code {EXIT_CODE}" in ready["message"]
     status = cluster.status("crash-01")
-    assert status["agent"]["state"] == "failed"
+    assert status["agent"]["state"] == "Failed"
     assert status["agent"]["reason"] == "ServiceExited"
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "ServiceExited")

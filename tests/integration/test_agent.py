@@ -195,7 +195,7 @@ class Fleet:
             "node": node or self.node,
             "planHash": plan_hash,
             "plan": plan,
-            "lifecycle": {"id": str(uuid.uuid4()), "operation": "deploy", "phase": "running"},
+            "lifecycle": {"id": str(uuid.uuid4()), "operation": "Deploy", "phase": "Running"},
         }
         body = {
             "apiVersion": names.API_VERSION,
@@ -264,7 +264,7 @@ def test_a_planned_decky_converges_and_is_reported_once(
     fleet.create("ws-01")
     fleet.create("unplanned")  # labelled for this node, but the operator wrote no plan yet
     plan_hash = fleet.plan("ws-01", ["smb", "rdp"], [fleet.net()])
-    obj = fleet.wait_state("ws-01", "converged", plan_hash, agent)
+    obj = fleet.wait_state("ws-01", "Converged", plan_hash, agent)
 
     status = obj["status"]
     ids = docker_ids(docker_client, namespace, "ws-01")
@@ -311,12 +311,12 @@ def test_plan_changes_touch_only_what_changed(
     fleet = fleet_factory(agent)
     fleet.create("ws-01")
     h1 = fleet.plan("ws-01", ["smb", "rdp"], [fleet.net()])
-    fleet.wait_state("ws-01", "converged", h1, agent)
+    fleet.wait_state("ws-01", "Converged", h1, agent)
     before = docker_ids(docker_client, namespace)
 
     # add a service and attach a second LAN in one plan change
     h2 = fleet.plan("ws-01", ["smb", "rdp", "ldap"], [fleet.net(), fleet.net("lab", 20)])
-    fleet.wait_state("ws-01", "converged", h2, agent)
+    fleet.wait_state("ws-01", "Converged", h2, agent)
     after = docker_ids(docker_client, namespace)
     assert {k: after[k] for k in before} == before
     assert len(after) == 4
@@ -326,7 +326,7 @@ def test_plan_changes_touch_only_what_changed(
 
     # remove a service and detach the LAN
     h3 = fleet.plan("ws-01", ["smb", "ldap"], [fleet.net()])
-    fleet.wait_state("ws-01", "converged", h3, agent)
+    fleet.wait_state("ws-01", "Converged", h3, agent)
     final = docker_ids(docker_client, namespace)
     assert names.service_container_name(namespace, "ws-01", "rdp") not in final
     assert all(final[k] == after[k] for k in final)
@@ -347,11 +347,11 @@ def test_a_forwards_l3_flip_is_refused_until_the_annotation(
     fleet = fleet_factory(agent)
     fleet.create("gw")
     h1 = fleet.plan("gw", ["smb"], [fleet.net()])
-    fleet.wait_state("gw", "converged", h1, agent)
+    fleet.wait_state("gw", "Converged", h1, agent)
     before = docker_ids(docker_client, namespace)
 
     h2 = fleet.plan("gw", ["smb"], [fleet.net()], forwards_l3=True)
-    obj = fleet.wait_state("gw", "refused", h2, agent)
+    obj = fleet.wait_state("gw", "Refused", h2, agent)
     assert names.ANNOTATION_ALLOW_RECREATE in obj["status"]["agent"]["message"]
     assert docker_ids(docker_client, namespace) == before
 
@@ -362,7 +362,7 @@ def test_a_forwards_l3_flip_is_refused_until_the_annotation(
         namespace=namespace,
         patch_type=PatchType.MERGE,
     )
-    fleet.wait_state("gw", "converged", h2, agent)
+    fleet.wait_state("gw", "Converged", h2, agent)
     after = docker_ids(docker_client, namespace)
     base = names.base_container_name(namespace, "gw")
     assert after[base] != before[base]
@@ -429,7 +429,7 @@ def test_files_from_the_spec_and_a_secret_are_placed_and_never_logged(
     ]
     started = time.time()
     h1 = fleet.plan("fs-01", ["smb"], [fleet.net()], files=files)
-    fleet.wait_state("fs-01", "converged", h1, agent)
+    fleet.wait_state("fs-01", "Converged", h1, agent)
     # lures are bind-mounted into the service containers (where an attacker lands)
     base = docker_client.containers.get(names.service_container_name(namespace, "fs-01", "smb"))
     out = base.exec_run(
@@ -441,7 +441,7 @@ def test_files_from_the_spec_and_a_secret_are_placed_and_never_logged(
     assert base.exec_run(["cat", "/home/admin/passwords.txt"]).output.decode() == secret_text
 
     h2 = fleet.plan("fs-01", ["smb"], [fleet.net()], files=files[:1])
-    fleet.wait_state("fs-01", "converged", h2, agent)
+    fleet.wait_state("fs-01", "Converged", h2, agent)
     # a path gone is a bind mount gone: the service container was recreated without it
     base = docker_client.containers.get(names.service_container_name(namespace, "fs-01", "smb"))
     assert base.exec_run(["test", "-e", "/home/admin/passwords.txt"]).exit_code == 1
@@ -459,7 +459,7 @@ def test_drift_is_repaired_within_the_resync_period(
     fleet = fleet_factory(agent)
     fleet.create("ws-01")
     h1 = fleet.plan("ws-01", ["smb", "rdp"], [fleet.net()])
-    fleet.wait_state("ws-01", "converged", h1, agent)
+    fleet.wait_state("ws-01", "Converged", h1, agent)
     smb = names.service_container_name(namespace, "ws-01", "smb")
     rdp = names.service_container_name(namespace, "ws-01", "rdp")
     before = docker_ids(docker_client, namespace)
@@ -491,9 +491,9 @@ def test_deletion_removes_containers_then_networks_and_reports_removed(
     fleet = fleet_factory(agent)
     fleet.create("ws-01", finalizers=[names.FINALIZER])
     h1 = fleet.plan("ws-01", ["smb", "rdp"], [fleet.net()])
-    fleet.wait_state("ws-01", "converged", h1, agent)
+    fleet.wait_state("ws-01", "Converged", h1, agent)
     kube_client.delete(Decky, "ws-01", namespace=namespace)
-    obj = fleet.wait_state("ws-01", "removed", h1, agent)
+    obj = fleet.wait_state("ws-01", "Removed", h1, agent)
     assert obj["status"]["containers"] == []
     assert docker_ids(docker_client, namespace) == {}
     label = f"{names.LABEL_NAMESPACE}={namespace}"
@@ -554,7 +554,7 @@ def test_a_returning_agent_removes_at_once_what_was_deleted_or_moved_while_it_wa
     for name, host in (("stays", 10), ("moved", 11), ("deleted", 12)):
         fleet.create(name, spec={"services": ["smb"], "networks": [{"lan": "office"}]})
         plan_hash = fleet.plan(name, ["smb"], [fleet.net(host=host)])
-        fleet.wait_state(name, "converged", plan_hash, agent)
+        fleet.wait_state(name, "Converged", plan_hash, agent)
     before = docker_ids(docker_client, namespace)
     assert len(before) == 6
 
@@ -597,7 +597,7 @@ def test_a_docker_error_is_reported_as_failed_with_its_text(
     fleet = fleet_factory(agent)
     fleet.create("bad")
     h1 = fleet.plan("bad", ["smb"], [fleet.net()], image="decnet-none/missing:0.0.1")
-    obj = fleet.wait_state("bad", "failed", h1, agent)
+    obj = fleet.wait_state("bad", "Failed", h1, agent)
     message = obj["status"]["agent"]["message"]
     assert "decnet-none/missing:0.0.1" in message and len(message) <= 2000
 
@@ -614,7 +614,7 @@ def test_a_service_that_exits_at_once_is_reported_failed_with_its_exit_code_and_
     h1 = fleet.plan(
         "crash", ["smb", "crashy"], [fleet.net()], commands={"crashy": ["sh", "-c", "exit 3"]}
     )
-    obj = fleet.wait_state("crash", "failed", h1, agent)
+    obj = fleet.wait_state("crash", "Failed", h1, agent)
     report = obj["status"]["agent"]
     assert report["reason"] == "ServiceExited"
     assert report["message"] == "service crashy exited (exit code 3) after start"
@@ -635,7 +635,7 @@ def test_a_service_that_exits_at_once_is_reported_failed_with_its_exit_code_and_
     starts = [e for e in events if e.get("Action") == "start" and e.get("time", 0) >= since]
     print(f"crash: {len(starts)} container starts in {until - since:.0f} s after the report")
     assert 1 <= len(starts) <= 5, len(starts)
-    assert fleet.agent_report("crash")["state"] == "failed"
+    assert fleet.agent_report("crash")["state"] == "Failed"
 
 
 def test_sigkill_mid_deploy_of_20_then_restart_converges_without_duplicates_or_recreates(
@@ -657,7 +657,7 @@ def test_sigkill_mid_deploy_of_20_then_restart_converges_without_duplicates_or_r
 
     restarted = start_agent()
     for name, plan_hash in hashes.items():
-        fleet.wait_state(name, "converged", plan_hash, restarted, timeout=120)
+        fleet.wait_state(name, "Converged", plan_hash, restarted, timeout=120)
     final = docker_ids(docker_client, namespace)
     assert len(final) == 60
     for name in hashes:
@@ -757,11 +757,11 @@ def test_an_agent_may_write_only_its_own_nodes_deckies_and_only_its_fields(
     fleet_b.create("theirs")
     h_a = fleet_a.plan("mine", ["smb"], [fleet_a.net()])
     h_b = fleet_b.plan("theirs", ["smb"], [fleet_a.net(host=11)])
-    fleet_a.wait_state("mine", "converged", h_a, running_a)
-    fleet_b.wait_state("theirs", "converged", h_b, running_b)
+    fleet_a.wait_state("mine", "Converged", h_a, running_a)
+    fleet_b.wait_state("theirs", "Converged", h_b, running_b)
     before_b = fleet_b.agent_report("theirs")
     agent_a = _client_as(identities.agent_kubeconfig(node_a))
-    report = {"agent": {"node": node_a, "state": "converged", "planHash": "x"}}
+    report = {"agent": {"node": node_a, "state": "Converged", "planHash": "x"}}
 
     # its own decky, its own field: admitted
     _status_patch(agent_a, namespace, "mine", report)
@@ -797,7 +797,7 @@ def test_an_agent_ignores_a_decky_labelled_for_it_but_scheduled_on_another_node(
     fleet.create("stray")  # labelled for this node by hand; the operator put it elsewhere
     fleet.plan("stray", ["smb"], [fleet.net(host=20)], node="some-other-node")
     h = fleet.plan("control", ["smb"], [fleet.net(host=10)])
-    fleet.wait_state("control", "converged", h, agent)
+    fleet.wait_state("control", "Converged", h, agent)
     time.sleep(RESYNC * 2 + 1)  # a resync pass visits every decky again
     assert docker_ids(docker_client, namespace, "stray") == {}
     assert "agent" not in (fleet.get("stray").get("status") or {})

@@ -89,7 +89,7 @@ def maze(kubectl: KubectlFn, crds: list[str], namespace: str) -> str:
             "node": "node-a",
             "services": ["http", "ftp"],
             "addresses": [{"lan": "dmz", "ip": "172.16.10.10"}],
-            "lifecycle": _lifecycle("deploy", "succeeded"),
+            "lifecycle": _lifecycle("Deploy", "Succeeded"),
             "conditions": ready,
         },
     )
@@ -105,7 +105,7 @@ def maze(kubectl: KubectlFn, crds: list[str], namespace: str) -> str:
                 {"lan": "dmz", "ip": "172.16.10.20"},
                 {"lan": "corp", "ip": "172.16.11.20"},
             ],
-            "lifecycle": _lifecycle("deploy", "succeeded"),
+            "lifecycle": _lifecycle("Deploy", "Succeeded"),
             "conditions": ready,
         },
     )
@@ -121,7 +121,7 @@ def maze(kubectl: KubectlFn, crds: list[str], namespace: str) -> str:
                 {"lan": "corp", "ip": "172.16.11.7"},
                 {"lan": "ops", "ip": "172.16.12.7"},
             ],
-            "lifecycle": _lifecycle("mutate", "running"),
+            "lifecycle": _lifecycle("Mutate", "Running"),
             "conditions": [_cond("Ready", "False"), _cond("Reconciling", "True")],
         },
     )
@@ -134,7 +134,7 @@ def maze(kubectl: KubectlFn, crds: list[str], namespace: str) -> str:
             "node": "node-b",
             "services": ["mysql", "postgres", "redis"],
             "addresses": [{"lan": "ops", "ip": "172.16.12.5"}],
-            "lifecycle": _lifecycle("deploy", "failed", "No such image: decnet/mysql:0.1.0"),
+            "lifecycle": _lifecycle("Deploy", "Failed", "No such image: decnet/mysql:0.1.0"),
             "conditions": [_cond("Ready", "False"), _cond("Stalled", "False")],
         },
     )
@@ -154,7 +154,7 @@ def test_status_lists_deckies_per_node_with_the_failing_one_first(
     rows = [line.split()[0] for line in lines if line.startswith("  ") and "LIFECYCLE" not in line]
     assert rows == ["db-01", "jump", "gw", "mail"]
     db = next(line for line in lines if line.strip().startswith("db-01"))
-    assert "deploy/failed" in db and "No such image: decnet/mysql:0.1.0" in db
+    assert "Deploy/Failed" in db and "No such image: decnet/mysql:0.1.0" in db
     assert "172.16.12.5" in db and "mysql,postgres,redis" in db
 
 

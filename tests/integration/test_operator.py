@@ -61,7 +61,7 @@ def test_one_decky_is_scheduled_addressed_and_succeeds_when_the_agent_reports(
 ) -> None:
     h.apply(kubectl, h.decky("ws-01", office, nodeName=node, services=["ssh", "http"]))
     obj = wait_decky(
-        kube_client, operator, office, "ws-01", lambda o: phase(o) == "running", "lifecycle running"
+        kube_client, operator, office, "ws-01", lambda o: phase(o) == "Running", "lifecycle running"
     )
     status = obj["status"]
     assert status["node"] == node
@@ -71,7 +71,7 @@ def test_one_decky_is_scheduled_addressed_and_succeeds_when_the_agent_reports(
     assert ipaddress.ip_address(ip) in ipaddress.ip_network("10.77.0.0/24")
     assert ip not in ("10.77.0.0", "10.77.0.1", "10.77.0.255")
     assert status["plan"]["hash"] == status["planHash"]
-    assert status["lifecycle"]["operation"] == "deploy"
+    assert status["lifecycle"]["operation"] == "Deploy"
     assert h.condition(obj, "Scheduled")["status"] == "True"
     claims = kubectl("get", "addressclaims.decnet.io", "-n", office, "-o", "name").stdout
     assert f"ip.office.{ip.replace('.', '-')}" in claims
@@ -82,7 +82,7 @@ def test_one_decky_is_scheduled_addressed_and_succeeds_when_the_agent_reports(
         operator,
         office,
         "ws-01",
-        lambda o: phase(o) == "succeeded",
+        lambda o: phase(o) == "Succeeded",
         "lifecycle succeeded",
     )
     assert h.condition(done, "Ready")["status"] == "True"
@@ -100,11 +100,11 @@ def test_idle_decky_gets_no_writes(
 ) -> None:
     h.apply(kubectl, h.decky("idle", office, nodeName=node))
     obj = wait_decky(
-        kube_client, operator, office, "idle", lambda o: phase(o) == "running", "running"
+        kube_client, operator, office, "idle", lambda o: phase(o) == "Running", "running"
     )
     h.report(kube_client, obj)
     done = wait_decky(
-        kube_client, operator, office, "idle", lambda o: phase(o) == "succeeded", "succeeded"
+        kube_client, operator, office, "idle", lambda o: phase(o) == "Succeeded", "succeeded"
     )
     import time
 
@@ -119,15 +119,15 @@ def test_second_decky_merges_and_leaves_the_first_untouched(
 ) -> None:
     h.apply(kubectl, h.decky("a", office, nodeName=node))
     first = wait_decky(
-        kube_client, operator, office, "a", lambda o: phase(o) == "running", "running"
+        kube_client, operator, office, "a", lambda o: phase(o) == "Running", "running"
     )
     h.report(kube_client, first)
     first = wait_decky(
-        kube_client, operator, office, "a", lambda o: phase(o) == "succeeded", "succeeded"
+        kube_client, operator, office, "a", lambda o: phase(o) == "Succeeded", "succeeded"
     )
     h.apply(kubectl, h.decky("b", office, nodeName=node))
     second = wait_decky(
-        kube_client, operator, office, "b", lambda o: phase(o) == "running", "running"
+        kube_client, operator, office, "b", lambda o: phase(o) == "Running", "running"
     )
     assert second["status"]["addresses"] != first["status"]["addresses"]
     after = h.get(kube_client, kclient.Decky, "a", office)
@@ -142,7 +142,7 @@ def test_prune_removes_deckies_left_out_once_the_agent_reports_removed(
     fleet = {"decnet.io/fleet": "f1"}
     h.apply(kubectl, *[h.decky(n, office, nodeName=node, labels=fleet) for n in ("p1", "p2", "p3")])
     for n in ("p1", "p2", "p3"):
-        obj = wait_decky(kube_client, operator, office, n, lambda o: phase(o) == "running", "run")
+        obj = wait_decky(kube_client, operator, office, n, lambda o: phase(o) == "Running", "run")
         h.report(kube_client, obj)
     kept = h.decky("p1", office, nodeName=node, labels=fleet)
     pruned = kubectl(
@@ -164,11 +164,11 @@ def test_prune_removes_deckies_left_out_once_the_agent_reports_removed(
             operator,
             office,
             n,
-            lambda o: (o["status"].get("lifecycle") or {}).get("operation") == "teardown",
+            lambda o: (o["status"].get("lifecycle") or {}).get("operation") == "Teardown",
             "teardown record",
         )
         assert h.get(kube_client, kclient.Decky, n, office) is not None  # finalizer holds it
-        h.report(kube_client, obj, state="removed")
+        h.report(kube_client, obj, state="Removed")
         h.wait_for(
             lambda n=n: h.get(kube_client, kclient.Decky, n, office) is None,
             20,
@@ -278,7 +278,7 @@ def test_no_live_agent_keeps_the_decky_pending_until_a_lease_appears(
         "Scheduled=False",
     )
     assert h.condition(obj, "Scheduled")["reason"] == "NoLiveAgent"
-    assert phase(obj) == "pending"
+    assert phase(obj) == "Pending"
     h.lease(kubectl, absent)
     try:
         obj = wait_decky(
@@ -286,7 +286,7 @@ def test_no_live_agent_keeps_the_decky_pending_until_a_lease_appears(
             operator,
             office,
             "late",
-            lambda o: phase(o) == "running",
+            lambda o: phase(o) == "Running",
             "running once the lease exists",
         )
         assert obj["status"]["node"] == absent
@@ -302,7 +302,7 @@ def test_a_lost_lease_turns_ready_unknown(
     try:
         h.apply(kubectl, h.decky("lost", office, nodeName=short))
         obj = wait_decky(
-            kube_client, operator, office, "lost", lambda o: phase(o) == "running", "running"
+            kube_client, operator, office, "lost", lambda o: phase(o) == "Running", "running"
         )
         h.report(kube_client, obj)
         wait_decky(
@@ -331,9 +331,9 @@ def test_the_operator_never_owns_spec(
     kubectl: Any, kube_client: Any, operator: h.Operator, office: str, node: str
 ) -> None:
     h.apply(kubectl, h.decky("mf", office, nodeName=node, services=["ssh"]))
-    obj = wait_decky(kube_client, operator, office, "mf", lambda o: phase(o) == "running", "run")
+    obj = wait_decky(kube_client, operator, office, "mf", lambda o: phase(o) == "Running", "run")
     h.report(kube_client, obj)
-    wait_decky(kube_client, operator, office, "mf", lambda o: phase(o) == "succeeded", "done")
+    wait_decky(kube_client, operator, office, "mf", lambda o: phase(o) == "Succeeded", "done")
     kubectl("annotate", "decky", "mf", "-n", office, "decnet.io/mutate-request=t1")
     wait_decky(
         kube_client,
@@ -367,7 +367,7 @@ def test_a_never_scheduled_decky_is_released_at_once(
     kubectl: Any, kube_client: Any, operator: h.Operator, office: str
 ) -> None:
     h.apply(kubectl, h.decky("nowhere", office, nodeName=h.node_name()))
-    wait_decky(kube_client, operator, office, "nowhere", lambda o: phase(o) == "pending", "pending")
+    wait_decky(kube_client, operator, office, "nowhere", lambda o: phase(o) == "Pending", "pending")
     kubectl("delete", "decky", "nowhere", "-n", office, "--wait=false")
     h.wait_for(
         lambda: h.get(kube_client, kclient.Decky, "nowhere", office) is None,
@@ -385,11 +385,11 @@ def test_a_decky_on_a_gone_node_is_released_after_the_grace_period(
     try:
         h.apply(kubectl, h.decky("orphan", office, nodeName=doomed))
         obj = wait_decky(
-            kube_client, operator, office, "orphan", lambda o: phase(o) == "running", "running"
+            kube_client, operator, office, "orphan", lambda o: phase(o) == "Running", "running"
         )
         h.report(kube_client, obj)
         wait_decky(
-            kube_client, operator, office, "orphan", lambda o: phase(o) == "succeeded", "succeeded"
+            kube_client, operator, office, "orphan", lambda o: phase(o) == "Succeeded", "succeeded"
         )
     finally:
         h.drop_lease(kubectl, doomed)  # the node and its agent are gone for good
@@ -421,11 +421,11 @@ def test_a_decky_with_the_reschedule_policy_moves_off_a_lost_node_with_its_addre
         h.apply(kubectl, h.decky("waiter", office, nodeName=lost_node))
         for name in ("roamer", "waiter"):
             obj = wait_decky(
-                kube_client, operator, office, name, lambda o: phase(o) == "running", "running"
+                kube_client, operator, office, name, lambda o: phase(o) == "Running", "running"
             )
             h.report(kube_client, obj)
             wait_decky(
-                kube_client, operator, office, name, lambda o: phase(o) == "succeeded", "done"
+                kube_client, operator, office, name, lambda o: phase(o) == "Succeeded", "done"
             )
         before = h.fetch_decky(kube_client, office, "roamer")
         h.apply(
@@ -462,8 +462,8 @@ def test_a_decky_with_the_reschedule_policy_moves_off_a_lost_node_with_its_addre
         status = moved["status"]
         assert moved["metadata"]["labels"]["decnet.io/node"] == status["node"]
         assert status["addresses"] == before["status"]["addresses"]
-        assert status["lifecycle"]["operation"] == "reschedule"
-        assert status["lifecycle"]["phase"] == "running"
+        assert status["lifecycle"]["operation"] == "Reschedule"
+        assert status["lifecycle"]["phase"] == "Running"
         # why it moved, for `kubectl describe` / `kubectl get events`
         events = json.loads(kubectl("get", "events", "-n", office, "-o", "json").stdout)
         why = [e for e in events["items"] if e["reason"] == "Rescheduled"]
@@ -477,7 +477,7 @@ def test_a_decky_with_the_reschedule_policy_moves_off_a_lost_node_with_its_addre
             operator,
             office,
             "roamer",
-            lambda o: phase(o) == "succeeded",
+            lambda o: phase(o) == "Succeeded",
             "reschedule succeeded",
         )
         assert h.condition(done, "Ready")["reason"] == "Converged"

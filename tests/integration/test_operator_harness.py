@@ -236,7 +236,7 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
 
 
 def report(
-    kube_client: Any, obj: dict[str, Any], state: str = "converged", message: str = ""
+    kube_client: Any, obj: dict[str, Any], state: str = "Converged", message: str = ""
 ) -> None:
     """What the agent writes: its report and containers, under its own field manager."""
     from decnet.kube import client as kclient
@@ -247,7 +247,7 @@ def report(
     ns, name = meta["namespace"], meta["name"]
     containers = (
         []
-        if state == "removed"
+        if state == "Removed"
         else [
             {
                 "name": names.base_container_name(ns, name),

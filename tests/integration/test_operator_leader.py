@@ -88,7 +88,7 @@ def test_the_newest_replica_leads_and_the_other_takes_over_when_it_is_killed(
         h.apply(kubectl, h.lan("office", namespace, subnet="10.81.0.0/24"))
 
         def planned(name: str) -> bool:
-            return phase(h.get(kube_client, kclient.Decky, name, namespace)) == "running"
+            return phase(h.get(kube_client, kclient.Decky, name, namespace)) == "Running"
 
         h.apply(kubectl, h.decky("ws-01", namespace, nodeName=node))
         h.wait_for(lambda: planned("ws-01"), 20, "ws-01 planned by a", a)

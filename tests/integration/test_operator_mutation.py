@@ -43,14 +43,14 @@ def deploy(
     kubectl: Any, kube_client: Any, op: h.Operator, ns: str, name: str, **spec: Any
 ) -> dict[str, Any]:
     h.apply(kubectl, h.decky(name, ns, **spec))
-    obj = until(kube_client, op, ns, name, lambda o: record(o).get("phase") == "running", "run")
+    obj = until(kube_client, op, ns, name, lambda o: record(o).get("phase") == "Running", "run")
     h.report(kube_client, obj)
     return until(
         kube_client,
         op,
         ns,
         name,
-        lambda o: record(o).get("phase") == "succeeded",
+        lambda o: record(o).get("phase") == "Succeeded",
         "deploy succeeded",
     )
 
@@ -80,12 +80,12 @@ def test_manual_mutation_changes_services_only_once_per_token(
         "mutation",
     )
     last = after["status"]["lastMutation"]
-    assert last["trigger"] == "manual"
+    assert last["trigger"] == "Manual"
     assert last["from"] == ["ssh"] and last["to"] == after["status"]["services"]
     assert after["status"]["services"] != ["ssh"]
     assert set(after["status"]["services"]) <= set(POOL)
     assert 1 <= len(after["status"]["services"]) <= 3
-    assert record(after)["operation"] == "mutate" and record(after)["phase"] == "running"
+    assert record(after)["operation"] == "Mutate" and record(after)["phase"] == "Running"
     for field in ("addresses", "node"):
         assert after["status"][field] == before["status"][field]
     assert after["status"]["plan"]["hostname"] == "FILES-01"
@@ -99,7 +99,7 @@ def test_manual_mutation_changes_services_only_once_per_token(
         operator,
         namespace,
         "m1",
-        lambda o: record(o).get("phase") == "succeeded",
+        lambda o: record(o).get("phase") == "Succeeded",
         "mutate succeeded",
     )
     assert h.condition(done, "Ready")["status"] == "True"
@@ -143,13 +143,13 @@ def test_scheduled_rotation_mutates_after_the_interval(
         operator,
         namespace,
         "s1",
-        lambda o: (o["status"].get("lastMutation") or {}).get("trigger") == "scheduled",
+        lambda o: (o["status"].get("lastMutation") or {}).get("trigger") == "Scheduled",
         "a scheduled mutation",
         timeout=30,
     )
     assert after["status"]["services"] != before["status"]["services"]
     assert after["status"]["addresses"] == before["status"]["addresses"]
-    assert record(after)["operation"] == "mutate"
+    assert record(after)["operation"] == "Mutate"
 
 
 def test_a_per_decky_interval_overrides_the_global_default(

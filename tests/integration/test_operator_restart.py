@@ -34,7 +34,7 @@ def test_restart_resumes_or_fails_open_records(
         h.apply(kubectl, *[h.decky(n, namespace, nodeName=node) for n in ("r1", "r2", "r3")])
         for n in ("r1", "r2", "r3"):
             h.wait_for(
-                lambda n=n: lc(fetch(kube_client, namespace, n)).get("phase") == "running",
+                lambda n=n: lc(fetch(kube_client, namespace, n)).get("phase") == "Running",
                 20,
                 f"{n} running",
                 op,
@@ -49,7 +49,7 @@ def test_restart_resumes_or_fails_open_records(
         op.start()
         r1 = h.wait_for(
             lambda: (
-                (o := fetch(kube_client, namespace, "r1")) and lc(o)["phase"] == "succeeded" and o
+                (o := fetch(kube_client, namespace, "r1")) and lc(o)["phase"] == "Succeeded" and o
             ),
             20,
             "r1 resumed to succeeded",
@@ -68,18 +68,18 @@ def test_restart_resumes_or_fails_open_records(
             op,
         )
         old = [r for r in r2["status"]["history"] if r["id"] == lc(running["r2"])["id"]][0]
-        assert old["phase"] == "failed"
+        assert old["phase"] == "Failed"
         assert old["message"] == "operator restarted during operation"
-        assert lc(r2)["operation"] == "update" and lc(r2)["phase"] == "running"
+        assert lc(r2)["operation"] == "Update" and lc(r2)["phase"] == "Running"
 
         r3 = fetch(kube_client, namespace, "r3")
-        assert lc(r3)["id"] == lc(running["r3"])["id"] and lc(r3)["phase"] == "running"
+        assert lc(r3)["id"] == lc(running["r3"])["id"] and lc(r3)["phase"] == "Running"
         # The agent's reports complete everything still open: nothing stays running.
         h.report(kube_client, r2)
         h.report(kube_client, r3)
         for n in ("r1", "r2", "r3"):
             h.wait_for(
-                lambda n=n: lc(fetch(kube_client, namespace, n)).get("phase") == "succeeded",
+                lambda n=n: lc(fetch(kube_client, namespace, n)).get("phase") == "Succeeded",
                 20,
                 f"{n} succeeded",
                 op,

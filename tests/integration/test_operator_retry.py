@@ -114,7 +114,7 @@ def test_a_decky_whose_first_reconcile_fails_still_goes_ready(
     )
     assert ready
     final = h.fetch_decky(kube_client, namespace, "flaky")
-    assert final["status"]["lifecycle"]["phase"] == "succeeded"
+    assert final["status"]["lifecycle"]["phase"] == "Succeeded"
     # kopf keeps nothing of its own on the object: no progress, diff-base or finalizer
     assert final["metadata"]["finalizers"] == ["decnet.io/teardown"]
     assert not [a for a in final["metadata"].get("annotations") or {} if "kopf" in a]

@@ -126,7 +126,7 @@ def test_each_rule_is_reported_with_its_code(
         operator,
     )
     issue = next(i for i in status["issues"] if i["code"] == code)
-    assert issue["severity"] == "error" and issue["message"]
+    assert issue["severity"] == "Error" and issue["message"]
     assert status["valid"] is False
     assert h.condition({"status": status}, "Ready")["status"] == "False"
 
@@ -160,7 +160,7 @@ def test_a_live_edit_breaking_a_shape_rule_degrades_without_teardown(
             lambda name=name: (
                 (o := h.get(kube_client, kclient.Decky, name, namespace))
                 and (o.get("status") or {}).get("node") == node
-                and ((o["status"].get("lifecycle") or {}).get("phase") == "running")
+                and ((o["status"].get("lifecycle") or {}).get("phase") == "Running")
                 and o
             ),
             20,
@@ -171,7 +171,7 @@ def test_a_live_edit_breaking_a_shape_rule_degrades_without_teardown(
     leaf_before = h.wait_for(
         lambda: (
             (o := h.get(kube_client, kclient.Decky, "leaf", namespace))
-            and (o["status"].get("lifecycle") or {}).get("phase") == "succeeded"
+            and (o["status"].get("lifecycle") or {}).get("phase") == "Succeeded"
             and o
         ),
         20,
@@ -191,7 +191,7 @@ def test_a_live_edit_breaking_a_shape_rule_degrades_without_teardown(
         operator,
     )
     orphan = next(i for i in status["issues"] if i["code"] == "DMZ_ORPHAN")
-    assert orphan["severity"] == "warning"
+    assert orphan["severity"] == "Warning"
     assert status["valid"] is True
     assert h.condition({"status": status}, "Ready")["reason"] == "Degraded"
     leaf = h.get(kube_client, kclient.Decky, "leaf", namespace)

@@ -104,7 +104,7 @@ def test_operator_metrics_show_the_reconciles_errors_phases_and_build(
 
     def planned(name: str) -> Any:
         obj = h.get(kube_client, kclient.Decky, name, namespace)
-        return obj if obj and phase(obj) == "running" else None
+        return obj if obj and phase(obj) == "Running" else None
 
     first = h.wait_for(lambda: planned("ws-01"), 20, "ws-01 running", operator)
     h.wait_for(lambda: planned("ws-02"), 20, "ws-02 running", operator)
@@ -112,10 +112,10 @@ def test_operator_metrics_show_the_reconciles_errors_phases_and_build(
 
     def phases() -> dict[str, float]:
         counts = by_label(scrape(metrics_port), "decnet_operator_deckies", "phase")
-        return {p.lower(): v for p, v in counts.items() if v}
+        return {p: v for p, v in counts.items() if v}
 
     h.wait_for(
-        lambda: phases().get("succeeded", 0) >= 1 and phases().get("running", 0) >= 1,
+        lambda: phases().get("Succeeded", 0) >= 1 and phases().get("Running", 0) >= 1,
         20,
         f"deckies by phase (now {phases()})",
         operator,

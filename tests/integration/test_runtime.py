@@ -85,7 +85,7 @@ def ids(docker_client: Any, ns: str) -> dict[str, str]:
 
 def converged(eng: runtime.Engine, want: planner.DeckyWant) -> converge.Outcome:
     outcome = converge.converge(eng, want)
-    assert outcome.state == "converged", outcome.message
+    assert outcome.state == "Converged", outcome.message
     return outcome
 
 
@@ -214,7 +214,7 @@ def test_files_get_mode_and_aged_mtime_and_go_when_dropped(
 
     # same plan again: nothing written again (mtime unchanged), no container touched
     before = ids(docker_client, docker_ns)
-    assert converge.converge(eng, want).state == "converged"
+    assert converge.converge(eng, want).state == "Converged"
     assert sh(docker_client, smb, "stat -c %Y /home/admin/passwords.txt").split()[0] == mtime
     assert ids(docker_client, docker_ns) == before
 
@@ -287,7 +287,7 @@ def test_a_forwards_l3_flip_is_refused_then_done_with_the_annotation(
     before = ids(docker_client, docker_ns)
     flipped = decky(docker_ns, want.networks, uid=want.uid, forwards_l3=True)
     outcome = converge.converge(eng, flipped)
-    assert outcome.state == "refused"
+    assert outcome.state == "Refused"
     assert names.ANNOTATION_ALLOW_RECREATE in outcome.message
     assert ids(docker_client, docker_ns) == before
 
@@ -321,7 +321,7 @@ def test_deletion_and_network_collection_leave_nothing_behind(
     converged(eng, a)
     converged(eng, b)
 
-    assert converge.remove(eng, docker_ns, a.name, a.uid).state == "removed"
+    assert converge.remove(eng, docker_ns, a.name, a.uid).state == "Removed"
     gc = planner.plan_gc({office.network}, eng.observe_node(), set(), {}, 0.0, 1.0)
     for action in gc:
         eng.execute(action)
@@ -467,7 +467,7 @@ def test_a_network_of_another_lan_under_the_lans_name_is_never_joined(
     )
     if managed:
         outcome = converge.converge(eng, want)
-        assert outcome.state == "failed" and "belongs to another LAN" in outcome.message
+        assert outcome.state == "Failed" and "belongs to another LAN" in outcome.message
     else:
         with pytest.raises(runtime.DockerError, match="belongs to another LAN"):
             converge.converge(eng, want)
@@ -584,7 +584,7 @@ def test_a_service_that_exits_after_start_fails_the_converge_with_its_exit_code(
     crashing = planner.ServiceWant("crashy", "decnet-test/busybox:latest", ("sh", "-c", "exit 3"))
     want = decky(docker_ns, (lan(docker_ns, "office"),), services=(svc("smb"), crashing))
     # trusting Docker's start answer alone, the crash would be reported converged
-    assert converge.converge(eng, want).state == "converged"
+    assert converge.converge(eng, want).state == "Converged"
     deadline = time.monotonic() + 30
     crashy = docker_client.containers.get(want.service_name("crashy"))
     while crashy.status == "running" and time.monotonic() < deadline:
@@ -593,7 +593,7 @@ def test_a_service_that_exits_after_start_fails_the_converge_with_its_exit_code(
     assert crashy.status == "exited"
     # the next round starts it again and, after the settle, sees it gone again
     outcome = converge.converge(eng, want, settle_seconds=1.5)
-    assert outcome.state == "failed"
+    assert outcome.state == "Failed"
     assert outcome.reason == "ServiceExited"
     assert outcome.message == "service crashy exited (exit code 3) after start"
     seen = {c.name: c for c in outcome.observed.containers}

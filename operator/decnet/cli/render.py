@@ -268,7 +268,7 @@ def topology_view(topology: Obj, lans: Iterable[Obj], deckies: Iterable[Obj]) ->
         )
     lan_views.sort(key=lambda v: (not v.dmz, v.name))
     issues = tuple(
-        f"{i.get('severity', 'error')} {i.get('code', '?')}: {i.get('message', '')}"
+        f"{i.get('severity', v1alpha1.Severity.ERROR)} {i.get('code', '?')}: {i.get('message', '')}"
         + (f" ({i['object']})" if i.get("object") else "")
         for i in _status(topology).get("issues") or []
     )

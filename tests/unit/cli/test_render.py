@@ -17,8 +17,8 @@ def decky(
     name: str,
     node: str | None = "node-a",
     ready: str = "True",
-    phase: str = "succeeded",
-    operation: str = "deploy",
+    phase: str = "Succeeded",
+    operation: str = "Deploy",
     message: str = "",
     networks: list[dict[str, Any]] | None = None,
     addresses: list[dict[str, str]] | None = None,
@@ -58,9 +58,9 @@ def test_mutation_token_is_a_fresh_utc_timestamp_and_patch_touches_only_the_anno
 
 def test_severity_failing_progressing_ready() -> None:
     assert render.severity(decky("a")) == render.READY
-    assert render.severity(decky("b", phase="failed", ready="False")) == render.FAILING
+    assert render.severity(decky("b", phase="Failed", ready="False")) == render.FAILING
     assert render.severity(decky("c", stalled="True")) == render.FAILING
-    assert render.severity(decky("d", ready="False", phase="running")) == render.PROGRESSING
+    assert render.severity(decky("d", ready="False", phase="Running")) == render.PROGRESSING
     assert render.severity(decky("e", generation=2, observed=1)) == render.PROGRESSING
     assert render.severity({"metadata": {"name": "f"}}) == render.PROGRESSING
 
@@ -69,9 +69,9 @@ def test_status_groups_per_node_with_failing_first() -> None:
     objs = [
         decky("ok-1", node="node-a"),
         decky("ok-2", node="node-b"),
-        decky("bad", node="node-b", ready="False", phase="failed", message="No such image: x"),
-        decky("new", node=None, ready="Unknown", phase="pending"),
-        decky("busy", node="node-a", ready="False", phase="running", operation="mutate"),
+        decky("bad", node="node-b", ready="False", phase="Failed", message="No such image: x"),
+        decky("new", node=None, ready="Unknown", phase="Pending"),
+        decky("busy", node="node-a", ready="False", phase="Running", operation="Mutate"),
     ]
     out = render.status_table(objs)
     lines = out.splitlines()
@@ -84,9 +84,9 @@ def test_status_groups_per_node_with_failing_first() -> None:
     body = [line.split()[0] for line in lines if line.startswith("  ") and "NAME" not in line]
     assert body == ["bad", "ok-2", "busy", "ok-1", "new"]
     bad = next(line for line in lines if line.strip().startswith("bad"))
-    assert "deploy/failed" in bad and "No such image: x" in bad
+    assert "Deploy/Failed" in bad and "No such image: x" in bad
     busy = next(line for line in lines if line.strip().startswith("busy"))
-    assert "mutate/running" in busy
+    assert "Mutate/Running" in busy
 
 
 def test_status_all_namespaces_adds_the_namespace_column() -> None:
@@ -104,7 +104,7 @@ def test_status_with_no_deckies_says_so() -> None:
 
 
 def test_long_messages_are_cut_to_one_line() -> None:
-    obj = decky("a", phase="failed", ready="False", message="line one\n" + "x" * 300)
+    obj = decky("a", phase="Failed", ready="False", message="line one\n" + "x" * 300)
     row = render.status_rows([obj])[0]
     assert "\n" not in row.message and len(row.message) == render.MESSAGE_WIDTH
     assert row.message.startswith("line one x") and row.message.endswith("...")
@@ -120,7 +120,7 @@ def maze() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
             "issues": [
                 {
                     "code": "DECKY_ORPHAN",
-                    "severity": "warning",
+                    "severity": "Warning",
                     "message": "no LAN",
                     "object": "lost",
                 }
@@ -153,7 +153,7 @@ def maze() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
             addresses=[],
             services=["smb", "rdp"],
             ready="False",
-            phase="failed",
+            phase="Failed",
         ),
         decky("elsewhere", networks=[{"lan": "other"}]),
     ]
@@ -172,7 +172,7 @@ def test_topology_text_tree_shows_lans_dmz_first_and_attached_deckies() -> None:
         "    ├── gw 172.16.1.1 [ssh, http] gateway (multi-homed)\n"
         "    └── ws-01 172.16.1.5 [smb, rdp] FAILING\n"
         "Issues:\n"
-        "  warning DECKY_ORPHAN: no LAN (lost)\n"
+        "  Warning DECKY_ORPHAN: no LAN (lost)\n"
     )
 
 
