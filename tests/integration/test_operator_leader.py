@@ -39,7 +39,7 @@ def leader_gauge(port: int) -> float | None:
 
 
 def phase(obj: dict[str, Any] | None) -> str:
-    return str((((obj or {}).get("status") or {}).get("lifecycle") or {}).get("phase", "")).lower()
+    return str((((obj or {}).get("status") or {}).get("lifecycle") or {}).get("phase", ""))
 
 
 @pytest.fixture(scope="module")

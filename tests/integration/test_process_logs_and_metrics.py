@@ -87,7 +87,7 @@ def operator(
 
 
 def phase(obj: dict[str, Any]) -> str:
-    return str(((obj.get("status") or {}).get("lifecycle") or {}).get("phase", "")).lower()
+    return str(((obj.get("status") or {}).get("lifecycle") or {}).get("phase", ""))
 
 
 def test_operator_metrics_show_the_reconciles_errors_phases_and_build(
