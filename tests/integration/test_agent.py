@@ -412,7 +412,7 @@ def test_files_from_the_spec_and_a_secret_are_placed_and_never_logged(
             "path": "/root/notes.txt",
             "mode": 0o640,
             "mtimeOffsetSeconds": -3600,
-            "source": "inline",
+            "source": "Inline",
             "name": "",
             "key": "",
             "sha256": hashlib.sha256(inline).hexdigest(),
