@@ -88,7 +88,7 @@ def test_a_simulated_agent_brings_its_deckies_to_ready_and_releases_a_deleted_on
     for obj in objs:
         status = obj["status"]
         assert status["node"] == node
-        assert status["agent"]["state"] == "converged"
+        assert status["agent"]["state"] == "Converged"
         roles = sorted(c["role"] for c in status["containers"])
         assert roles == ["base", "service", "service"]
         assert {c["state"] for c in status["containers"]} == {"running"}

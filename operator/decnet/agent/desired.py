@@ -21,7 +21,7 @@ from decnet.api import v1alpha1
 from decnet.api.v1alpha1 import personas
 from decnet.kube import names
 
-# (v1alpha1.FileSource Secret | ConfigMap, namespace, name, key) -> bytes, or None if missing.
+# (v1alpha1.FileSource secret | configMap, namespace, name, key) -> bytes, or None if missing.
 RefReader = Callable[[str, str, str, str], bytes | None]
 
 

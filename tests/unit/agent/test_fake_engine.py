@@ -45,7 +45,7 @@ def test_a_decky_converges_on_the_fake_engine_and_a_second_pass_changes_nothing(
     eng = fake()
     w = want()
     outcome = converge.converge(eng, w, settle_seconds=0.01)
-    assert outcome.state == "converged"
+    assert outcome.state == "Converged"
     seen = eng.observe_decky(NS, w.name, with_files=False)
     roles = sorted(c.labels[names.LABEL_ROLE] for c in seen.containers)
     assert roles == [names.ROLE_BASE, names.ROLE_SERVICE, names.ROLE_SERVICE]

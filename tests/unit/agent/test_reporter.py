@@ -52,8 +52,8 @@ def decky_dict(**status_extra: Any) -> dict[str, Any]:
                     {"name": "smb", "image": "decnet/smb:0.1.0", "env": {"B": "2", "A": "1"}}
                 ],
                 "files": [
-                    {"path": "/a.txt", "mode": 0o600, "source": "Inline", "sha256": "x"},
-                    {"path": "/b.txt", "source": "Secret", "name": "lures", "key": "b"},
+                    {"path": "/a.txt", "mode": 0o600, "source": "inline", "sha256": "x"},
+                    {"path": "/b.txt", "source": "secret", "name": "lures", "key": "b"},
                 ],
             },
             "lifecycle": {"id": "lc-1", "operation": "Deploy", "phase": "Running"},
@@ -63,7 +63,7 @@ def decky_dict(**status_extra: Any) -> dict[str, Any]:
 
 
 def reader(kind: str, ns: str, name: str, key: str) -> bytes | None:
-    return b"from-secret" if (kind, ns, name, key) == ("Secret", NS, "lures", "b") else None
+    return b"from-secret" if (kind, ns, name, key) == ("secret", NS, "lures", "b") else None
 
 
 def test_a_decky_becomes_the_planners_want() -> None:

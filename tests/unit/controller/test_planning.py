@@ -25,7 +25,7 @@ def decky(**spec: object) -> views.Decky:
             "hostname": "WS-01",
             "serviceConfig": {"smb": {"password": "hunter2"}},
             "files": [
-                {"path": "/p.txt", "mode": 0o600, "content": {"Inline": "c2VjcmV0LWNvbnRlbnQ="}},
+                {"path": "/p.txt", "mode": 0o600, "content": {"inline": "c2VjcmV0LWNvbnRlbnQ="}},
                 {"path": "/q.txt", "content": {"secretKeyRef": {"name": "s", "key": "k"}}},
             ],
             **spec,
@@ -61,8 +61,8 @@ def test_plan_matches_the_contract() -> None:
     assert [s["name"] for s in plan["services"]] == ["rdp", "smb"]  # type: ignore[index]
     assert plan["baseImage"] == planning.DEFAULT_BASE_IMAGE
     files = plan["files"]
-    assert files[0]["mode"] == 0o600 and files[0]["source"] == "Inline"  # type: ignore[index]
-    assert files[1]["source"] == "Secret" and files[1]["name"] == "s"  # type: ignore[index]
+    assert files[0]["mode"] == 0o600 and files[0]["source"] == "inline"  # type: ignore[index]
+    assert files[1]["source"] == "secret" and files[1]["name"] == "s"  # type: ignore[index]
     assert len(str(plan["hash"])) == 16
 
 

@@ -96,11 +96,15 @@ class Severity(Word):
 
 
 class FileSource(Word):
-    """Where a planned file's bytes come from (status.plan.files[].source)."""
+    """Where a planned file's bytes come from (status.plan.files[].source).
 
-    INLINE = "Inline"
-    SECRET = "Secret"
-    CONFIG_MAP = "ConfigMap"
+    Lowercase on purpose: the values are hashed into every plan with files, and a new
+    plan hash makes every agent re-converge every such running decky on upgrade.
+    """
+
+    INLINE = "inline"
+    SECRET = "secret"
+    CONFIG_MAP = "configMap"
 
 
 # Why an agent report is "failed" when the agent knows better than "Docker said no";

@@ -358,7 +358,7 @@ class PlanFile(Model):
     path: str = Field(description="Absolute path inside the decky.")
     mode: int = Field(default=0o644, description="Permission bits.")
     mtime_offset_seconds: int = Field(default=0, description="mtime offset from now.")
-    source: FileSource = Field(description="Where the bytes are: Inline, Secret or ConfigMap.")
+    source: FileSource = Field(description="Where the bytes are: inline, secret or configMap.")
     name: str = Field(default="", description="Secret/ConfigMap name.")
     key: str = Field(default="", description="Secret/ConfigMap key.")
     sha256: str = Field(default="", description="Content hash when inline, else empty.")
