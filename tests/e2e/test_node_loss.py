@@ -69,15 +69,31 @@ def ready_reason(obj: dict[str, Any]) -> str:
     return ""
 
 
+@pytest.fixture
+def session_agent_away(
+    identities: Any, kubectl: Any, agent: Proc, node_name: str
+) -> Iterator[None]:
+    """The session's agent stopped and its Lease gone for one test, so that B is the only
+    live node a decky can move to (two real agents on one dockerd would share Docker's
+    container names); started again afterwards (the `cluster` fixture would too)."""
+    agent.stop()
+    kubectl("delete", "lease", f"decnet-agent-{node_name}", "-n", identities.namespace, check=False)
+    try:
+        yield
+    finally:
+        if not agent.alive():
+            agent.start()
+
+
 def test_a_lost_nodes_deckies_move_to_a_live_agent_and_its_return_leaves_no_copy(
     kubectl: Any,
     namespace: str,
     docker_client: Any,
     operator: Proc,
+    session_agent_away: None,
     start_agent: Callable[..., Proc],
 ) -> None:
     tag = uuid.uuid4().hex[:6]
-    # "b-" sorts before the session agent's "e2e-": with equal load, the move goes to B
     node_a, node_b = f"e2e-lost-{tag}", f"b-sim-{tag}"
     agent_a = start_agent(node_a)
     cluster = Cluster(kubectl, namespace, docker_client, operator, agent_a, node_a)

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 import dns.message
 import dns.query
@@ -147,6 +148,20 @@ def _udp_garbage(port: int) -> None:
         sock.sendto(b"\x12\x34", ("127.0.0.1", port))
 
 
+def _serving_again(check: Any, within: float = 30.0) -> None:
+    """Serving again once the flood's 1,000 connections are being closed: on a loaded
+    machine the first new connection may still meet the emulator's connection cap."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            check()
+            return
+        except (ConnectionError, TimeoutError, AssertionError):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1)
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_hostile_clients_leave_the_family_serving(family: str) -> None:
     for service in FAMILIES[family]:
@@ -166,7 +181,7 @@ def test_hostile_clients_leave_the_family_serving(family: str) -> None:
                 assert tcp_port is not None
                 opened = asyncio.run(_flood(emu.port(tcp_port), 1000))
                 assert opened >= 900, opened
-                check(emu)
+                _serving_again(functools.partial(check, emu))
             peak = emu.rss_kib()
             print(f"{service}: idle RSS {idle} KiB, after the storm {peak} KiB")
             assert emu.alive()
