@@ -14,14 +14,16 @@ import dataclasses
 import datetime
 from collections.abc import Iterable, Mapping
 
+from decnet.api import v1alpha1
+
 NO_LIVE_AGENT = "NoLiveAgent"
 # A topology decky waits for its topology to be placed (which needs a live agent).
 WAITING_FOR_TOPOLOGY = "WaitingForTopology"
 SCHEDULED = "Scheduled"
 RESCHEDULED = "Rescheduled"
-# spec.nodeLoss.policy values (the API's words).
-WAIT = "Wait"
-RESCHEDULE = "Reschedule"
+# spec.nodeLoss.policy values: the API's words, not a second copy of them.
+WAIT = v1alpha1.NODE_LOSS_WAIT
+RESCHEDULE = v1alpha1.NODE_LOSS_RESCHEDULE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +51,7 @@ class NodeLoss:
     """spec.nodeLoss, and how long the decky's current node has been without its agent."""
 
     policy: str = WAIT
-    grace_seconds: float = 300.0
+    grace_seconds: float = v1alpha1.DEFAULT_NODE_LOSS_GRACE_SECONDS
     lost_seconds: float | None = None  # None while the node's agent is live
 
     def due(self) -> bool:
