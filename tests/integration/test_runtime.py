@@ -592,7 +592,7 @@ def test_a_service_that_exits_after_start_fails_the_converge_with_its_exit_code(
         crashy.reload()
     assert crashy.status == "exited"
     # the next round starts it again and, after the settle, sees it gone again
-    outcome = converge.converge(eng, want, settle_seconds=1.5)
+    outcome = converge.converge_and_settle(eng, want, settle_seconds=1.5)
     assert outcome.state == "Failed"
     assert outcome.reason == "ServiceExited"
     assert outcome.message == "service crashy exited (exit code 3) after start"

@@ -3,15 +3,17 @@
 Level-based: every round starts from a fresh observation, so a half-finished
 earlier attempt (an agent killed mid-deploy, a container removed by hand) is
 just another starting point. Creating a base takes a second round because its
-services' hashes include the base id. A round that started containers ends with a
-confirmation: after a short settle, those containers are inspected, and one that did
-not stay up fails the converge (health.judge_containers) instead of reporting Ready.
+services' hashes include the base id. A round that started containers is not the end:
+it returns the containers to confirm (Outcome.settling), the caller converges again a
+short settle later with them, and that pass inspects them; one that did not stay up
+fails the converge (health.judge_containers) instead of reporting Ready. Nothing waits
+in between: the agent's worker goes on to the next decky meanwhile.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -31,13 +33,16 @@ class Outcome:
     message: str
     observed: planner.Observed
     reason: str = ""  # v1alpha1.AGENT_REASONS for a failure the agent judged itself
+    # containers started on the way, to be confirmed once they have had the settle to
+    # fail: while any are, the outcome is not final and nothing is reported
+    settling: tuple[str, ...] = ()
 
 
 def converge(
     eng: runtime.Engine,
     want: planner.DeckyWant,
     settle_seconds: float = 0.0,
-    sleep: Callable[[float], None] = time.sleep,
+    confirm: Sequence[str] = (),
 ) -> Outcome:
     """Drive Docker to `want`; DockerError is turned into a failed outcome by the caller.
 
@@ -45,10 +50,21 @@ def converge(
     Docker answered to them (planner.predict), and only a round with removals or network
     changes looks again. The periodic resync re-observes everything anyway.
 
-    With `settle_seconds` > 0, containers started on the way are inspected that long
-    after the last round, and a converge whose containers did not stay up fails.
+    With `settle_seconds` > 0, containers started on the way come back as
+    Outcome.settling; converging again after the settle with them as `confirm`
+    inspects them, and a converge whose containers did not stay up fails.
     """
     observed: planner.Observed | None = None
+    if confirm:
+        # judged before anything is done: a crashed service is not started again here
+        # (its retry backoff does that), and its exit code is the verdict's
+        observed = eng.observe_decky(
+            want.namespace, want.name, with_files=want.files is not None, uid=want.uid
+        )
+        judged = _confirm(eng, want, observed, confirm)
+        if judged.state == v1alpha1.AgentState.FAILED:
+            return judged
+        observed = judged.observed
     started: list[str] = []
     for _ in range(MAX_ROUNDS):
         if observed is None:
@@ -62,7 +78,8 @@ def converge(
             if isinstance(action, planner.Fail):
                 return Outcome(v1alpha1.AgentState.FAILED, action.message, observed)
         if not actions:
-            return _confirm(eng, want, observed, started, settle_seconds, sleep)
+            settling = tuple(dict.fromkeys(started)) if settle_seconds > 0 else ()
+            return Outcome(v1alpha1.AgentState.CONVERGED, "", observed, settling=settling)
         results = []
         for action in actions:
             log.info("docker.action", decky=want.key, action=describe(action))
@@ -76,20 +93,34 @@ def converge(
     )
 
 
+def converge_and_settle(
+    eng: runtime.Engine,
+    want: planner.DeckyWant,
+    settle_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """converge(), waiting out the settle in place: for one decky at a time (tests, tools).
+    The agent does not wait: it converges other deckies meanwhile."""
+    outcome = converge(eng, want, settle_seconds)
+    for _ in range(MAX_ROUNDS):
+        if not outcome.settling:
+            return outcome
+        sleep(settle_seconds)
+        outcome = converge(eng, want, settle_seconds, confirm=outcome.settling)
+    return outcome
+
+
 def _confirm(
     eng: runtime.Engine,
     want: planner.DeckyWant,
     observed: planner.Observed,
-    started: list[str],
-    settle_seconds: float,
-    sleep: Callable[[float], None],
+    confirm: Sequence[str],
 ) -> Outcome:
-    """Converged, unless a container started on the way is not up after the settle."""
+    """Converged, unless a container to confirm is not up now."""
     current = {c.id: c for c in observed.containers}
-    to_confirm = [current[i] for i in dict.fromkeys(started) if i in current]
-    if settle_seconds <= 0 or not to_confirm:
+    to_confirm = [current[i] for i in dict.fromkeys(confirm) if i in current]
+    if not to_confirm:
         return Outcome(v1alpha1.AgentState.CONVERGED, "", observed)
-    sleep(settle_seconds)
     for c in eng.confirm(to_confirm):
         current[c.id] = c
     observed = replace(observed, containers=tuple(current.values()))

@@ -77,12 +77,12 @@ LEASE_RENEWED = Gauge(
 MAX_BACKOFF = 60.0
 # How long a just-started container must stay up before the converge counts it.
 SETTLE_SECONDS = 1.5
+
+
 def renew_interval(lease_seconds: float) -> float:
     """Renew four times per Lease duration (10 s for the default 40 s), so one slow
     API round trip never lets the Lease lapse."""
     return lease_seconds / 4
-
-
 
 
 class Agent:
@@ -120,6 +120,8 @@ class Agent:
         self._active: set[str] = set()  # uids a worker owns right now
         self._again: set[str] = set()  # uids that changed while a worker owned them
         self._retry: dict[str, tuple[float, float]] = {}  # uid -> (due, last delay)
+        # uid -> (when its settle runs out, containers started to confirm then)
+        self._settling: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._orphan_first_seen: dict[str, float] = {}
         self._listed = threading.Event()
         # set after the first list and whenever a decky leaves this node's watch: its
@@ -187,6 +189,31 @@ class Agent:
             delay = min(MAX_BACKOFF, max(1.0, last * 2))
             self._retry[uid] = (time.monotonic() + delay, delay)
 
+    def _settle_later(self, uid: str, started: tuple[str, ...]) -> None:
+        """Confirm these containers once they have had the settle to fail (tick_loop)."""
+        with self._lock:
+            at, before = self._settling.get(uid, (None, ()))
+            if started or at is None:  # an event meanwhile does not push the settle out
+                at = time.monotonic() + self.settle_seconds
+            self._settling[uid] = (at, tuple(dict.fromkeys((*before, *started))))
+
+    def _settled(self, uid: str) -> tuple[bool, tuple[str, ...]]:
+        """(still settling, containers whose settle has run out and are to be confirmed)."""
+        with self._lock:
+            entry = self._settling.get(uid)
+            if entry is None:
+                return False, ()
+            at, started = entry
+            if time.monotonic() < at:
+                return True, ()
+            del self._settling[uid]
+            return False, started
+
+    def _due_settles(self) -> list[str]:
+        now = time.monotonic()
+        with self._lock:
+            return [uid for uid, (at, _) in self._settling.items() if at <= now]
+
     def _due_retries(self) -> list[str]:
         now = time.monotonic()
         with self._lock:
@@ -246,8 +273,11 @@ class Agent:
             return
         started = time.monotonic()
         want: planner.DeckyWant | None = None
+        settling = False
         try:
             if meta.get("deletionTimestamp"):
+                with self._lock:
+                    self._settling.pop(uid, None)
                 outcome = converge.remove(self.engine, namespace, name, uid)
                 self.collect_networks()
             else:
@@ -255,7 +285,14 @@ class Agent:
                 want = desired.want_from_decky(decky, self._read_ref)
                 if want is None:
                     return  # not planned yet: the operator has not scheduled it here
-                outcome = converge.converge(self.engine, want, self.settle_seconds)
+                waiting, confirm = self._settled(uid)
+                if waiting:
+                    # containers it started are within their settle: its own pass comes
+                    # then (tick_loop), with whatever changed meanwhile; a pass now would
+                    # start a crashed service again before it is judged
+                    return
+                outcome = converge.converge(self.engine, want, self.settle_seconds, confirm)
+                settling = bool(outcome.settling)
         except runtime.EngineUnavailable as error:
             log.warning("docker.unavailable", decky=f"{namespace}/{name}", error=str(error))
             CONVERGES.labels("unavailable").inc()
@@ -277,6 +314,11 @@ class Agent:
             )
         # rules for a new LAN before Ready is reported (until then its bridge is closed)
         self.sync_firewall()
+        if settling:
+            # started containers have not had their settle yet: no report until they
+            # have, and this worker goes on to other deckies meanwhile
+            self._settle_later(uid, outcome.settling)
+            return
         if outcome.state == v1alpha1.AgentState.CONVERGED and want is not None:
             verdict = health.judge_firewall(want, self.firewall_error)
             if verdict is not None:
@@ -352,6 +394,7 @@ class Agent:
                 self._done.pop(gone, None)
                 self._failed.pop(gone, None)
                 self._retry.pop(gone, None)
+                self._settling.pop(gone, None)
             for obj in items:
                 self._objects[str(obj["metadata"]["uid"])] = obj
             DECKIES.set(len(self._objects))
@@ -384,6 +427,7 @@ class Agent:
                             self._done.pop(uid, None)
                             self._failed.pop(uid, None)
                             self._retry.pop(uid, None)
+                            self._settling.pop(uid, None)
                         self._reap_soon.set()
                         continue
                     with self._lock:
@@ -637,6 +681,8 @@ class Agent:
             with self._lock:
                 FAILING.set(len(self._failed))
             for uid in self._due_retries():
+                self.enqueue(uid, force=True)
+            for uid in self._due_settles():
                 self.enqueue(uid, force=True)
             if self._reap_soon.is_set() and self._listed.is_set():
                 self._reap_soon.clear()

@@ -44,7 +44,7 @@ def fake(failure_rate: float = 0.0) -> runtime.Engine:
 def test_a_decky_converges_on_the_fake_engine_and_a_second_pass_changes_nothing() -> None:
     eng = fake()
     w = want()
-    outcome = converge.converge(eng, w, settle_seconds=0.01)
+    outcome = converge.converge_and_settle(eng, w, settle_seconds=0.01)
     assert outcome.state == "Converged"
     seen = eng.observe_decky(NS, w.name, with_files=False)
     roles = sorted(c.labels[names.LABEL_ROLE] for c in seen.containers)
