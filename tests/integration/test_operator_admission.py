@@ -98,6 +98,41 @@ def test_with_the_operator_stopped_a_bad_apply_is_refused_not_admitted(
     assert f"{outside} is outside subnet {subnet} of LAN office" in result.stderr
 
 
+def test_with_the_operator_stopped_only_spec_changes_wait_for_the_webhook(
+    kubectl: Any, kube_client: Any, operator: h.Operator, namespace: str, node: str
+) -> None:
+    """The chart's matchConditions send the webhook only creations and spec changes: a
+    label (as the operator's own finalizer and node-label writes) or a deletion is not
+    held up by a webhook that is down, while a spec change still is."""
+    subnet = _subnet()
+    h.apply(kubectl, h.lan("office", namespace, subnet=subnet))
+    h.apply(kubectl, h.decky("quiet", namespace, nodeName=node))
+    h.wait_for(
+        lambda: (h.get(kube_client, kclient.Decky, "quiet", namespace) or {})
+        .get("metadata", {})
+        .get("finalizers"),
+        30,
+        "the operator's finalizer on quiet",
+        operator,
+    )
+    operator.stop()
+    try:
+        labelled = kubectl("label", "decky", "quiet", "-n", namespace, "team=blue", check=False)
+        assert labelled.returncode == 0, labelled.stderr
+        changed = h.apply(
+            kubectl, h.decky("quiet", namespace, nodeName=node, hostname="other"), check=False
+        )
+        assert changed.returncode != 0
+        assert "failed calling webhook" in changed.stderr, changed.stderr
+        deleted = kubectl("delete", "decky", "quiet", "-n", namespace, "--wait=false", check=False)
+        assert deleted.returncode == 0, deleted.stderr
+    finally:
+        operator.start()
+    obj = h.get(kube_client, kclient.Decky, "quiet", namespace)
+    assert obj is None or obj["metadata"]["labels"].get("team") == "blue"
+    assert obj is None or not obj["spec"].get("hostname")
+
+
 def test_with_the_webhook_bypassed_an_out_of_subnet_ip_stalls_and_nothing_is_planned(
     kubectl: Any,
     kube_client: Any,

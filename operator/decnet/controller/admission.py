@@ -60,17 +60,11 @@ def decky_problems(
 
 def _ip_holder(st: state.State, decky: views.Decky, lan: str, ip: str) -> str | None:
     claim = st.one("claim_idx", (decky.namespace, names.ip_claim_name(lan, ip)))
-    if claim and claim["holder"].get("name") != decky.name:
-        return str(claim["holder"].get("name"))
-    for (ns, name), other in st.values("decky_idx"):
-        if ns != decky.namespace or name == decky.name:
-            continue
-        pinned = [(n.lan, n.ip) for n in views.networks(other)]
-        held = [
-            (a.get("lan"), a.get("ip")) for a in (other.get("status") or {}).get("addresses") or ()
-        ]
-        if (lan, ip) in pinned + held:
-            return str(name)
+    if claim and claim.holder_name != decky.name:
+        return str(claim.holder_name)
+    for name, ips in indexes.addresses_on(st, decky.namespace, lan):
+        if name != decky.name and ip in ips:
+            return name
     return None
 
 

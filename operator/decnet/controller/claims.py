@@ -160,12 +160,9 @@ async def _allocate_one(
     st: state.State, decky: views.Decky, lan: str, subnet: str, holder: Mapping[str, str]
 ) -> str | None:
     reserved = st.reserved[(decky.namespace, lan)]
-    pinned = {
-        n.ip
-        for body in indexes.deckies_in(st, decky.namespace)
-        for n in views.networks(body)
-        if n.lan == lan and n.ip
-    }
+    # addresses pinned in spec (or held in status) by any decky on the LAN: a pin may
+    # not have its claim yet
+    pinned = {ip for _, ips in indexes.addresses_on(st, decky.namespace, lan) for ip in ips}
     held = set(indexes.claims_on(st, decky.namespace, lan)) | reserved | pinned
     for tries, ip in enumerate(allocation.candidate_ips(subnet, held)):
         if tries >= MAX_ALLOCATION_TRIES:
@@ -198,7 +195,6 @@ async def release_stale(st: state.State, ns: str, uid: str, keep: list[dict[str,
     """Release the address claims of `uid` that are not in `keep`."""
     wanted = {names.ip_claim_name(a["lan"], a["ip"]) for a in keep}
     for held in indexes.claims_held_by(st, uid):
-        cname = str(held["name"])
-        if held["namespace"] == ns and cname not in wanted:
-            await release(st, ns, cname)
-            st.reserved[(ns, str(held.get("lan")))].discard(str(held.get("address")))
+        if held.namespace == ns and held.name not in wanted:
+            await release(st, ns, held.name)
+            st.reserved[(ns, str(held.lan))].discard(held.address)

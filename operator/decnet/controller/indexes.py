@@ -1,26 +1,30 @@
 """kopf's in-memory indexes of every kind the controller reads, and the questions asked of them.
 
 kopf lists and watches each kind once; handlers and the loop read these indexes
-(through the State) instead of the API server. Bodies are kept without
+(through the State) instead of the API server. What is kept is sized by what is read:
+a decky as a StoredDecky (controller/stored.py: the facts the scans read, the body
+packed), an AddressClaim as a Claim, LAN and Topology bodies (few) without
 managedFields.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from decnet.controller import scheduling, state, validation, views, workqueue
+from decnet.controller import scheduling, state, stored, validation, views, workqueue
 from decnet.kube import conditions, names
 
 G, V = names.GROUP, names.VERSION
 LEASE_GROUP, LEASE_VERSION = "coordination.k8s.io", "v1"
 NAMES = (
     "decky_idx",
+    "addresses_by_lan",
     "lan_idx",
     "template_idx",
     "claim_idx",
@@ -36,11 +40,8 @@ def now() -> datetime.datetime:
 
 
 def compact(body: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(body))
-    meta = dict(out.get("metadata") or {})
-    meta.pop("managedFields", None)
-    out["metadata"] = meta
-    return out
+    """A copy of the body of our own, without managedFields."""
+    return copy.deepcopy(stored.without_managed_fields(body))
 
 
 def key(kind: workqueue.Kind, body: Mapping[str, Any]) -> workqueue.Key:
@@ -69,8 +70,19 @@ def lease_idx(spec: Mapping[str, Any], labels: Mapping[str, str], **_: Any) -> A
 
 
 @kopf.index(G, V, names.DECKIES)
-def decky_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-    return {(namespace or "", name): compact(body)}
+def decky_idx(*, body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> Any:
+    default_interval = state.of(memo).config.mutation_interval_minutes
+    return {(namespace or "", name): stored.store(body, default_interval=default_interval)}
+
+
+@kopf.index(G, V, names.DECKIES)
+def addresses_by_lan(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+    """(namespace, LAN) -> (decky, its addresses there: pinned in spec or held in status).
+
+    Who holds an address and which are pinned on a LAN are asked per admission and per
+    allocation: read from the LAN's own entries, never by walking every decky."""
+    entry = stored.addresses(body)
+    return {(namespace or "", lan): (name, ips) for lan, ips in entry.items()} or None
 
 
 @kopf.index(G, V, names.LANS)
@@ -90,34 +102,46 @@ def template_idx(body: kopf.Body, name: str, **_: Any) -> Any:
 
 @kopf.index(G, V, names.ADDRESS_CLAIMS)
 def claim_idx(*, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any) -> Any:
-    return {(namespace, name): _claim(spec, namespace, name)}
+    return {(namespace, name): claim_of(spec, namespace, name)}
 
 
 # The same claims by LAN and by holder: allocation and release read only the claims they
 # are about, never every claim of the cluster (a scan per reconcile is O(n²) per burst).
 @kopf.index(G, V, names.ADDRESS_CLAIMS)
-def claims_by_lan(
-    *, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any
-) -> Any:
-    return {(namespace, spec.get("lan")): _claim(spec, namespace, name)}
+def claims_by_lan(*, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any) -> Any:
+    return {(namespace, spec.get("lan")): claim_of(spec, namespace, name)}
 
 
 @kopf.index(G, V, names.ADDRESS_CLAIMS)
-def claims_by_holder(
-    *, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any
-) -> Any:
+def claims_by_holder(*, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any) -> Any:
     uid = (spec.get("holder") or {}).get("uid")
-    return {uid: _claim(spec, namespace, name)} if uid else None
+    return {uid: claim_of(spec, namespace, name)} if uid else None
 
 
-def _claim(spec: Mapping[str, Any], namespace: str | None, name: str) -> dict[str, Any]:
-    return {
-        "address": spec.get("address"),
-        "lan": spec.get("lan"),
-        "holder": dict(spec.get("holder") or {}),
-        "name": name,
-        "namespace": namespace,
-    }
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claim:
+    """One AddressClaim: an address (or a subnet) on a LAN, and who holds it."""
+
+    namespace: str
+    name: str
+    address: str
+    lan: str | None
+    holder_kind: str | None
+    holder_name: str | None
+    holder_uid: str | None
+
+
+def claim_of(spec: Mapping[str, Any], namespace: str | None, name: str) -> Claim:
+    holder = spec.get("holder") or {}
+    return Claim(
+        namespace=namespace or "",
+        name=name,
+        address=str(spec.get("address") or ""),
+        lan=spec.get("lan"),
+        holder_kind=holder.get("kind"),
+        holder_name=holder.get("name"),
+        holder_uid=holder.get("uid"),
+    )
 
 
 # -- questions -----------------------------------------------------------------------
@@ -135,19 +159,26 @@ def lans_in(st: state.State, namespace: str) -> dict[str, views.Lan]:
     }
 
 
-def deckies_in(st: state.State, namespace: str) -> list[dict[str, Any]]:
-    return [body for (ns, _), body in st.values("decky_idx") if ns == namespace]
+def deckies_in(st: state.State, namespace: str) -> list[tuple[str, stored.StoredDecky]]:
+    """(name, what is kept of it) of every decky in the namespace."""
+    return [(name, entry) for (ns, name), entry in st.values("decky_idx") if ns == namespace]
 
 
-def on_lan(body: Mapping[str, Any], lan: str) -> bool:
-    return any(n.lan == lan for n in views.networks(body))
+def addresses_on(st: state.State, namespace: str, lan: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(decky, its addresses) of every decky with an address pinned or held on the LAN."""
+    return list(st.index("addresses_by_lan").get((namespace, lan)) or ())
+
+
+def decky_body(st: state.State, namespace: str, name: str) -> dict[str, Any] | None:
+    entry = st.one("decky_idx", (namespace, name))
+    return entry.body() if isinstance(entry, stored.StoredDecky) else None
 
 
 def deckies_on(st: state.State, namespace: str, lan: str) -> list[workqueue.Key]:
     return [
         workqueue.Key(workqueue.Kind.DECKY, ns, name)
-        for (ns, name), body in st.values("decky_idx")
-        if ns == namespace and on_lan(body, lan)
+        for (ns, name), entry in st.values("decky_idx")
+        if ns == namespace and entry.on_lan(lan)
     ]
 
 
@@ -187,7 +218,10 @@ def node_gone(st: state.State, node: str) -> bool:
 
 
 def node_loss(
-    st: state.State, decky: views.Decky, node: str | None, live: set[str]
+    st: state.State,
+    decky: views.Decky | stored.StoredDecky,
+    node: str | None,
+    live: set[str],
 ) -> scheduling.NodeLoss:
     """The decky's node-loss policy, with how long its node has been lost (None: live)."""
     return scheduling.NodeLoss(
@@ -197,12 +231,12 @@ def node_loss(
     )
 
 
-def claims_on(st: state.State, namespace: str, lan: str) -> dict[str, dict[str, Any]]:
+def claims_on(st: state.State, namespace: str, lan: str) -> dict[str, Claim]:
     """Held IP addresses on one LAN: address -> claim."""
-    return {str(c["address"]): c for c in st.index("claims_by_lan").get((namespace, lan)) or ()}
+    return {c.address: c for c in st.index("claims_by_lan").get((namespace, lan)) or ()}
 
 
-def claims_held_by(st: state.State, uid: str) -> list[dict[str, Any]]:
+def claims_held_by(st: state.State, uid: str) -> list[Claim]:
     """Every AddressClaim whose holder is this object (by uid)."""
     return list(st.index("claims_by_holder").get(uid) or ())
 

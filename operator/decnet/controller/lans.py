@@ -92,7 +92,7 @@ async def release(st: state.State, body: Mapping[str, Any]) -> None:
     if not subnet:
         return
     claim = st.one("claim_idx", (ns, names.subnet_claim_name(subnet)))
-    if claim and claim["holder"].get("uid") == body["metadata"].get("uid"):
+    if claim and claim.holder_uid == body["metadata"].get("uid"):
         await claims.release(st, ns, names.subnet_claim_name(subnet))
     st.reserved_subnets.discard(subnet)
 

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
 import structlog
 
-from decnet.api import v1alpha1
 from decnet.controller import (
     claims,
     deckies,
     indexes,
     lans,
     leadership,
-    mutation,
     state,
+    stored,
     topologies,
-    views,
     workqueue,
     writes,
 )
@@ -75,38 +72,34 @@ async def lease_event(memo: Any, **_: Any) -> None:
     state.of(memo).queue.kick()
 
 
-def due(st: state.State, body: Mapping[str, Any], live: set[str], changed: set[str]) -> bool:
+def due(st: state.State, decky: stored.StoredDecky, live: set[str], changed: set[str]) -> bool:
     """Does this decky need a reconcile without a watch event?"""
-    meta = body.get("metadata") or {}
-    status = body.get("status") or {}
-    node = status.get("node")
+    node = decky.node
     if not node:
-        return bool(changed) or bool(meta.get("deletionTimestamp"))
+        return bool(changed) or decky.deleting
     if node in changed:
         return True
-    if meta.get("deletionTimestamp"):
-        return node not in live and indexes.node_gone(st, str(node))
+    if decky.deleting:
+        return node not in live and indexes.node_gone(st, node)
     if node not in live:
         # a Reschedule policy whose grace period has run out moves the decky now
-        return indexes.node_loss(st, views.Decky.from_obj(body), str(node), live).due()
-    policy = (body.get("spec") or {}).get("mutation")
-    return mutation.scheduled(
-        # only the policy is read through its model here: the loop looks at every decky
-        v1alpha1.MutationPolicy.model_validate(policy) if policy else None,
-        status,
-        default_interval=st.config.mutation_interval_minutes,
-        now=indexes.now(),
-    )
+        return indexes.node_loss(st, decky, node, live).due()
+    return decky.mutation_due is not None and indexes.now() >= decky.mutation_due
 
 
 def due_deckies(st: state.State, live: set[str], changed: set[str]) -> set[workqueue.Key]:
     keys = set()
-    for (ns, name), body in st.values("decky_idx"):
+    for (ns, name), entry in st.values("decky_idx"):
         key = workqueue.Key(workqueue.Kind.DECKY, ns, name)
         try:
-            if due(st, st.latest(key, body), live, changed):
+            written = st.written.get(key)
+            if written is not None:  # our own write the watch has not delivered yet
+                entry = stored.store(
+                    written.body, default_interval=st.config.mutation_interval_minutes
+                )
+            if due(st, entry, live, changed):
                 keys.add(key)
-        except Exception:  # noqa: BLE001 - a body we cannot judge is reconciled, not skipped
+        except Exception:  # noqa: BLE001 - a decky we cannot judge is reconciled, not skipped
             log.exception("due.failed", object=str(key))
             keys.add(key)
     return keys
@@ -114,18 +107,14 @@ def due_deckies(st: state.State, live: set[str], changed: set[str]) -> set[workq
 
 async def reconcile(st: state.State, key: workqueue.Key) -> None:
     """One key of the queue, whatever its kind, from the freshest body the indexes hold."""
-    index = {
-        workqueue.Kind.DECKY: "decky_idx",
-        workqueue.Kind.LAN: "lan_idx",
-        workqueue.Kind.TOPOLOGY: "topo_idx",
-    }[key.kind]
-    body = st.one(index, (key.namespace, key.name))
-    if body is None:
-        return  # gone: its deletion was handled by its watch event
     if key.kind is workqueue.Kind.DECKY:
-        await deckies.reconcile(st, body)
+        body = indexes.decky_body(st, key.namespace, key.name)
+        if body is not None:  # else gone: its deletion was handled by its watch event
+            await deckies.reconcile(st, body)
     elif key.kind is workqueue.Kind.LAN:
-        await lans.reconcile(st, body)
+        lan = st.one("lan_idx", (key.namespace, key.name))
+        if lan is not None:
+            await lans.reconcile(st, lan)
     else:
         await topologies.reconcile(st, key)
 

@@ -74,16 +74,33 @@ def interval_minutes(per_decky: float | None, default: float) -> float:
     return default if per_decky is None else per_decky
 
 
+def due_time(*, interval: float, last: datetime.datetime | None) -> datetime.datetime | None:
+    """A scheduled mutation is due `interval` minutes after the last mutation/start."""
+    if interval <= 0 or last is None:
+        return None
+    return last + datetime.timedelta(minutes=interval)
+
+
 def due(
     *,
     interval: float,
     last: datetime.datetime | None,
     now: datetime.datetime,
 ) -> bool:
-    """A scheduled mutation is due `interval` minutes after the last mutation/start."""
-    if interval <= 0 or last is None:
-        return False
-    return now >= last + datetime.timedelta(minutes=interval)
+    at = due_time(interval=interval, last=last)
+    return at is not None and now >= at
+
+
+def quiet_until(
+    *, last_contact: datetime.datetime | None, quiet_seconds: float | None
+) -> datetime.datetime | None:
+    """Until when no scheduled mutation may run: the quiet period after the last attacker
+    contact (status.activity.lastContact), so a rotation never cuts a live session.
+    None: no wait. A manual mutation does not ask."""
+    period = DEFAULT_QUIET_SECONDS if quiet_seconds is None else quiet_seconds
+    if period <= 0 or last_contact is None:
+        return None
+    return last_contact + datetime.timedelta(seconds=max(period, MIN_QUIET_SECONDS))
 
 
 def quiet(
@@ -92,14 +109,40 @@ def quiet(
     now: datetime.datetime,
     quiet_seconds: float | None,
 ) -> bool:
-    """May a scheduled mutation run? Only when no attacker touched the decky for the quiet
-    period (status.activity.lastContact), so a rotation never cuts a live session.
-    A manual mutation does not ask."""
-    period = DEFAULT_QUIET_SECONDS if quiet_seconds is None else quiet_seconds
-    if period <= 0 or last_contact is None:
-        return True
-    period = max(period, MIN_QUIET_SECONDS)
-    return now >= last_contact + datetime.timedelta(seconds=period)
+    """May a scheduled mutation run now, as far as attacker contact goes?"""
+    until = quiet_until(last_contact=last_contact, quiet_seconds=quiet_seconds)
+    return until is None or now >= until
+
+
+def due_at(
+    policy: v1alpha1.MutationPolicy | None,
+    status: Mapping[str, Any],
+    *,
+    default_interval: float,
+) -> datetime.datetime | None:
+    """When a scheduled mutation falls due, as status stands (None: none is scheduled).
+
+    policy is spec.mutation. Due once the interval has passed since the last mutation
+    (else since the start of the last operation, which must have succeeded), and only
+    once the decky is quiet (no attacker contact within its quiet period).
+    """
+    policy = policy or v1alpha1.MutationPolicy()
+    interval = interval_minutes(policy.interval_minutes, default_interval)
+    rec = status.get("lifecycle") or {}
+    if interval <= 0 or v1alpha1.Phase(rec.get("phase") or "Pending") != v1alpha1.Phase.SUCCEEDED:
+        return None
+    since = conditions.parse_time(
+        (status.get("lastMutation") or {}).get("at") or rec.get("startedAt")
+    )
+    at = due_time(interval=interval, last=since)
+    if at is None:
+        return None
+    activity = status.get("activity") or {}
+    until = quiet_until(
+        last_contact=conditions.parse_time(activity.get("lastContact")),
+        quiet_seconds=policy.quiet_seconds,
+    )
+    return at if until is None else max(at, until)
 
 
 def scheduled(
@@ -109,23 +152,6 @@ def scheduled(
     default_interval: float,
     now: datetime.datetime,
 ) -> bool:
-    """Is a scheduled mutation due? The one answer the loop and the reconcile share.
-
-    policy is spec.mutation. Due once the interval has passed since the last mutation
-    (else since the start of the last operation, which must have succeeded), and only
-    while the decky is quiet (no attacker contact within its quiet period).
-    """
-    policy = policy or v1alpha1.MutationPolicy()
-    interval = interval_minutes(policy.interval_minutes, default_interval)
-    rec = status.get("lifecycle") or {}
-    if interval <= 0 or v1alpha1.Phase(rec.get("phase") or "Pending") != v1alpha1.Phase.SUCCEEDED:
-        return False
-    since = conditions.parse_time(
-        (status.get("lastMutation") or {}).get("at") or rec.get("startedAt")
-    )
-    activity = status.get("activity") or {}
-    return due(interval=interval, last=since, now=now) and quiet(
-        last_contact=conditions.parse_time(activity.get("lastContact")),
-        now=now,
-        quiet_seconds=policy.quiet_seconds,
-    )
+    """Is a scheduled mutation due now? The one answer the loop and the reconcile share."""
+    at = due_at(policy, status, default_interval=default_interval)
+    return at is not None and now >= at

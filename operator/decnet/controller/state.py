@@ -19,7 +19,7 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from decnet.controller import mutation, planning, validation, workqueue
+from decnet.controller import mutation, planning, stored, validation, workqueue
 from decnet.kube import names
 
 
@@ -134,11 +134,6 @@ class State:
         del self.written[key]
         return None
 
-    def latest(self, key: workqueue.Key, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Our own write while the watch has not delivered it, else the watch body."""
-        known = self.written.get(key)
-        return known.body if known is not None else body
-
     def remember(
         self, key: workqueue.Key, base: Mapping[str, Any], body: Mapping[str, Any]
     ) -> None:
@@ -148,12 +143,8 @@ class State:
         older.add(rv(base))
         if known is not None:
             older.add(rv(known.body))
-        kept = dict(body)
         # managedFields are most of a response's bytes and no decision reads them
-        kept["metadata"] = {
-            k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"
-        }
-        self.written[key] = Written(kept, older)
+        self.written[key] = Written(stored.without_managed_fields(body), older)
 
     def forget(self, key: workqueue.Key, uid: str | None) -> None:
         self.written.pop(key, None)

@@ -22,7 +22,7 @@ from decnet.controller import (
     workqueue,
     writes,
 )
-from decnet.kube import conditions, names
+from decnet.kube import names
 
 KIND = workqueue.Kind.TOPOLOGY
 
@@ -47,16 +47,18 @@ async def reconcile(st: state.State, key: workqueue.Key) -> None:
     async with st.locks[key]:
         current = dict(body.get("status") or {})
         all_lans = list(indexes.lans_in(st, ns).values())
-        decky_bodies = indexes.deckies_in(st, ns)
-        all_deckies = [views.Decky.from_obj(b) for b in decky_bodies]
-        lans, deckies = topology.members(name, all_lans, all_deckies)
-        # Live once a member runs: from then on shape rules only degrade it.
-        member_names = {d.name for d in deckies}
-        live = any(
-            conditions.is_true((b.get("status") or {}).get("conditions"), conditions.READY)
-            for b in decky_bodies
-            if b["metadata"]["name"] in member_names
+        own_lans = {lan.name for lan in all_lans if lan.topology == name}
+        # only the deckies that can be members are unpacked (members() decides)
+        candidates = {
+            decky_name: entry
+            for decky_name, entry in indexes.deckies_in(st, ns)
+            if entry.topology_label == name or any(entry.on_lan(lan) for lan in own_lans)
+        }
+        lans, deckies = topology.members(
+            name, all_lans, [views.Decky.from_obj(e.body()) for e in candidates.values()]
         )
+        # Live once a member runs: from then on shape rules only degrade it.
+        live = any(candidates[d.name].ready for d in deckies)
         issues = topology.validate(lans, deckies, indexes.templates(st), live=live)
         node = node_of(st, views.Topology.from_obj(body))
         wanted = topostatus.status(

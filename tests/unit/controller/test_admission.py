@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from decnet.controller import admission, state, views
+from decnet.controller import admission, state, stored, views
+from decnet.controller import indexes as idx
 from decnet.kube import names
 
 
@@ -37,15 +38,25 @@ def indexes() -> Iterator[None]:
         },
         "claim_idx": {
             ("ns", names.ip_claim_name("office", "10.0.3.7")): [
-                {
-                    "address": "10.0.3.7",
-                    "lan": "office",
-                    "holder": {"kind": "Decky", "name": "ws-02", "uid": "uid-ws-02"},
-                },
+                idx.claim_of(
+                    {
+                        "address": "10.0.3.7",
+                        "lan": "office",
+                        "holder": {"kind": "Decky", "name": "ws-02", "uid": "uid-ws-02"},
+                    },
+                    "ns",
+                    names.ip_claim_name("office", "10.0.3.7"),
+                ),
             ],
         },
+        "addresses_by_lan": {("ns", "office"): [("ws-05", ("10.0.3.9",))]},
         "decky_idx": {
-            ("ns", "ws-05"): [body("ws-05", networks=[{"lan": "office", "ip": "10.0.3.9"}])]
+            ("ns", "ws-05"): [
+                stored.store(
+                    body("ws-05", networks=[{"lan": "office", "ip": "10.0.3.9"}]),
+                    default_interval=30,
+                )
+            ]
         },
     }
     yield

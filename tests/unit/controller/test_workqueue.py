@@ -94,3 +94,25 @@ def test_a_key_that_fails_then_succeeds_is_forgotten() -> None:
         assert not queue.waiting(GOOD)
 
     asyncio.run(passes())
+
+
+def test_the_loop_runs_keys_side_by_side_each_once() -> None:
+    queue = workqueue.WorkQueue()
+    keys = [Key(workqueue.Kind.DECKY, "ns", f"d-{i:03d}") for i in range(100)]
+    running = [0]
+    most = [0]
+    done: list[Key] = []
+
+    async def slow(key: Key) -> None:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.01)
+        running[0] -= 1
+        done.append(key)
+
+    async def passes() -> None:
+        assert await workqueue.run(queue, keys, slow, workers=8) == 0
+
+    asyncio.run(passes())
+    assert sorted(done) == keys  # every key once
+    assert most[0] == 8  # never more than the workers, and not one at a time
