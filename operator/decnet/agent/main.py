@@ -120,6 +120,10 @@ class Agent:
         self._active: set[str] = set()  # uids a worker owns right now
         self._again: set[str] = set()  # uids that changed while a worker owned them
         self._retry: dict[str, tuple[float, float]] = {}  # uid -> (due, last delay)
+        # a counter of object updates from the watch and our own writes, and the last
+        # update of each uid: a list answered later never overwrites a newer one
+        self._seq = 0
+        self._touched_at: dict[str, int] = {}
         # uid -> (when its settle runs out, containers started to confirm then)
         self._settling: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._orphan_first_seen: dict[str, float] = {}
@@ -383,29 +387,66 @@ class Agent:
                 merged = dict(obj.get("status") or {})
                 merged.update(report)
                 self._objects[uid] = {**obj, "status": merged}
+                self._touched(uid)
 
     # ------------------------------------------------------------------ the API server
 
-    def _set_objects(self, items: list[dict[str, Any]]) -> set[str]:
-        uids = {str(o["metadata"]["uid"]) for o in items}
+    def _mark(self) -> int:
+        """A point in this agent's stream of object updates, taken before a list."""
         with self._lock:
-            for gone in set(self._objects) - uids:
+            return self._seq
+
+    def _touched(self, uid: str) -> None:
+        """The watch (or our own write) just updated or removed this decky: a list
+        taken before now is older for it. Called under the lock."""
+        self._seq += 1
+        self._touched_at[uid] = self._seq
+
+    def _watched(self, uid: str, obj: dict[str, Any]) -> None:
+        """The watch delivered this version of a decky of this node."""
+        with self._lock:
+            self._objects[uid] = obj
+            self._touched(uid)
+
+    def _watched_deleted(self, uid: str) -> None:
+        """The watch says the decky is gone (or no longer this node's)."""
+        with self._lock:
+            self._objects.pop(uid, None)
+            self._done.pop(uid, None)
+            self._failed.pop(uid, None)
+            self._retry.pop(uid, None)
+            self._settling.pop(uid, None)
+            self._touched(uid)
+
+    def _set_objects(self, items: list[dict[str, Any]], since: int) -> set[str]:
+        """Take a list as the truth, except for deckies the watch (or our own write)
+        touched after `since`, when the list was asked for: a resync's list may answer
+        after the watch delivered a newer version or a deletion, and overwriting it would
+        leave the decky on its older version until the next resync. The uids now held."""
+        listed = {str(o["metadata"]["uid"]): o for o in items}
+        with self._lock:
+            newer = {uid for uid, at in self._touched_at.items() if at > since}
+            for gone in set(self._objects) - set(listed) - newer:
                 self._objects.pop(gone, None)
                 self._done.pop(gone, None)
                 self._failed.pop(gone, None)
                 self._retry.pop(gone, None)
                 self._settling.pop(gone, None)
-            for obj in items:
-                self._objects[str(obj["metadata"]["uid"])] = obj
+            for uid, obj in listed.items():
+                if uid not in newer:
+                    self._objects[uid] = obj
+            # what the list has seen is settled: only later touches need remembering
+            self._touched_at = {uid: at for uid, at in self._touched_at.items() if at > since}
             DECKIES.set(len(self._objects))
-        return uids
+            return set(self._objects)
 
     def watch_loop(self) -> None:
         delay = 1.0
         while not self.stop.is_set():
             try:
+                mark = self._mark()
                 items, rv = kube.list_deckies(self.client, self.node)
-                uids = self._set_objects(items)
+                uids = self._set_objects(items, mark)
                 first = not self._listed.is_set()
                 if first:
                     with self._lock:
@@ -422,16 +463,10 @@ class Agent:
                         return
                     uid = str(obj["metadata"]["uid"])
                     if kind == "DELETED":
-                        with self._lock:
-                            self._objects.pop(uid, None)
-                            self._done.pop(uid, None)
-                            self._failed.pop(uid, None)
-                            self._retry.pop(uid, None)
-                            self._settling.pop(uid, None)
+                        self._watched_deleted(uid)
                         self._reap_soon.set()
                         continue
-                    with self._lock:
-                        self._objects[uid] = obj
+                    self._watched(uid, obj)
                     self.enqueue(uid)
             except Exception as error:  # noqa: BLE001 - re-list after any watch failure
                 if self.stop.is_set():
@@ -443,8 +478,9 @@ class Agent:
     def resync(self) -> None:
         """Fresh list, drift repair for every decky, orphans past their grace period reaped."""
         try:
+            mark = self._mark()
             items, _ = kube.list_deckies(self.client, self.node)
-            live: set[str] | None = self._set_objects(items)
+            live: set[str] | None = self._set_objects(items, mark)
         except Exception as error:  # noqa: BLE001 - unreachable API server: reap nothing
             log.warning("resync.list_failed", error=str(error)[:300])
             live = None

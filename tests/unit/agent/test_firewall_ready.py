@@ -18,7 +18,7 @@ from decnet.agent.runtime import firewall
 def _agent() -> tuple[main.Agent, list[tuple[str, bool]]]:
     agent = main.Agent(client=None, engine=None, node="node-a", firewall_enabled=True)  # type: ignore[arg-type]
     agent.listed.set()
-    agent._set_objects([{"metadata": {"uid": "u1"}}, {"metadata": {"uid": "u2"}}])
+    agent._set_objects([{"metadata": {"uid": "u1"}}, {"metadata": {"uid": "u2"}}], agent._mark())
     enqueued: list[tuple[str, bool]] = []
     agent.enqueue = lambda uid, force=False: enqueued.append((uid, force))  # type: ignore[method-assign]
     return agent, enqueued
