@@ -116,9 +116,14 @@ def _confirm(
     observed: planner.Observed,
     confirm: Sequence[str],
 ) -> Outcome:
-    """Converged, unless a container to confirm is not up now."""
+    """Converged, unless a container to confirm is not up now (the observation is fresh:
+    only one it does not show running is inspected, for its exit code)."""
     current = {c.id: c for c in observed.containers}
-    to_confirm = [current[i] for i in dict.fromkeys(confirm) if i in current]
+    to_confirm = [
+        current[i]
+        for i in dict.fromkeys(confirm)
+        if i in current and current[i].state not in health.UP
+    ]
     if not to_confirm:
         return Outcome(v1alpha1.AgentState.CONVERGED, "", observed)
     for c in eng.confirm(to_confirm):
