@@ -75,10 +75,10 @@ def lan_problems(st: state.State, body: Mapping[str, Any]) -> tuple[int, str] | 
         return problem.code, problem.message
     if not lan.subnet:
         return None
-    for (ns, name), other in st.values("lan_idx"):
+    for (ns, name), other in st.values("lan_views"):
         if (ns, name) == (lan.namespace, lan.name):
             continue
-        theirs = views.Lan.from_obj(other).effective_subnet
+        theirs = other.effective_subnet
         if theirs and allocation.overlaps(lan.subnet, theirs):
             return 409, f"subnet {lan.subnet} overlaps {theirs} of LAN {ns}/{name}"
     return None

@@ -181,7 +181,7 @@ async def allocate_subnet(
 ) -> str | None:
     """A free /24 out of the pool for a LAN without a subnet, claimed."""
     taken = {
-        s for _, b in st.values("lan_idx") if (s := views.Lan.from_obj(b).effective_subnet)
+        s for _, other in st.values("lan_views") if (s := other.effective_subnet)
     } | st.reserved_subnets
     for candidate in allocation.candidate_subnets(pool, taken):
         st.reserved_subnets.add(candidate)

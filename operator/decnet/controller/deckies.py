@@ -62,11 +62,10 @@ def topology_node(
 def lans_problem(st: state.State, decky: views.Decky) -> validation.Problem | None:
     """A LAN of this decky refused by the limits or overlapping an older LAN."""
     for net in decky.networks:
-        body = st.one("lan_idx", (decky.namespace, net.lan))
-        if not body:
+        lan = st.one("lan_views", (decky.namespace, net.lan))
+        if lan is None:
             continue
-        lan = views.Lan.from_obj(body)
-        problem = validation.lan(lan, st.config.limits) or indexes.lan_overlap(st, body)
+        problem = validation.lan(lan, st.config.limits) or indexes.lan_overlap(st, lan)
         if problem is not None:
             return validation.Problem(
                 problem.code, problem.reason, f"LAN {net.lan}: {problem.message}"

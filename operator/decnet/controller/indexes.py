@@ -26,6 +26,7 @@ NAMES = (
     "decky_idx",
     "addresses_by_lan",
     "lan_idx",
+    "lan_views",
     "template_idx",
     "claim_idx",
     "claims_by_lan",
@@ -90,6 +91,12 @@ def lan_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> A
     return {(namespace or "", name): compact(body)}
 
 
+@kopf.index(G, V, names.LANS)
+def lan_views(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+    """Each LAN read through its API type once per event, not once per decky reconcile."""
+    return {(namespace or "", name): views.Lan.from_obj(body)}
+
+
 @kopf.index(G, V, names.TOPOLOGIES)
 def topo_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
     return {(namespace or "", name): compact(body)}
@@ -152,11 +159,7 @@ def templates(st: state.State) -> dict[str, views.Template]:
 
 
 def lans_in(st: state.State, namespace: str) -> dict[str, views.Lan]:
-    return {
-        key[1]: views.Lan.from_obj(body)
-        for key, body in st.values("lan_idx")
-        if key[0] == namespace
-    }
+    return {key[1]: lan for key, lan in st.values("lan_views") if key[0] == namespace}
 
 
 def deckies_in(st: state.State, namespace: str) -> list[tuple[str, stored.StoredDecky]]:
@@ -241,24 +244,15 @@ def claims_held_by(st: state.State, uid: str) -> list[Claim]:
     return list(st.index("claims_by_holder").get(uid) or ())
 
 
-def _holder(body: Mapping[str, Any], subnet: str) -> validation.SubnetHolder:
-    meta = body.get("metadata") or {}
-    return validation.SubnetHolder(
-        str(meta.get("namespace", "")),
-        str(meta.get("name", "")),
-        subnet,
-        str(meta.get("creationTimestamp") or ""),
-    )
-
-
-def lan_overlap(st: state.State, body: Mapping[str, Any]) -> validation.Problem | None:
+def lan_overlap(st: state.State, lan: views.Lan) -> validation.Problem | None:
     """A pinned subnet overlapping an older LAN's, in any namespace."""
-    subnet = views.Lan.from_obj(body).subnet
-    if not subnet:
+    if not lan.subnet:
         return None
     others = [
-        _holder(other, theirs)
-        for _, other in st.values("lan_idx")
-        if (theirs := views.Lan.from_obj(other).effective_subnet)
+        validation.SubnetHolder(other.namespace, other.name, theirs, other.created)
+        for _, other in st.values("lan_views")
+        if (theirs := other.effective_subnet)
     ]
-    return validation.subnet_overlap(_holder(body, subnet), others)
+    return validation.subnet_overlap(
+        validation.SubnetHolder(lan.namespace, lan.name, lan.subnet, lan.created), others
+    )

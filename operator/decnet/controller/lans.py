@@ -62,7 +62,7 @@ async def reconcile(st: state.State, given: Mapping[str, Any]) -> None:
         holder = {"kind": "LAN", "name": lan.name, "uid": str(meta.get("uid"))}
         subnet = lan.subnet or current.get("subnet")
         held_by: str | None = None
-        problem = validation.lan(lan, st.config.limits) or indexes.lan_overlap(st, body)
+        problem = validation.lan(lan, st.config.limits) or indexes.lan_overlap(st, lan)
         if problem is None and not lan.subnet and not current.get("subnet"):
             problem = pool_problem(st, lan)
         if problem is None and lan.subnet:

@@ -51,6 +51,7 @@ class Lan:
     egress: tuple[v1alpha1.EgressRule, ...] = dataclasses.field(default=(), hash=False)
     sniffer: bool = True
     labels: tuple[tuple[str, str], ...] = ()
+    created: str = ""  # metadata.creationTimestamp: the older of two overlapping LANs wins
 
     @property
     def effective_subnet(self) -> str | None:
@@ -74,6 +75,7 @@ class Lan:
             egress=tuple(spec.egress),
             sniffer=spec.sniffer.enabled,
             labels=tuple(sorted((meta.get("labels") or {}).items())),
+            created=str(meta.get("creationTimestamp") or ""),
         )
 
 

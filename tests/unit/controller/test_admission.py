@@ -17,20 +17,15 @@ def body(name: str, ns: str = "ns", **spec: Any) -> dict[str, Any]:
 
 
 ST = state.State(state.Config())
+OFFICE = {"metadata": {"name": "office", "namespace": "ns"}, "spec": {"subnet": "10.0.3.0/24"}}
 
 
 @pytest.fixture(autouse=True)
 def indexes() -> Iterator[None]:
     schema = {"type": "object", "properties": {"port": {"type": "integer"}}}
     ST.indices = {
-        "lan_idx": {
-            ("ns", "office"): [
-                {
-                    "metadata": {"name": "office", "namespace": "ns"},
-                    "spec": {"subnet": "10.0.3.0/24"},
-                }
-            ],
-        },
+        "lan_idx": {("ns", "office"): [OFFICE]},
+        "lan_views": {("ns", "office"): [views.Lan.from_obj(OFFICE)]},
         "template_idx": {
             "ssh": [views.Template("ssh", "img")],
             "http": [views.Template("http", "img", config_schema=schema)],

@@ -1,6 +1,9 @@
 """Allocation proposes addresses that are free, in a stable order."""
 
+import ipaddress
 from collections.abc import Iterable
+
+import pytest
 
 from decnet.controller import allocation
 
@@ -41,3 +44,27 @@ def test_gateway_and_membership() -> None:
     assert not allocation.contains("10.20.0.0/24", "not-an-ip")
     assert allocation.overlaps("10.0.0.0/16", "10.0.5.0/24")
     assert not allocation.overlaps("10.0.0.0/24", "10.0.1.0/24")
+
+
+@pytest.mark.parametrize(
+    "subnet",
+    [
+        "10.0.3.0/24",
+        "10.0.3.0/30",
+        "10.0.3.4/31",
+        "10.0.3.9/32",
+        "fd00::/120",
+        "fd00::/127",
+        "fd00::1/128",
+    ],
+)
+def test_candidates_are_the_subnets_hosts_in_order_minus_reserved_and_held(subnet: str) -> None:
+    net = ipaddress.ip_network(subnet, strict=False)
+    hosts = [str(h) for h in net.hosts()]
+    held = hosts[2:4]
+    expected = [h for h in hosts if h not in allocation.reserved(subnet) and h not in held]
+    assert list(allocation.candidate_ips(subnet, held)) == expected
+
+
+def test_a_held_address_counts_however_it_is_spelled() -> None:
+    assert first_ip("fd00::/120", ["fd00:0:0::2"]) == "fd00::3"
