@@ -77,6 +77,8 @@ LEASE_RENEWED = Gauge(
 MAX_BACKOFF = 60.0
 # How long a just-started container must stay up before the converge counts it.
 SETTLE_SECONDS = 1.5
+# the tick loop's rhythm: retries and settles due, reaping, the resync
+TICK_SECONDS = 0.5
 
 
 def renew_interval(lease_seconds: float) -> float:
@@ -126,6 +128,8 @@ class Agent:
         self._touched_at: dict[str, int] = {}
         # uid -> (when its settle runs out, containers started to confirm then)
         self._settling: dict[str, tuple[float, tuple[str, ...]]] = {}
+        # uid -> containers whose settle ran out, for the decky's next (confirming) pass
+        self._settled_ids: dict[str, tuple[str, ...]] = {}
         self._orphan_first_seen: dict[str, float] = {}
         self._listed = threading.Event()
         # set after the first list and whenever a decky leaves this node's watch: its
@@ -204,19 +208,27 @@ class Agent:
     def _settled(self, uid: str) -> tuple[bool, tuple[str, ...]]:
         """(still settling, containers whose settle has run out and are to be confirmed)."""
         with self._lock:
-            entry = self._settling.get(uid)
-            if entry is None:
-                return False, ()
-            at, started = entry
-            if time.monotonic() < at:
-                return True, ()
-            del self._settling[uid]
-            return False, started
+            if uid in self._settled_ids:
+                return False, self._settled_ids.pop(uid)
+            return uid in self._settling, ()
+
+    def _next_tick(self) -> float:
+        """Seconds until the tick loop's next pass: every 0.5 s, sooner when a settle runs
+        out before that (a decky's report is not held back by the tick's rhythm)."""
+        with self._lock:
+            soonest = min((at for at, _ in self._settling.values()), default=None)
+        if soonest is None:
+            return TICK_SECONDS
+        return min(TICK_SECONDS, max(0.0, soonest - time.monotonic()))
 
     def _due_settles(self) -> list[str]:
+        """Deckies whose settle has run out, each handed over once to its confirming pass."""
         now = time.monotonic()
         with self._lock:
-            return [uid for uid, (at, _) in self._settling.items() if at <= now]
+            due = [uid for uid, (at, _) in self._settling.items() if at <= now]
+            for uid in due:
+                self._settled_ids[uid] = self._settling.pop(uid)[1]
+        return due
 
     def _due_retries(self) -> list[str]:
         now = time.monotonic()
@@ -282,6 +294,7 @@ class Agent:
             if meta.get("deletionTimestamp"):
                 with self._lock:
                     self._settling.pop(uid, None)
+                    self._settled_ids.pop(uid, None)
                 outcome = converge.remove(self.engine, namespace, name, uid)
                 self.collect_networks()
             else:
@@ -416,6 +429,7 @@ class Agent:
             self._failed.pop(uid, None)
             self._retry.pop(uid, None)
             self._settling.pop(uid, None)
+            self._settled_ids.pop(uid, None)
             self._touched(uid)
 
     def _set_objects(self, items: list[dict[str, Any]], since: int) -> set[str]:
@@ -432,6 +446,7 @@ class Agent:
                 self._failed.pop(gone, None)
                 self._retry.pop(gone, None)
                 self._settling.pop(gone, None)
+                self._settled_ids.pop(gone, None)
             for uid, obj in listed.items():
                 if uid not in newer:
                     self._objects[uid] = obj
@@ -713,7 +728,7 @@ class Agent:
 
     def tick_loop(self) -> None:
         next_resync = time.monotonic() + self.resync_seconds
-        while not self.stop.wait(0.5):
+        while not self.stop.wait(self._next_tick()):
             with self._lock:
                 FAILING.set(len(self._failed))
             for uid in self._due_retries():
