@@ -20,6 +20,7 @@ import docker.errors
 import requests.exceptions
 
 from decnet.agent import hardening, lures, planner
+from decnet.agent.runtime import dockerconn
 from decnet.kube import names
 
 # The base container: PID 1 is a shell that sleeps and exits at once on SIGTERM.
@@ -78,6 +79,7 @@ class Engine:
     ) -> None:
         self.client = client
         self.api: docker.APIClient = client.api
+        dockerconn.one_pool_per_socket(self.api)
         self.node = node
         self.lures = lure_store or lures.LureStore()
         self.logs = logs or hardening.LogLimits()

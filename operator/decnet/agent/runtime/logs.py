@@ -17,6 +17,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from decnet.agent.runtime import dockerconn
 from decnet.agent.runtime.engine import DockerError, EngineUnavailable
 from decnet.kube import names
 
@@ -46,6 +47,8 @@ class Logs:
             )
         except docker.errors.DockerException as error:
             raise EngineUnavailable(str(error)) from error
+        dockerconn.one_pool_per_socket(self.api)
+        dockerconn.one_pool_per_socket(self.short)
         self.node = node
 
     def service_containers(self) -> list[ServiceContainer]:
