@@ -237,6 +237,10 @@ class AttackerEvents:
         for r in records:
             ATTACKER_EVENTS.labels(r.namespace, r.decky, r.event.service, r.event.kind).inc()
 
+    def after_start(self, container_id: str) -> None:
+        """The engine started a container: its output is followed from now on."""
+        self.collector.started(container_id)
+
     def before_remove(self, container_id: str) -> None:
         """The engine is about to remove a container: stop it and read its last words."""
         try:

@@ -1,8 +1,11 @@
 """Follow every service container's stdout on this node and hand parsed events on.
 
-One follower thread per service container, started when the container appears
-(a Docker list every `scan_seconds`) and ending when its output ends (the
-container stopped). Followers put lines into one bounded queue; a single
+One follower thread per service container, started when the agent starts the
+container (`started`, from the engine) and ending when its output ends (the
+container stopped). A Docker list every `scan_seconds` catches anything else (an
+agent restart, a container started by hand); it is not how a new decky is found:
+listing every container each second is O(containers) per second, O(n²) for a fleet
+deployed over a minute. Followers put lines into one bounded queue; a single
 pipeline thread parses, enriches, hands records to `deliver` (spools, surfaces)
 and only then advances the container's checkpoint position, so a restart
 resumes exactly after what was handled.
@@ -62,7 +65,7 @@ class Collector:
         origin_for: OriginFor,
         deliver: Deliver,
         stop: threading.Event,
-        scan_seconds: float = 1.0,
+        scan_seconds: float = 10.0,
     ) -> None:
         self.source = source
         self.origin_for = origin_for
@@ -77,6 +80,7 @@ class Collector:
         self._origins: dict[str, eventrecord.Origin] = {}
         self._ended: dict[str, threading.Event] = {}
         self._wake = threading.Event()
+        self._new: set[str] = set()  # containers started since the last look
 
     # ------------------------------------------------------------------ followers
 
@@ -236,17 +240,33 @@ class Collector:
             log.warning("checkpoint.save_failed", error=str(error)[:300])
 
     def scan_loop(self) -> None:
-        delay = self.scan_seconds
+        retry = 0.5
+        next_scan = 0.0
         while not self.stop.is_set():
             try:
-                self.scan()
-                delay = self.scan_seconds
+                if time.monotonic() >= next_scan:
+                    self.scan()
+                    next_scan = time.monotonic() + self.scan_seconds
+                self.follow_started()
+                retry = 0.5
             except (DockerError, EngineUnavailable) as error:
-                log.warning("collector.scan_failed", error=str(error)[:300])
-                delay = min(30.0, delay * 2)
-            self._wake.wait(delay)
+                retry = min(30.0, retry * 2)
+                log.warning("collector.scan_failed", error=str(error)[:300], retry_in=retry)
+                next_scan = time.monotonic() + retry
+            self._wake.wait(max(0.0, next_scan - time.monotonic()))
             self._wake.clear()
 
-    def poke(self) -> None:
-        """A container was just created: look now rather than at the next scan."""
+    def started(self, container_id: str) -> None:
+        """The agent just started this container: follow it now (one inspect), rather
+        than at the next scan."""
+        with self._lock:
+            self._new.add(container_id)
         self._wake.set()
+
+    def follow_started(self) -> None:
+        with self._lock:
+            new, self._new = self._new, set()
+        for cid in sorted(new):
+            c = self.source.service_container(cid)
+            if c is not None:
+                self._ensure_follower(c)

@@ -1008,6 +1008,7 @@ def main(argv: list[str] | None = None) -> int:
             deckies_listed=agent.listed,
         )
         engine.before_remove = events.before_remove
+        engine.after_start = events.after_start
         events.start()
         if args.sniffer:
             watcher = sniffer.Sniffer(

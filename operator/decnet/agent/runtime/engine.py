@@ -89,6 +89,9 @@ class Engine:
         # Called with a container id before it is removed: the event collector stops the
         # container and reads its last output (no removal loses an attacker's last words).
         self.before_remove: Callable[[str], None] | None = None
+        # Called with a container id once it was started: the event collector follows its
+        # output from then on, without waiting for its next look at every container.
+        self.after_start: Callable[[str], None] | None = None
 
     @classmethod
     def from_env(
@@ -167,6 +170,10 @@ class Engine:
 
     # ------------------------------------------------------------------ act
 
+    def _started(self, container_id: str) -> None:
+        if self.after_start is not None:
+            self.after_start(container_id)
+
     def execute(self, action: planner.Action) -> planner.Created | None:
         """Carry out one action; what it created (for planner.predict), or None."""
         if isinstance(action, planner.EnsureNetwork):
@@ -184,6 +191,7 @@ class Engine:
         if isinstance(action, planner.CreateService):
             svc = action.service
             service_id = self.create_service(action.want, svc, action.base_id, action.hash)
+            self._started(service_id)
             return planner.ContainerSeen(
                 id=service_id,
                 name=action.want.service_name(svc.name),
@@ -197,8 +205,10 @@ class Engine:
             self.remove_container(action.id)
         elif isinstance(action, planner.StartContainer):
             self._call(self.api.start, action.id)
+            self._started(action.id)
         elif isinstance(action, planner.RestartContainer):
             self._call(self.api.restart, action.id, timeout=2)
+            self._started(action.id)
         elif isinstance(action, planner.Connect):
             self._call(
                 self.api.connect_container_to_network,

@@ -76,6 +76,30 @@ class Logs:
             )
         return out
 
+    def service_container(self, container_id: str) -> ServiceContainer | None:
+        """One service container of this node (None when gone or not one): for a container
+        just started, without listing every container."""
+        try:
+            info = self.short.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as error:
+            raise DockerError(str(error.explanation or error)) from error
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+            raise EngineUnavailable(str(error)) from error
+        labels = dict((info.get("Config") or {}).get("Labels") or {})
+        ours = (
+            labels.get(names.LABEL_MANAGED_BY) == names.MANAGED_BY
+            and labels.get(names.LABEL_AGENT_NODE) == self.node
+            and labels.get(names.LABEL_ROLE) == names.ROLE_SERVICE
+        )
+        if not ours:
+            return None
+        state = str((info.get("State") or {}).get("Status", ""))
+        return ServiceContainer(
+            str(info["Id"]), str(info.get("Name", "")).lstrip("/"), labels, state
+        )
+
     def labels(self, container_id: str) -> dict[str, str]:
         """The labels of one container; {} when it is gone."""
         try:
