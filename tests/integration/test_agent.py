@@ -52,11 +52,16 @@ class AgentProc:
         logdir: Path,
         system_namespace: str,
         orphan_grace: float = GRACE,
+        state_dir: str | None = None,
     ) -> None:
         self.node = node
         self.log = logdir / f"agent-{node}.log"
         self.argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", "0"]
         self.argv += ["--resync-seconds", str(RESYNC), "--orphan-grace-seconds", str(orphan_grace)]
+        # a state dir per node, as each node has its own: agents of other nodes started by
+        # tests running beside this one would prune lure files they do not know of
+        state_dir = state_dir or tempfile.mkdtemp(prefix=f"decnet-agent-state-{node}-")
+        self.argv += ["--state-dir", state_dir]
         self.env = dict(os.environ, KUBECONFIG=kubeconfig, PYTHONUNBUFFERED="1")
         self.env[names.SYSTEM_NAMESPACE_ENV] = system_namespace
         self.env["PYTHONPATH"] = f"{ROOT / 'operator'}:{self.env.get('PYTHONPATH', '')}"
@@ -94,11 +99,13 @@ def start_agent(
     logdir = Path(tempfile.mkdtemp(prefix="decnet-agent-test-"))
     default_node = f"node-{uuid.uuid4().hex[:6]}"
     started: list[AgentProc] = []
+    states: dict[str, str] = {}  # node -> its state dir, kept when its agent restarts
 
     def start(node: str | None = None, orphan_grace: float = GRACE) -> AgentProc:
         node = node or default_node
         kubeconfig = identities.agent_kubeconfig(node)
-        proc = AgentProc(kubeconfig, node, logdir, identities.namespace, orphan_grace)
+        state = states.setdefault(node, tempfile.mkdtemp(prefix=f"decnet-agent-state-{node}-"))
+        proc = AgentProc(kubeconfig, node, logdir, identities.namespace, orphan_grace, state)
         proc.start()
         started.append(proc)
         return proc

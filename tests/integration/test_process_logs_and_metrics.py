@@ -159,6 +159,7 @@ def test_every_line_the_agent_prints_is_one_json_record_on_stderr(
     env["PYTHONPATH"] = f"{ROOT / 'operator'}:{ROOT}"
     argv = [sys.executable, "-m", "decnet.agent", "--node", node, "--metrics-port", str(port)]
     argv += ["--metrics-addr", "127.0.0.1", "--no-firewall", "--no-sniffer"]
+    argv += ["--state-dir", str(logdir / "state")]
     with err.open("ab") as e, out.open("ab") as o:
         proc = subprocess.Popen(argv, env=env, stdout=o, stderr=e)
     try:
