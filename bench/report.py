@@ -163,6 +163,11 @@ def main() -> None:
             lines.append(
                 f"- Target one decky ≤ raw + 0.5 s: overhead {by_n[1]['overhead_seconds']} s — {verdict(by_n[1]['overhead_seconds'] <= 0.5)}"
             )
+            lines.append(
+                "  (the agent reports a decky only once the containers it started have stayed up"
+                " for its `--settle-seconds`, 1.5 s by default: a service that crashes at start is"
+                " never shown Ready; `--settle-seconds 0` trades that for speed)"
+            )
         worst = max(row["status_writes_per_decky_max"] for row in apply["rows"])
         lines.append(
             f"- Target ≤ 3 status writes per decky for a deploy: max {worst} — {verdict(worst <= 3)}"
