@@ -424,13 +424,17 @@ class Agent:
     def _watched_deleted(self, uid: str) -> None:
         """The watch says the decky is gone (or no longer this node's)."""
         with self._lock:
-            self._objects.pop(uid, None)
-            self._done.pop(uid, None)
-            self._failed.pop(uid, None)
-            self._retry.pop(uid, None)
-            self._settling.pop(uid, None)
-            self._settled_ids.pop(uid, None)
+            self._forget(uid)
             self._touched(uid)
+
+    def _forget(self, uid: str) -> None:
+        """Nothing of this decky is kept (called under the lock)."""
+        self._objects.pop(uid, None)
+        self._done.pop(uid, None)
+        self._failed.pop(uid, None)
+        self._retry.pop(uid, None)
+        self._settling.pop(uid, None)
+        self._settled_ids.pop(uid, None)
 
     def _set_objects(self, items: list[dict[str, Any]], since: int) -> set[str]:
         """Take a list as the truth, except for deckies the watch (or our own write)
@@ -441,12 +445,7 @@ class Agent:
         with self._lock:
             newer = {uid for uid, at in self._touched_at.items() if at > since}
             for gone in set(self._objects) - set(listed) - newer:
-                self._objects.pop(gone, None)
-                self._done.pop(gone, None)
-                self._failed.pop(gone, None)
-                self._retry.pop(gone, None)
-                self._settling.pop(gone, None)
-                self._settled_ids.pop(gone, None)
+                self._forget(gone)
             for uid, obj in listed.items():
                 if uid not in newer:
                     self._objects[uid] = obj
