@@ -133,7 +133,6 @@ class Claim:
     name: str
     address: str
     lan: str | None
-    holder_kind: str | None
     holder_name: str | None
     holder_uid: str | None
 
@@ -145,7 +144,6 @@ def claim_of(spec: Mapping[str, Any], namespace: str | None, name: str) -> Claim
         name=name,
         address=str(spec.get("address") or ""),
         lan=spec.get("lan"),
-        holder_kind=holder.get("kind"),
         holder_name=holder.get("name"),
         holder_uid=holder.get("uid"),
     )

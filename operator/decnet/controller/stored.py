@@ -26,7 +26,6 @@ from decnet.kube import conditions, names
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredDecky:
-    uid: str
     node: str | None  # status.node
     deleting: bool
     lans: tuple[str, ...]  # of spec.networks
@@ -78,7 +77,6 @@ def store(body: Mapping[str, Any], *, default_interval: float) -> StoredDecky:
     policy = spec.get("mutation")
     packed = json.dumps(without_managed_fields(body), separators=(",", ":"), default=str).encode()
     return StoredDecky(
-        uid=str(meta.get("uid") or ""),
         node=status.get("node") or None,
         deleting=bool(meta.get("deletionTimestamp")),
         lans=tuple(str(n.get("lan")) for n in spec.get("networks") or ()),

@@ -52,7 +52,7 @@ async def reconcile(st: state.State, key: workqueue.Key) -> None:
         candidates = {
             decky_name: entry
             for decky_name, entry in indexes.deckies_in(st, ns)
-            if entry.topology_label == name or any(entry.on_lan(lan) for lan in own_lans)
+            if topology.belongs(name, own_lans, entry.topology_label, entry.lans)
         }
         lans, deckies = topology.members(
             name, all_lans, [views.Decky.from_obj(e.body()) for e in candidates.values()]

@@ -58,11 +58,18 @@ def members(
             d
             for d in deckies
             if not d.deleting
-            and (d.topology_label == topology or any(n.lan in names for n in d.networks))
+            and belongs(topology, names, d.topology_label, (n.lan for n in d.networks))
         ),
         key=lambda d: d.name,
     )
     return own, own_deckies
+
+
+def belongs(
+    topology: str, topology_lans: set[str], label: str | None, decky_lans: Iterable[str]
+) -> bool:
+    """A decky is the topology's when labelled for it or attached to one of its LANs."""
+    return label == topology or any(lan in topology_lans for lan in decky_lans)
 
 
 def validate(

@@ -50,7 +50,6 @@ def test_the_facts_the_scans_read() -> None:
         ),
         default_interval=30,
     )
-    assert kept.uid == "u-1"
     assert kept.node == "node-a"
     assert not kept.deleting
     assert kept.ready
