@@ -33,12 +33,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+DOCKER_SIDE = ("dockerd", "containerd", "runc", "docker-proxy")
+
+
+def docker_cpu_seconds() -> float:
+    """CPU seconds of the engine's side: dockerd, containerd, its shims and runc, counting
+    children that already exited (runc's work is done in short-lived children)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "comm").read_text().startswith(DOCKER_SIDE):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def cpu_snapshot(s: stack.Stack) -> dict[str, float]:
-    """CPU seconds used so far by each process of ours (where the overhead goes)."""
+    """CPU seconds used so far by each process of ours and by Docker (where the overhead goes)."""
     pids = {name: proc.pid for name, proc in s.processes.items()}
     for name in ("apiserver", "etcd"):
         pids[name] = int((s.state / f"{name}.pid").read_text())
-    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+    snapshot = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    snapshot["docker"] = docker_cpu_seconds()
+    return snapshot
 
 
 def run_operator(s: stack.Stack, n: int, octet: int, run: int = 0) -> dict[str, float]:
@@ -83,7 +105,12 @@ def run_operator(s: stack.Stack, n: int, octet: int, run: int = 0) -> dict[str, 
 
 
 def one_run(s: stack.Stack, n: int, octet: int, run: int) -> dict[str, Any]:
-    raw = raw_docker.timed_fleet(n, services=2, threads=8)
+    docker_before = docker_cpu_seconds()
+    start = time.monotonic()
+    fleet = raw_docker.create_fleet(n, services=2, threads=8)
+    raw = time.monotonic() - start
+    raw_docker_cpu = round(docker_cpu_seconds() - docker_before, 2)
+    raw_docker.remove_fleet(fleet, threads=8)
     ours = run_operator(s, n, octet=octet, run=run)
     row = {
         "deckies": n,
@@ -95,11 +122,12 @@ def one_run(s: stack.Stack, n: int, octet: int, run: int) -> dict[str, Any]:
         "status_writes_per_decky_mean": ours["status_writes_per_decky_mean"],
         "status_writes_per_decky_max": ours["status_writes_per_decky_max"],
         "cpu_seconds_during_apply": ours["cpu_seconds"],
+        "raw_docker_cpu_seconds": raw_docker_cpu,
     }
     print(
         f"N={n:4d} run {run + 1}  raw docker {raw:7.2f} s   apply→Ready {ours['seconds']:7.2f} s   "
         f"ratio {row['ratio']:.2f}   status writes/decky {row['status_writes_per_decky_mean']}   "
-        f"cpu s {ours['cpu_seconds']}",
+        f"cpu s {ours['cpu_seconds']} (raw: docker {raw_docker_cpu})",
         flush=True,
     )
     return row

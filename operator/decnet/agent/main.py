@@ -24,7 +24,6 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from decnet.agent import (
     reporter,
     scans,
     sniffer,
+    workpool,
 )
 from decnet.agent.runtime import engine as runtime
 from decnet.agent.runtime import fakedocker, firewall
@@ -113,7 +113,7 @@ class Agent:
         self.settle_seconds = settle_seconds
         self.orphan_grace_seconds = orphan_grace_seconds
         self.lease_seconds = lease_seconds
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="converge")
+        self.pool = workpool.WorkPool(workers)
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._objects: dict[str, dict[str, Any]] = {}  # uid -> latest Decky as a dict
@@ -162,7 +162,9 @@ class Agent:
 
     # ------------------------------------------------------------------ scheduling
 
-    def enqueue(self, uid: str, force: bool = False) -> None:
+    def enqueue(self, uid: str, force: bool = False, first: bool = False) -> None:
+        """Converge this decky on a worker; `first` puts it before queued work (a pass
+        that confirms started containers, after which the decky is Ready)."""
         with self._lock:
             obj = self._objects.get(uid)
             if obj is None:
@@ -175,7 +177,7 @@ class Agent:
                 self._again.add(uid)
                 return
             self._active.add(uid)
-        self.pool.submit(self._work, uid)
+        self.pool.submit(lambda: self._work(uid), first=first)
 
     def _work(self, uid: str) -> None:
         while not self.stop.is_set():
@@ -733,7 +735,7 @@ class Agent:
             for uid in self._due_retries():
                 self.enqueue(uid, force=True)
             for uid in self._due_settles():
-                self.enqueue(uid, force=True)
+                self.enqueue(uid, force=True, first=True)
             if self._reap_soon.is_set() and self._listed.is_set():
                 self._reap_soon.clear()
                 try:
@@ -756,7 +758,7 @@ class Agent:
         for t in threads:
             t.start()
         self.stop.wait()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
         self.release_firewall_if_empty()
 
     def release_firewall_if_empty(self) -> None:
