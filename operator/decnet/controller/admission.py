@@ -135,7 +135,7 @@ async def validate_decky(*, body: kopf.Body, memo: Any, old: Any = None, **_: An
 
 
 @kopf.on.validate(G, V, names.LANS, id="lan", operations=["CREATE", "UPDATE"], ignore_failures=True)
-def validate_lan(*, body: kopf.Body, memo: Any, old: Any = None, **_: Any) -> None:
+async def validate_lan(*, body: kopf.Body, memo: Any, old: Any = None, **_: Any) -> None:
     if _skip(body, old):
         return
     problem = lan_problems(state.of(memo), body)

@@ -55,6 +55,8 @@ def in_system(namespace: str | None, memo: Any, **_: Any) -> bool:
 
 
 # -- the indexes ---------------------------------------------------------------------
+# async def although none of them awaits: kopf runs a plain def in a thread pool, one
+# hand-off per index per event (at a 200-decky apply, the operator's most frequent call).
 
 
 @kopf.index(
@@ -64,20 +66,22 @@ def in_system(namespace: str | None, memo: Any, **_: Any) -> bool:
     labels={names.LABEL_AGENT_LEASE: kopf.PRESENT},
     when=in_system,
 )
-def lease_idx(spec: Mapping[str, Any], labels: Mapping[str, str], **_: Any) -> Any:
+async def lease_idx(spec: Mapping[str, Any], labels: Mapping[str, str], **_: Any) -> Any:
     node = labels.get(names.LABEL_AGENT_LEASE) or spec.get("holderIdentity")
     renew = conditions.parse_time(spec.get("renewTime") or spec.get("acquireTime"))
     return {node: scheduling.Lease(str(node), renew, int(spec.get("leaseDurationSeconds") or 40))}
 
 
 @kopf.index(G, V, names.DECKIES)
-def decky_idx(*, body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> Any:
+async def decky_idx(
+    *, body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any
+) -> Any:
     default_interval = state.of(memo).config.mutation_interval_minutes
     return {(namespace or "", name): stored.store(body, default_interval=default_interval)}
 
 
 @kopf.index(G, V, names.DECKIES)
-def addresses_by_lan(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+async def addresses_by_lan(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
     """(namespace, LAN) -> (decky, its addresses there: pinned in spec or held in status).
 
     Who holds an address and which are pinned on a LAN are asked per admission and per
@@ -87,40 +91,44 @@ def addresses_by_lan(*, body: kopf.Body, namespace: str | None, name: str, **_: 
 
 
 @kopf.index(G, V, names.LANS)
-def lan_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+async def lan_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
     return {(namespace or "", name): compact(body)}
 
 
 @kopf.index(G, V, names.LANS)
-def lan_views(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+async def lan_views(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
     """Each LAN read through its API type once per event, not once per decky reconcile."""
     return {(namespace or "", name): views.Lan.from_obj(body)}
 
 
 @kopf.index(G, V, names.TOPOLOGIES)
-def topo_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
+async def topo_idx(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
     return {(namespace or "", name): compact(body)}
 
 
 @kopf.index(G, V, names.SERVICE_TEMPLATES)
-def template_idx(body: kopf.Body, name: str, **_: Any) -> Any:
+async def template_idx(body: kopf.Body, name: str, **_: Any) -> Any:
     return {name: views.Template.from_obj(body)}
 
 
 @kopf.index(G, V, names.ADDRESS_CLAIMS)
-def claim_idx(*, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any) -> Any:
+async def claim_idx(*, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any) -> Any:
     return {(namespace, name): claim_of(spec, namespace, name)}
 
 
 # The same claims by LAN and by holder: allocation and release read only the claims they
 # are about, never every claim of the cluster (a scan per reconcile is O(n²) per burst).
 @kopf.index(G, V, names.ADDRESS_CLAIMS)
-def claims_by_lan(*, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any) -> Any:
+async def claims_by_lan(
+    *, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any
+) -> Any:
     return {(namespace, spec.get("lan")): claim_of(spec, namespace, name)}
 
 
 @kopf.index(G, V, names.ADDRESS_CLAIMS)
-def claims_by_holder(*, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any) -> Any:
+async def claims_by_holder(
+    *, spec: Mapping[str, Any], namespace: str | None, name: str, **_: Any
+) -> Any:
     uid = (spec.get("holder") or {}).get("uid")
     return {uid: claim_of(spec, namespace, name)} if uid else None
 
