@@ -168,6 +168,13 @@ def main() -> None:
                 " for its `--settle-seconds`, 1.5 s by default: a service that crashes at start is"
                 " never shown Ready; `--settle-seconds 0` trades that for speed)"
             )
+        for row in apply["rows"]:
+            if "median_ready_seconds" in row:
+                lines.append(
+                    f"- {row['deckies']} deckies: the first Ready {row['first_ready_seconds']} s"
+                    f" after the apply began, half of them by {row['median_ready_seconds']} s"
+                    f" (all by {row['operator_seconds']} s)"
+                )
         worst = max(row["status_writes_per_decky_max"] for row in apply["rows"])
         lines.append(
             f"- Target ≤ 3 status writes per decky for a deploy: max {worst} — {verdict(worst <= 3)}"

@@ -320,8 +320,16 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     return path
 
 
-def ready_watch(s: Stack, namespace: str, names: set[str], timeout: float) -> float:
-    """time.monotonic() when every named decky is Ready=True, watched (not polled) through the API."""
+def ready_watch(
+    s: Stack,
+    namespace: str,
+    names: set[str],
+    timeout: float,
+    first_ready: dict[str, float] | None = None,
+) -> float:
+    """time.monotonic() when every named decky is Ready=True, watched (not polled) through the API.
+
+    `first_ready`, when given, is filled with each decky's time.monotonic() of its first Ready."""
     import threading
 
     from lightkube.generic_resource import create_namespaced_resource
@@ -339,6 +347,8 @@ def ready_watch(s: Stack, namespace: str, names: set[str], timeout: float) -> fl
             name = obj.metadata.name
             if conditions.get("Ready") == "True":
                 ready.add(name)
+                if first_ready is not None:
+                    first_ready.setdefault(name, time.monotonic())
             else:
                 ready.discard(name)
             if names <= ready:

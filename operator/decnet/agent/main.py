@@ -79,6 +79,8 @@ MAX_BACKOFF = 60.0
 SETTLE_SECONDS = 1.5
 # the tick loop's rhythm: retries and settles due, reaping, the resync
 TICK_SECONDS = 0.5
+# at a stop, how long converges already under way may take to finish their Docker calls
+SHUTDOWN_WAIT_SECONDS = 20.0
 
 
 def renew_interval(lease_seconds: float) -> float:
@@ -758,7 +760,7 @@ class Agent:
         for t in threads:
             t.start()
         self.stop.wait()
-        self.pool.shutdown()
+        self.pool.shutdown(wait_seconds=SHUTDOWN_WAIT_SECONDS)
         self.release_firewall_if_empty()
 
     def release_firewall_if_empty(self) -> None:

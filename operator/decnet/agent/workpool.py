@@ -11,6 +11,7 @@ the rest, so deckies turn Ready as their containers come up.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -43,13 +44,18 @@ class WorkPool:
         with self._ready:
             return len(self._front) + len(self._back)
 
-    def shutdown(self) -> None:
-        """Drop what is queued; a worker finishes the item it holds, then ends."""
+    def shutdown(self, wait_seconds: float = 0.0) -> None:
+        """Drop what is queued; a worker finishes the item it holds, then ends. Waits up to
+        `wait_seconds` for those items (a Docker call is not cut off at exit)."""
         with self._ready:
             self._closed = True
             self._front.clear()
             self._back.clear()
             self._ready.notify_all()
+        deadline = time.monotonic() + wait_seconds
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _take(self) -> Callable[[], None] | None:
         with self._ready:
