@@ -51,15 +51,17 @@ class Logs:
         dockerconn.one_pool_per_socket(self.short)
         self.node = node
 
+    def _service_labels(self) -> dict[str, str]:
+        """The labels every service container of this node carries."""
+        return {
+            names.LABEL_MANAGED_BY: names.MANAGED_BY,
+            names.LABEL_AGENT_NODE: self.node,
+            names.LABEL_ROLE: names.ROLE_SERVICE,
+        }
+
     def service_containers(self) -> list[ServiceContainer]:
         """This node's service containers in every state (an exited one may hold last words)."""
-        filters = {
-            "label": [
-                f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}",
-                f"{names.LABEL_AGENT_NODE}={self.node}",
-                f"{names.LABEL_ROLE}={names.ROLE_SERVICE}",
-            ]
-        }
+        filters = {"label": [f"{k}={v}" for k, v in self._service_labels().items()]}
         try:
             raw = self.short.containers(all=True, filters=filters)
         except docker.errors.APIError as error:
@@ -76,24 +78,25 @@ class Logs:
             )
         return out
 
-    def service_container(self, container_id: str) -> ServiceContainer | None:
-        """One service container of this node (None when gone or not one): for a container
-        just started, without listing every container."""
+    def _inspect(self, container_id: str) -> dict[str, Any] | None:
+        """Docker's inspect of one container; None when it is gone."""
         try:
-            info = self.short.inspect_container(container_id)
+            return dict(self.short.inspect_container(container_id))
         except docker.errors.NotFound:
             return None
         except docker.errors.APIError as error:
             raise DockerError(str(error.explanation or error)) from error
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
             raise EngineUnavailable(str(error)) from error
+
+    def service_container(self, container_id: str) -> ServiceContainer | None:
+        """One service container of this node (None when gone or not one): for a container
+        just started, without listing every container."""
+        info = self._inspect(container_id)
+        if info is None:
+            return None
         labels = dict((info.get("Config") or {}).get("Labels") or {})
-        ours = (
-            labels.get(names.LABEL_MANAGED_BY) == names.MANAGED_BY
-            and labels.get(names.LABEL_AGENT_NODE) == self.node
-            and labels.get(names.LABEL_ROLE) == names.ROLE_SERVICE
-        )
-        if not ours:
+        if any(labels.get(k) != v for k, v in self._service_labels().items()):
             return None
         state = str((info.get("State") or {}).get("Status", ""))
         return ServiceContainer(
@@ -102,15 +105,8 @@ class Logs:
 
     def labels(self, container_id: str) -> dict[str, str]:
         """The labels of one container; {} when it is gone."""
-        try:
-            info = self.short.inspect_container(container_id)
-        except docker.errors.NotFound:
-            return {}
-        except docker.errors.APIError as error:
-            raise DockerError(str(error.explanation or error)) from error
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-            raise EngineUnavailable(str(error)) from error
-        return dict((info.get("Config") or {}).get("Labels") or {})
+        info = self._inspect(container_id)
+        return dict(((info or {}).get("Config") or {}).get("Labels") or {})
 
     def follow(
         self, container_id: str, since: int, max_line: int = MAX_LINE, follow: bool = True
