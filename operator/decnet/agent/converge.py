@@ -80,17 +80,35 @@ def converge(
         if not actions:
             settling = tuple(dict.fromkeys(started)) if settle_seconds > 0 else ()
             return Outcome(v1alpha1.AgentState.CONVERGED, "", observed, settling=settling)
-        results = []
+        results: list[planner.Created | None] = []
         for action in actions:
             log.info("docker.action", decky=want.key, action=describe(action))
-            results.append(eng.execute(action))
-        started.extend(health.started_ids(actions, results))
-        observed = planner.predict(observed, actions, results)
+            try:
+                results.append(eng.execute(action))
+            except runtime.StuckContainer as stuck:
+                _replace_stuck(eng, want, stuck)
+                break
+        done = actions[: len(results)]
+        started.extend(health.started_ids(done, results))
+        # after a replacement only a fresh look tells what the next round starts from
+        replaced = len(done) < len(actions)
+        observed = None if replaced else planner.predict(observed, actions, results)
     return Outcome(
         v1alpha1.AgentState.FAILED,
         f"not converged after {MAX_ROUNDS} rounds",
         observed or planner.Observed(),
     )
+
+
+def _replace_stuck(
+    eng: runtime.Engine, want: planner.DeckyWant, stuck: runtime.StuckContainer
+) -> None:
+    """Remove a container Docker will never start again (its id is stuck in Docker's
+    runtime, as after a dockerd stopped mid-restart); the next round creates it anew."""
+    log.warning("container.replaced", decky=want.key, container=stuck.name, message=str(stuck))
+    removal = planner.RemoveContainer(stuck.name, stuck.container_id, "its id is stuck in Docker")
+    log.info("docker.action", decky=want.key, action=describe(removal))
+    eng.execute(removal)
 
 
 def converge_and_settle(

@@ -63,6 +63,24 @@ class EngineUnavailable(Exception):
     """Docker did not answer: back off and retry, assume nothing."""
 
 
+class StuckContainer(DockerError):
+    """Docker refuses every start of this container: its id is stuck in Docker's runtime.
+    No retry helps; only a new container (a new id) runs. The caller replaces it."""
+
+    def __init__(self, name: str, container_id: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.container_id = container_id
+
+
+def is_stuck_id(message: str, container_id: str) -> bool:
+    """Whether Docker's refusal to start a container says its id is stuck in the runtime:
+    containerd still holds a container object ("id already in use") or a task ("task <id>:
+    already exists") of an earlier start that dockerd lost, as when dockerd stopped in the
+    middle of a restart (seen with dockerd 20.10). dockerd never clears either itself."""
+    return "id already in use" in message or f"task {container_id}: already exists" in message
+
+
 def _explain(error: Exception) -> str:
     if isinstance(error, docker.errors.APIError):
         return str(error.explanation or error)
@@ -204,11 +222,9 @@ class Engine:
         elif isinstance(action, planner.RemoveContainer):
             self.remove_container(action.id)
         elif isinstance(action, planner.StartContainer):
-            self._call(self.api.start, action.id)
-            self._started(action.id)
+            self._start(action.name, action.id, self.api.start)
         elif isinstance(action, planner.RestartContainer):
-            self._call(self.api.restart, action.id, timeout=2)
-            self._started(action.id)
+            self._start(action.name, action.id, self.api.restart, timeout=2)
         elif isinstance(action, planner.Connect):
             self._call(
                 self.api.connect_container_to_network,
@@ -228,6 +244,15 @@ class Engine:
         else:  # Refuse and Fail are decisions, not Docker work.
             raise TypeError(f"not an executable action: {action!r}")
         return None
+
+    def _start(self, name: str, container_id: str, fn: Any, **kwargs: Any) -> None:
+        try:
+            self._call(fn, container_id, **kwargs)
+        except DockerError as error:
+            if is_stuck_id(str(error), container_id):
+                raise StuckContainer(name, container_id, str(error)) from error
+            raise
+        self._started(container_id)
 
     def _net_lock(self, name: str) -> threading.Lock:
         with self._locks_guard:

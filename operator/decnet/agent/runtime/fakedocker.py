@@ -49,6 +49,11 @@ class FakeDockerAPI:
         self.containers_by_id: dict[str, dict[str, Any]] = {}
         self.networks_by_id: dict[str, dict[str, Any]] = {}
         self.calls = 0
+        # ids Docker refuses to start, as dockerd does once its runtime holds a stale
+        # object under a container's id (a dockerd stopped in the middle of a restart),
+        # with one of the two refusals dockerd 20.10 gives then
+        self.stuck_ids: set[str] = set()
+        self.stuck_refusal = "id already in use"
 
     # ------------------------------------------------------------------ behaviour knobs
 
@@ -253,6 +258,9 @@ class FakeDockerAPI:
         self._call(mutating=True)
         with self._lock:
             c = self._container(container)
+            if c["Id"] in self.stuck_ids:
+                refusal = self.stuck_refusal.format(id=c["Id"])
+                raise docker.errors.APIError("500 Server Error", explanation=refusal)
             c["State"], c["Status"] = "running", "Up Less than a second"
 
     def restart(self, container: str, timeout: int = 10) -> None:
