@@ -1,10 +1,12 @@
 """The physical limit: a plain Docker SDK script creating the containers the agent would.
 
-Per decky: a base container (busybox sleep loop, NET_ADMIN, hostname, a pinned
-IP on one internal bridge network) plus `services` containers sharing its
+Per decky: a base container (the operator's base image, a sleep loop, a hostname,
+a pinned IP on one internal bridge network) plus `services` containers sharing its
 network namespace (`network_mode=container:<base>`), created and started
-with `threads` worker threads. No Kubernetes, no planning, no observation:
-what the agent is compared against.
+with `threads` worker threads. Each gets the agent's own hardening (no capability
+but the base's NET_ADMIN, read-only root with its tmpfs, pids/memory/CPU limits,
+log rotation, the base's sysctls): the same containers, made the plainest way.
+No Kubernetes, no planning, no observation: what the agent is compared against.
 
     python3 bench/raw_docker.py 50        # create, time, remove; prints seconds
 """
@@ -21,7 +23,11 @@ from typing import Any
 
 import docker
 
-IMAGE = "decnet-test/busybox:latest"
+from decnet.agent import hardening
+from decnet.controller import planning
+
+IMAGE = "decnet-test/busybox:latest"  # the services' image in examples/servicetemplates-test.yaml
+BASE_IMAGE = planning.DEFAULT_BASE_IMAGE
 SLEEP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 LABEL = "decnet.io/namespace"
 
@@ -35,13 +41,18 @@ class Fleet:
 
 def _decky(api: Any, fleet: Fleet, index: int, ip: str, services: int, image: str) -> list[str]:
     labels = {LABEL: fleet.namespace, "app.kubernetes.io/managed-by": "raw-docker-bench"}
+    logs = hardening.LogLimits()
     base = api.create_container(
-        image,
+        BASE_IMAGE,
         command=SLEEP,
         name=f"raw-{fleet.namespace}-{index}-base",
         hostname=f"raw-{index}",
         labels=labels,
-        host_config=api.create_host_config(cap_add=["NET_ADMIN"], network_mode=fleet.network),
+        host_config=api.create_host_config(
+            network_mode=fleet.network,
+            sysctls=hardening.base_sysctls(forwards_l3=False),
+            **hardening.base_host_config_options(logs),
+        ),
         networking_config=api.create_networking_config(
             {fleet.network: api.create_endpoint_config(ipv4_address=ip)}
         ),
@@ -55,7 +66,10 @@ def _decky(api: Any, fleet: Fleet, index: int, ip: str, services: int, image: st
             name=f"raw-{fleet.namespace}-{index}-svc-{s}",
             labels=labels,
             environment={"SVC_CONFIG": "{}"},
-            host_config=api.create_host_config(network_mode=f"container:{base}"),
+            host_config=api.create_host_config(
+                network_mode=f"container:{base}",
+                **hardening.host_config_options(hardening.Security(), logs),
+            ),
         )["Id"]
         api.start(sid)
         ids.append(sid)
